@@ -1,0 +1,45 @@
+# The native stack and its checks. The same targets run locally and in CI (.ci/run).
+SHELL := /bin/bash
+VAR   ?= var
+VENV  := $(VAR)/venv
+OPS   := $(VENV)/bin/heartbeat-ops
+PY    := $(VENV)/bin/python
+
+.PHONY: help install up infra down clean status logs test test-unit lint bench
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install:  ## install Debian packages, the virtualenv and JVM jars (skips what is current)
+	@bash ops/install.sh
+
+up: install  ## start the whole stack and wait until every part is healthy
+	@$(OPS) up
+
+infra: install  ## start only PostgreSQL and Kafka (what the tests need)
+	@$(OPS) up --infra-only
+
+down:  ## stop every process `make up` started; data is kept
+	@if [ -x $(OPS) ]; then $(OPS) down; else echo "stack was not installed"; fi
+
+clean:  ## stop the stack and delete its data, logs and checkpoints
+	@if [ -x $(OPS) ]; then $(OPS) clean; fi
+
+status:  ## each component up or down, with its address
+	@$(OPS) status
+
+logs:  ## where each component writes its log
+	@$(OPS) logs
+
+test: infra  ## run the whole test suite against the real stack
+	@$(VENV)/bin/pytest
+
+test-unit: install  ## only the tests that need no services
+	@$(VENV)/bin/pytest -m unit
+
+lint: install  ## ruff
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+bench: infra  ## measure throughput and latency; prints figures
+	@$(PY) -m benchmarks

@@ -1,0 +1,1 @@
+"""Runs the native heartbeat stack: install, configure, supervise, migrate, check health."""

@@ -1,0 +1,147 @@
+"""`heartbeat-ops`: the commands behind `make up`, `make down`, `make status`, `make logs`."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Callable
+
+from . import database, health, nodes, supervisor, topics
+from .config import StackConfig, ensure_secrets, load, var_dir
+from .programs import all_programs
+
+INFRASTRUCTURE = ("postgres", "kafka")
+
+
+class Steps:
+    """Prints each step with its duration, so a slow start shows where the time went."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def run(self, label: str, action: Callable[[], object]) -> object:
+        print(f"==> {label}", flush=True)
+        t0 = time.monotonic()
+        result = action()
+        suffix = f": {result}" if isinstance(result, str) and result else ""
+        print(f"    done in {time.monotonic() - t0:.1f}s{suffix}", flush=True)
+        return result
+
+
+def _readiness_checks(config: StackConfig) -> dict[str, Callable[[], bool]]:
+    return {
+        "postgres": lambda: health.postgres_ready(config),
+        "kafka": lambda: health.kafka_ready(config),
+    }
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    steps = Steps()
+    ensure_secrets()
+    config = load()
+    checks = _readiness_checks(config)
+    steps.run(
+        "prepare PostgreSQL data folder",
+        lambda: "initialised" if nodes.prepare_postgres(config) else "kept",
+    )
+    steps.run(
+        "prepare Kafka storage", lambda: "formatted" if nodes.prepare_kafka(config) else "kept"
+    )
+    supervisor.write_conf(config)
+    steps.run(
+        "start supervisord", lambda: "started" if supervisor.start(config) else "already running"
+    )
+    supervisor.ctl("start", *INFRASTRUCTURE)
+    steps.run("wait for PostgreSQL", lambda: health.wait_until("postgres", checks["postgres"]))
+    steps.run(
+        "create roles and apply migrations",
+        lambda: ", ".join(database.bootstrap(config)) or "schema up to date",
+    )
+    steps.run("wait for Kafka", lambda: health.wait_until("kafka", checks["kafka"]))
+    steps.run(
+        f"ensure topic {config.kafka_topic} ({config.kafka_partitions} partitions)",
+        lambda: topics.ensure_topic(
+            config.kafka_bootstrap_servers, config.kafka_topic, config.kafka_partitions
+        ),
+    )
+    if not args.infra_only:
+        for program in all_programs(config):
+            if program.name in INFRASTRUCTURE:
+                continue
+            supervisor.ctl("start", program.name)
+            check = checks.get(
+                program.name, lambda name=program.name: supervisor.states().get(name) == "RUNNING"
+            )
+            steps.run(
+                f"wait for {program.name}",
+                lambda n=program.name, c=check: health.wait_until(n, c, timeout=300),
+            )
+    print(f"\nStack up in {time.monotonic() - steps.started:.1f}s.\n")
+    return cmd_status(args)
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    stopped = supervisor.shutdown()
+    print("stack stopped (data kept)" if stopped else "stack was not running")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    cmd_down(args)
+    for sub in ("data", "log", "kafka", "checkpoints", "run"):
+        shutil.rmtree(var_dir() / sub, ignore_errors=True)
+    print(f"removed data, logs and checkpoints under {var_dir()} (installs and secrets kept)")
+    return 0
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    config = load()
+    states = supervisor.states()
+    print(f"{'component':<14}{'state':<10}address")
+    for program in all_programs(config):
+        state = states.get(program.name, "DOWN")
+        print(f"{program.name:<14}{state:<10}{program.address}")
+    return 0
+
+
+def cmd_logs(_: argparse.Namespace) -> int:
+    config = load()
+    log_dir = var_dir() / "log"
+    print(f"supervisord   {log_dir / 'supervisord.log'}")
+    for program in all_programs(config):
+        print(f"{program.name:<14}{log_dir / (program.name + '.log')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="heartbeat-ops", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="install nothing, start everything, wait until healthy")
+    up.add_argument(
+        "--infra-only",
+        action="store_true",
+        help="start PostgreSQL and Kafka only (what the tests need)",
+    )
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop every process `up` started; keep data").set_defaults(
+        func=cmd_down
+    )
+    sub.add_parser("clean", help="stop and delete data, logs, checkpoints").set_defaults(
+        func=cmd_clean
+    )
+    sub.add_parser("status", help="each component up or down, with its address").set_defaults(
+        func=cmd_status
+    )
+    sub.add_parser("logs", help="where each component logs").set_defaults(func=cmd_logs)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (health.NotReady, TimeoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

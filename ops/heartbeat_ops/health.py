@@ -1,0 +1,71 @@
+"""Readiness checks, polled until true or a deadline; a crashed program fails the wait at once."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Callable
+
+import psycopg2
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from . import supervisor
+from .config import StackConfig, var_dir
+
+
+class NotReady(RuntimeError):
+    """A component did not become healthy; the message says where its log is."""
+
+
+def postgres_ready(config: StackConfig) -> bool:
+    try:
+        psycopg2.connect(config.superuser_dsn).close()
+    except psycopg2.OperationalError:
+        return False
+    return True
+
+
+def kafka_ready(config: StackConfig) -> bool:
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=config.kafka_bootstrap_servers, request_timeout_ms=3000
+        )
+    except KafkaError:
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except KafkaError:
+        return False
+    finally:
+        admin.close()
+
+
+def http_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def wait_until(name: str, check: Callable[[], bool], timeout: float = 120.0) -> float:
+    """Poll `check` until it passes; returns seconds waited. Fails fast on FATAL/BACKOFF."""
+    started = time.monotonic()
+    next_note = started + 10
+    while not check():
+        now = time.monotonic()
+        state = supervisor.states().get(name)
+        if state == "FATAL":
+            raise NotReady(f"{name} failed to start; see {var_dir() / 'log' / (name + '.log')}")
+        if now - started > timeout:
+            raise NotReady(
+                f"{name} not ready after {timeout:.0f}s (state {state}); "
+                f"see {var_dir() / 'log' / (name + '.log')}"
+            )
+        if now >= next_note:
+            print(f"  ... waiting for {name} ({now - started:.0f}s, {state})", flush=True)
+            next_note = now + 10
+        time.sleep(0.5)
+    return time.monotonic() - started

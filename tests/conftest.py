@@ -1,0 +1,77 @@
+"""Shared fixtures: the real stack started by `make infra`, fresh topics, a real Spark session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from heartbeat_ops.config import StackConfig, load, var_dir
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+
+@pytest.fixture(scope="session")
+def stack() -> StackConfig:
+    """The running stack's configuration (env first, then var/secrets.env)."""
+    return load()
+
+
+@pytest.fixture(scope="session")
+def spark_jars() -> list[str]:
+    jars = sorted(str(p) for p in (var_dir() / "jars" / "spark").glob("*.jar"))
+    assert jars, "connector jars missing: run `make install`"
+    return jars
+
+
+@pytest.fixture(scope="session")
+def spark(spark_jars: list[str]):
+    """One local Spark session for the whole run, with the Kafka connector and JDBC driver."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("heartbeat-tests")
+        .config("spark.jars", ",".join(spark_jars))
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("WARN")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def fresh_topic(stack: StackConfig) -> Iterator[str]:
+    """A new 3-partition topic per test, deleted afterwards, so tests never see each other."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
+    try:
+        yield name
+    finally:
+        admin.delete_topics([name])
+        admin.close()
+
+
+@pytest.fixture
+def app_db(stack: StackConfig) -> Iterator[psycopg2.extensions.connection]:
+    """A connection as the job's least-privilege role (PGUSER)."""
+    conn = psycopg2.connect(stack.app_dsn)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def tmp_checkpoint(tmp_path: Path) -> str:
+    return str(tmp_path / "checkpoint")
