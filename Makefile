@@ -42,4 +42,4 @@ lint: install  ## ruff
 	@$(VENV)/bin/ruff format --check .
 
 bench: infra  ## measure throughput and latency; prints figures
-	@$(PY) -m benchmarks
+	@$(PY) -m benchmarks $(BENCH)

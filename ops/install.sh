@@ -60,3 +60,5 @@ install_jars kafka "$ROOT/ops/maven/kafka-broker.pom.xml"
 # Only what the pyspark wheel lacks: Spark's own jars, Scala and Hadoop come with the wheel.
 install_jars spark "$ROOT/ops/maven/spark-connector.pom.xml" \
   "spark-sql-kafka-0-10_2.13,spark-token-provider-kafka-0-10_2.13,kafka-clients,commons-pool2,postgresql"
+# Superset lives in its own virtualenv (its pins clash with the project's); see superset/install.sh.
+if [ -f "$ROOT/superset/install.sh" ]; then bash "$ROOT/superset/install.sh"; fi

@@ -96,9 +96,38 @@ def kafka_program(config: StackConfig) -> Program:
     )
 
 
+def product_programs(config: StackConfig) -> list[Program]:
+    """The product's own processes; each appears once its entrypoint exists in the tree."""
+    candidates = [
+        Program(
+            name="stream-job",
+            command=["bash", str(ROOT / "spark-jobs" / "submit.sh")],
+            address="Spark UI http://localhost:4040",
+            autostart=False,
+            start_seconds=10,
+            stop_signal="INT",
+            stop_wait_seconds=60,
+        ),
+        Program(
+            name="producer",
+            command=[venv_bin("heartbeat-producer")],
+            address=f"-> {config.kafka_topic}",
+            autostart=False,
+        ),
+        Program(
+            name="superset",
+            command=["bash", str(ROOT / "superset" / "run.sh")],
+            address=f"http://localhost:{config.superset_port}",
+            autostart=False,
+            start_seconds=20,
+        ),
+    ]
+    return [p for p in candidates if Path(p.command[-1]).exists()]
+
+
 def all_programs(config: StackConfig) -> list[Program]:
     """Every program `make up` supervises, infrastructure first."""
-    return [postgres_program(config), kafka_program(config)]
+    return [postgres_program(config), kafka_program(config), *product_programs(config)]
 
 
 def render_supervisord_conf(config: StackConfig, programs: list[Program]) -> str:

@@ -1,0 +1,36 @@
+"""The message contract between the producer and the streaming job, kept in one place.
+
+Value: a UTF-8 JSON object
+    {"customer_id": "C0042", "timestamp": "2026-11-29T20:16:58.123Z", "heart_rate": 72}
+- customer_id: a non-empty string of at most 64 characters;
+- timestamp: the event time, ISO-8601 with a UTC offset or `Z`;
+- heart_rate: an integer, beats per minute.
+Extra fields are allowed and ignored downstream.
+Key: the customer_id (UTF-8), so one customer's readings stay ordered within a partition.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+CUSTOMER_ID = "customer_id"
+TIMESTAMP = "timestamp"
+HEART_RATE = "heart_rate"
+REQUIRED_FIELDS = (CUSTOMER_ID, TIMESTAMP, HEART_RATE)
+
+MAX_CUSTOMER_ID_LENGTH = 64
+MIN_VALID_BPM = 40  # inclusive
+MAX_VALID_BPM = 180  # inclusive
+MAX_CLOCK_SKEW_SECONDS = 300  # event times further ahead of processing time are rejected
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO-8601 in UTC with millisecond precision and a `Z` suffix."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def encode_reading(customer_id: str, moment: datetime, heart_rate: int) -> tuple[bytes, bytes]:
+    """The (key, value) bytes of one reading as the contract defines them."""
+    value = {CUSTOMER_ID: customer_id, TIMESTAMP: format_timestamp(moment), HEART_RATE: heart_rate}
+    return customer_id.encode(), json.dumps(value, separators=(",", ":")).encode()
