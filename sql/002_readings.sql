@@ -41,6 +41,7 @@ CREATE INDEX rejected_readings_ingested ON rejected_readings (ingested_at);
 -- batch into the tables above with ON CONFLICT DO NOTHING and empties it. UNLOGGED: its rows are
 -- transient, and a crash simply replays the batch from Kafka.
 CREATE UNLOGGED TABLE stage_messages (
+    sink_id          text        NOT NULL,  -- one per streaming job (checkpoint)
     batch_id         bigint      NOT NULL,
     kafka_topic      text        NOT NULL,
     kafka_partition  integer     NOT NULL,
@@ -53,7 +54,7 @@ CREATE UNLOGGED TABLE stage_messages (
     raw_value        text,
     raw_value_base64 text
 );
-CREATE INDEX stage_messages_batch ON stage_messages (batch_id);
+CREATE INDEX stage_messages_batch ON stage_messages (sink_id, batch_id);
 
 GRANT SELECT, INSERT ON heart_rate_readings, rejected_readings TO heartbeat_writer;
 GRANT SELECT, INSERT, DELETE ON stage_messages TO heartbeat_writer;

@@ -35,9 +35,9 @@ def test_postgres_write_and_read_as_app_role(app_db):
     topic = f"probe-{uuid.uuid4().hex}"
     with app_db.cursor() as cur:
         cur.execute(
-            "INSERT INTO stage_messages (batch_id, kafka_topic, kafka_partition, kafka_offset)"
-            " VALUES (%s, %s, %s, %s)",
-            (-1, topic, 0, 7),
+            "INSERT INTO stage_messages (sink_id, batch_id, kafka_topic, kafka_partition,"
+            " kafka_offset) VALUES (%s, %s, %s, %s, %s)",
+            ("probe", -1, topic, 0, 7),
         )
         cur.execute("SELECT kafka_offset FROM stage_messages WHERE kafka_topic = %s", (topic,))
         assert cur.fetchall() == [(7,)]

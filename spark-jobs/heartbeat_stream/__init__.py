@@ -1,0 +1,1 @@
+"""The heartbeat streaming job: Kafka -> validate/quarantine -> PostgreSQL, exactly once."""

@@ -1,0 +1,172 @@
+"""Parse and validate Kafka messages: pure DataFrame-to-DataFrame functions, no I/O.
+
+Each message gets exactly one outcome, decided in this order (first failing check wins):
+malformed_json, missing_field, invalid_type, invalid_timestamp, out_of_range, else valid.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from heartbeat_contract import (
+    CUSTOMER_ID,
+    HEART_RATE,
+    MAX_CLOCK_SKEW_SECONDS,
+    MAX_CUSTOMER_ID_LENGTH,
+    MAX_VALID_BPM,
+    MIN_VALID_BPM,
+    REQUIRED_FIELDS,
+    TIMESTAMP,
+)
+
+MALFORMED_JSON = "malformed_json"
+MISSING_FIELD = "missing_field"
+INVALID_TYPE = "invalid_type"
+INVALID_TIMESTAMP = "invalid_timestamp"
+OUT_OF_RANGE = "out_of_range"
+REASONS = (MALFORMED_JSON, MISSING_FIELD, INVALID_TYPE, INVALID_TIMESTAMP, OUT_OF_RANGE)
+
+# ISO-8601 extended format with seconds optional, fraction optional, and an explicit offset.
+ISO_8601_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$"
+# Integer types a JSON number without fraction or exponent parses to (as a Spark VARIANT).
+_JSON_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
+# Control characters cannot be stored in PostgreSQL text (NUL) or shown sanely in a dashboard.
+_CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
+
+PARSED_COLUMNS = (
+    "kafka_topic", "kafka_partition", "kafka_offset",
+    "customer_id", "timestamp", "heart_rate",
+    "reason", "detail", "raw_value", "raw_value_base64",
+)  # fmt: skip
+
+
+def _type_of(variant: Column) -> Column:
+    """The VARIANT's type name (BIGINT, STRING, OBJECT<...>, VOID for JSON null), or NULL."""
+    return F.schema_of_variant(variant)
+
+
+def parse_messages(kafka_rows: DataFrame, processing_time: Column | None = None) -> DataFrame:
+    """Kafka source rows -> one row per message with its fields, outcome and provenance.
+
+    `processing_time` defaults to the batch's current_timestamp(); tests pass a literal.
+    Valid rows have reason NULL. Rejected rows keep the raw value for the quarantine table.
+    """
+    now = processing_time if processing_time is not None else F.current_timestamp()
+    text = F.col("value").cast("string")
+    storable_text = F.is_valid_utf8(text) & ~F.instr(text, "\u0000").cast("boolean")
+    frame = kafka_rows.select(
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("value").alias("_value"),
+        text.alias("_text"),
+        F.is_valid_utf8(text).alias("_utf8"),
+        storable_text.alias("_storable"),
+    )
+    frame = frame.withColumn(
+        "_v", F.when(F.col("_utf8"), F.try_parse_json(F.col("_text")))
+    ).withColumn("_v_type", _type_of(F.col("_v")))
+
+    fields = {name: F.variant_get(F.col("_v"), f"$.{name}", "variant") for name in REQUIRED_FIELDS}
+    types = {name: _type_of(column) for name, column in fields.items()}
+    frame = frame.select(
+        "*",
+        *(types[name].alias(f"_{name}_type") for name in REQUIRED_FIELDS),
+        F.try_variant_get(F.col("_v"), f"$.{CUSTOMER_ID}", "string").alias("_customer_id"),
+        F.try_variant_get(F.col("_v"), f"$.{TIMESTAMP}", "string").alias("_timestamp_text"),
+        F.try_variant_get(F.col("_v"), f"$.{HEART_RATE}", "bigint").alias("_heart_rate"),
+    ).withColumn(
+        "_timestamp",
+        F.when(
+            F.col("_timestamp_text").rlike(ISO_8601_WITH_OFFSET),
+            F.try_to_timestamp(F.col("_timestamp_text")),
+        ),
+    )
+    frame = frame.withColumns(_outcome(now))
+    return frame.select(
+        "kafka_topic",
+        "kafka_partition",
+        "kafka_offset",
+        F.when(F.col("reason").isNull(), F.col("_customer_id")).alias("customer_id"),
+        F.when(F.col("reason").isNull(), F.col("_timestamp")).alias("timestamp"),
+        F.when(F.col("reason").isNull(), F.col("_heart_rate").cast("int")).alias("heart_rate"),
+        "reason",
+        "detail",
+        F.when(F.col("reason").isNotNull() & F.col("_storable"), F.col("_text")).alias("raw_value"),
+        F.when(
+            F.col("reason").isNotNull() & F.col("_value").isNotNull() & ~F.col("_storable"),
+            F.base64(F.col("_value")),
+        ).alias("raw_value_base64"),
+    )
+
+
+def _missing_fields() -> Column:
+    """Comma-separated names of required fields that are absent or JSON null."""
+    missing = [
+        F.when(F.col(f"_{name}_type").isNull() | (F.col(f"_{name}_type") == "VOID"), F.lit(name))
+        for name in REQUIRED_FIELDS
+    ]
+    return F.concat_ws(", ", *missing)
+
+
+def _outcome(now: Column) -> dict[str, Column]:
+    """reason and detail columns, checked in the documented order."""
+    v_type = F.col("_v_type")
+    hr_type = F.col(f"_{HEART_RATE}_type")
+    cid_type = F.col(f"_{CUSTOMER_ID}_type")
+    customer_id = F.col("_customer_id")
+    heart_rate = F.col("_heart_rate")
+    missing = _missing_fields()
+
+    rules: list[tuple[Column, str, Column]] = [
+        (F.col("_value").isNull(), MALFORMED_JSON, F.lit("value is null")),
+        (~F.col("_utf8"), MALFORMED_JSON, F.lit("value is not valid UTF-8")),
+        (v_type.isNull(), MALFORMED_JSON, F.lit("value is not valid JSON")),
+        (
+            ~v_type.startswith("OBJECT"),
+            MALFORMED_JSON,
+            F.concat(F.lit("value is JSON "), F.split(v_type, "<")[0], F.lit(", not an object")),
+        ),
+        (missing != "", MISSING_FIELD, F.concat(F.lit("missing or null: "), missing)),
+        (
+            ~hr_type.isin(*_JSON_INTEGER_TYPES) | heart_rate.isNull(),
+            INVALID_TYPE,
+            F.concat(F.lit("heart_rate must be a JSON integer, got "), hr_type),
+        ),
+        (
+            (cid_type != "STRING")
+            | (F.char_length(customer_id) < 1)
+            | (F.char_length(customer_id) > MAX_CUSTOMER_ID_LENGTH)
+            | customer_id.rlike(_CONTROL_CHARACTERS),
+            INVALID_TYPE,
+            F.lit(
+                f"customer_id must be a string of 1-{MAX_CUSTOMER_ID_LENGTH} characters "
+                "without control characters"
+            ),
+        ),
+        (
+            F.col("_timestamp").isNull(),
+            INVALID_TIMESTAMP,
+            F.lit("timestamp must be ISO-8601 with an offset or Z"),
+        ),
+        (
+            F.col("_timestamp") > now + F.expr(f"INTERVAL {MAX_CLOCK_SKEW_SECONDS} SECONDS"),
+            INVALID_TIMESTAMP,
+            F.lit(f"timestamp is more than {MAX_CLOCK_SKEW_SECONDS} s ahead of processing time"),
+        ),
+        (
+            (heart_rate < MIN_VALID_BPM) | (heart_rate > MAX_VALID_BPM),
+            OUT_OF_RANGE,
+            F.concat(
+                F.lit("heart_rate "),
+                heart_rate.cast("string"),
+                F.lit(f" is outside {MIN_VALID_BPM}..{MAX_VALID_BPM}"),
+            ),
+        ),
+    ]
+    # The first rule that holds decides: coalesce keeps the first non-null.
+    return {
+        "reason": F.coalesce(*(F.when(condition, F.lit(code)) for condition, code, _ in rules)),
+        "detail": F.coalesce(*(F.when(condition, text) for condition, _, text in rules)),
+    }

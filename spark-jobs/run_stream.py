@@ -1,0 +1,8 @@
+"""spark-submit entry file: `spark-submit ... spark-jobs/run_stream.py` (see submit.sh)."""
+
+import sys
+
+from heartbeat_stream.job import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# spark-submit the streaming job. The one way to start it: `make up` (supervisord) runs this,
+# and so does docker compose. Point SPARK_MASTER at a cluster to run it there.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VAR="${HEARTBEAT_VAR_DIR:-$ROOT/var}"
+JARS_DIR="${HEARTBEAT_SPARK_JARS_DIR:-$VAR/jars/spark}"
+SPARK_SUBMIT="${SPARK_SUBMIT:-$VAR/venv/bin/spark-submit}"
+command -v "$SPARK_SUBMIT" >/dev/null || SPARK_SUBMIT=spark-submit
+
+export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
+export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$VAR/venv/bin/python}"
+[ -x "$PYSPARK_PYTHON" ] || PYSPARK_PYTHON=python3
+
+jars="$(find "$JARS_DIR" -name '*.jar' | sort | paste -sd, -)"
+[ -n "$jars" ] || { echo "no connector jars in $JARS_DIR: run 'make install'" >&2; exit 1; }
+
+# Executors on a cluster need the job's packages: ship them as a zip next to the entry file.
+mkdir -p "$VAR/build"
+package="$VAR/build/heartbeat-stream.zip"
+"$PYSPARK_PYTHON" -m zipfile -c "$package" \
+  "$ROOT/spark-jobs/heartbeat_stream" "$ROOT/producer/heartbeat_contract"
+
+exec "$SPARK_SUBMIT" \
+  --master "${SPARK_MASTER:-local[*]}" \
+  --name heartbeat-stream \
+  --jars "$jars" \
+  --py-files "$package" \
+  --driver-memory "${SPARK_DRIVER_MEMORY:-1g}" \
+  --conf spark.driver.host="$SPARK_LOCAL_IP" \
+  --conf spark.driver.bindAddress="$SPARK_LOCAL_IP" \
+  --conf spark.sql.session.timeZone=UTC \
+  --conf spark.sql.shuffle.partitions="${SPARK_SHUFFLE_PARTITIONS:-4}" \
+  --conf spark.ui.port="${SPARK_UI_PORT:-4040}" \
+  ${SPARK_SUBMIT_EXTRA_ARGS:-} \
+  "$ROOT/spark-jobs/run_stream.py"

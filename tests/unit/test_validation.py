@@ -1,0 +1,194 @@
+"""Every validation outcome, its order and its boundaries, on a real Spark session (no Kafka)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from heartbeat_stream.validation import PARSED_COLUMNS, parse_messages
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 29, 20, 0, 0, tzinfo=UTC)
+TS = "2026-11-29T19:59:00.000Z"
+
+
+def reading(customer_id="C0001", timestamp=TS, heart_rate=72, **extra) -> bytes:
+    body = {"customer_id": customer_id, "timestamp": timestamp, "heart_rate": heart_rate}
+    return json.dumps({**body, **extra}).encode()
+
+
+def parse(spark, values: list[bytes | None]):
+    rows = [("t", 0, offset, value) for offset, value in enumerate(values)]
+    frame = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary")
+    return parse_messages(frame, processing_time=F.lit(NOW))
+
+
+def outcomes(spark, values: list[bytes | None]) -> list[str | None]:
+    return [row.reason for row in parse(spark, values).orderBy("kafka_offset").collect()]
+
+
+def test_valid_reading_is_parsed_exactly(spark):
+    actual = parse(spark, [reading()])
+    expected = spark.createDataFrame(
+        [("t", 0, 0, "C0001", datetime(2026, 11, 29, 19, 59, tzinfo=UTC), 72,
+          None, None, None, None)],
+        "kafka_topic string, kafka_partition int, kafka_offset long, customer_id string, "
+        "timestamp timestamp, heart_rate int, reason string, detail string, "
+        "raw_value string, raw_value_base64 string",
+    )  # fmt: skip
+    assert tuple(actual.columns) == PARSED_COLUMNS
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+@pytest.mark.parametrize(
+    ("heart_rate", "reason"),
+    [(39, "out_of_range"), (40, None), (41, None), (179, None), (180, None),
+     (181, "out_of_range"), (0, "out_of_range"), (-72, "out_of_range")],
+)  # fmt: skip
+def test_heart_rate_boundaries(spark, heart_rate, reason):
+    assert outcomes(spark, [reading(heart_rate=heart_rate)]) == [reason]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, b"{broken", b"[1, 2]", b"42", b"null", b'"text"', b"", b"\xff\xfe{}",
+     b'{"customer_id": "C1", "customer_id": "C2"}'],
+    ids=["null-value", "broken", "array", "number", "json-null", "string", "empty", "not-utf8",
+         "duplicate-key"],
+)  # fmt: skip
+def test_malformed_json(spark, value):
+    assert outcomes(spark, [value]) == ["malformed_json"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"timestamp": "2026-11-29T19:59:00Z", "heart_rate": 72}',
+        b'{"customer_id": "C1", "heart_rate": 72}',
+        b'{"customer_id": "C1", "timestamp": "2026-11-29T19:59:00Z"}',
+        b'{"customer_id": null, "timestamp": "2026-11-29T19:59:00Z", "heart_rate": 72}',
+        b'{"customer_id": "C1", "timestamp": "2026-11-29T19:59:00Z", "heart_rate": null}',
+        b"{}",
+    ],
+)
+def test_missing_field(spark, value):
+    assert outcomes(spark, [value]) == ["missing_field"]
+
+
+def test_missing_field_detail_names_every_missing_field(spark):
+    (row,) = parse(spark, [b'{"heart_rate": null}']).collect()
+    assert row.detail == "missing or null: customer_id, timestamp, heart_rate"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        reading(heart_rate="72"),
+        reading(heart_rate=72.5),
+        reading(heart_rate=72.0),
+        reading(heart_rate=True),
+        reading(heart_rate=[72]),
+        reading(heart_rate={"bpm": 72}),
+        reading(heart_rate=10**20),
+        reading(customer_id=42),
+        reading(customer_id=""),
+        reading(customer_id="C" * 65),
+        reading(customer_id="C\u0000001"),
+        reading(customer_id=["C1"]),
+    ],
+    ids=["string", "float", "float-integral", "boolean", "array", "object", "beyond-int64",
+         "number-id", "empty-id", "id-65-chars", "id-with-nul", "array-id"],
+)  # fmt: skip
+def test_invalid_type(spark, value):
+    assert outcomes(spark, [value]) == ["invalid_type"]
+
+
+def test_customer_id_of_64_characters_is_valid(spark):
+    assert outcomes(spark, [reading(customer_id="C" * 64)]) == [None]
+
+
+@pytest.mark.parametrize(
+    "customer_id",
+    ["Zoë-Ørsted", "客户-42", "O'Brien", 'say "hi"', "emoji-❤️", "back\\slash", "ß" * 64],
+)
+def test_unicode_and_quotes_in_customer_id_survive(spark, customer_id):
+    (row,) = parse(spark, [reading(customer_id=customer_id)]).collect()
+    assert (row.reason, row.customer_id) == (None, customer_id)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected_utc"),
+    [
+        ("2026-11-29T19:59:00Z", datetime(2026, 11, 29, 19, 59, tzinfo=UTC)),
+        ("2026-11-29T19:59:00.123456Z", datetime(2026, 11, 29, 19, 59, 0, 123456, tzinfo=UTC)),
+        ("2026-11-30T01:29:00+05:30", datetime(2026, 11, 29, 19, 59, tzinfo=UTC)),
+        ("2026-11-29T14:59:00-05:00", datetime(2026, 11, 29, 19, 59, tzinfo=UTC)),
+        ("2026-11-29T19:59:00+00:00", datetime(2026, 11, 29, 19, 59, tzinfo=UTC)),
+        ("2026-11-29T20:04:59Z", datetime(2026, 11, 29, 20, 4, 59, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_with_offsets_are_normalised_to_utc(spark, timestamp, expected_utc):
+    (row,) = parse(spark, [reading(timestamp=timestamp)]).collect()
+    assert row.reason is None
+    assert row.timestamp.replace(tzinfo=UTC) == expected_utc
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["2026-11-29 19:59:00", "2026-11-29T19:59:00", "2026-11-29", "1764446340", "yesterday",
+     "2026-02-30T10:00:00Z", "2026-11-29T25:00:00Z", "2026-11-29T19:59:00+0530",
+     "2026-11-29T20:05:01Z", "2027-01-01T00:00:00Z"],
+    ids=["space", "no-offset", "date-only", "epoch", "word", "feb-30", "hour-25",
+         "basic-offset", "6-min-ahead", "next-year"],
+)  # fmt: skip
+def test_invalid_timestamp(spark, timestamp):
+    assert outcomes(spark, [reading(timestamp=timestamp)]) == ["invalid_timestamp"]
+
+
+def test_numeric_timestamp_is_invalid_timestamp(spark):
+    assert outcomes(spark, [reading(timestamp=1764446340)]) == ["invalid_timestamp"]
+
+
+def test_checks_apply_in_order(spark):
+    values = [
+        b'{"heart_rate": "x"}',  # missing fields win over the wrong type
+        reading(heart_rate="300", timestamp="bad"),  # type wins over timestamp and range
+        reading(heart_rate=300, timestamp="bad"),  # timestamp wins over range
+    ]
+    assert outcomes(spark, values) == ["missing_field", "invalid_type", "invalid_timestamp"]
+
+
+def test_extra_fields_are_ignored(spark):
+    assert outcomes(spark, [reading(device="watch", battery=0.5)]) == [None]
+
+
+def test_rejected_rows_keep_the_raw_value_verbatim(spark):
+    raw = b'{"customer_id": "C1", "timestamp": "2026-11-29T19:59:00Z", "heart_rate": 250}'
+    (row,) = parse(spark, [raw]).collect()
+    assert (row.reason, row.raw_value, row.raw_value_base64) == ("out_of_range", raw.decode(), None)
+    assert row.detail == "heart_rate 250 is outside 40..180"
+    assert (row.customer_id, row.timestamp, row.heart_rate) == (None, None, None)
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe{}", b'{"a": "x\x00y"}'], ids=["not-utf8", "nul"])
+def test_values_postgres_text_cannot_hold_are_kept_as_base64(spark, raw):
+    (row,) = parse(spark, [raw]).collect()
+    assert row.raw_value is None
+    assert base64.b64decode(row.raw_value_base64) == raw
+
+
+def test_every_message_gets_exactly_one_outcome(spark):
+    values = [reading(heart_rate=h) for h in range(30, 200)] + [None, b"{", b"{}"]
+    frame = parse(spark, values)
+    assert frame.count() == len(values)
+    valid = frame.filter("reason IS NULL")
+    assert (
+        valid.filter("customer_id IS NULL OR timestamp IS NULL OR heart_rate IS NULL").count() == 0
+    )
+    assert frame.filter("reason IS NOT NULL AND detail IS NULL").count() == 0
