@@ -24,6 +24,19 @@ MIN_VALID_BPM = 40  # inclusive
 MAX_VALID_BPM = 180  # inclusive
 MAX_CLOCK_SKEW_SECONDS = 300  # event times further ahead of processing time are rejected
 
+# Why a message is quarantined, in the order the checks apply (the first failing check wins).
+MALFORMED_JSON = "malformed_json"
+MISSING_FIELD = "missing_field"
+INVALID_TYPE = "invalid_type"
+INVALID_TIMESTAMP = "invalid_timestamp"
+OUT_OF_RANGE = "out_of_range"
+QUARANTINE_REASONS = (MALFORMED_JSON, MISSING_FIELD, INVALID_TYPE, INVALID_TIMESTAMP, OUT_OF_RANGE)
+
+# Valid readings past these bounds (exclusive) are abnormal: sustained, they are a tachycardia or
+# bradycardia episode for alerting. The simulator keeps every normal reading within them.
+TACHYCARDIA_ABOVE_BPM = 120
+BRADYCARDIA_BELOW_BPM = 50
+
 
 def format_timestamp(moment: datetime) -> str:
     """ISO-8601 in UTC with millisecond precision and a `Z` suffix."""

@@ -1,0 +1,216 @@
+"""`heartbeat-producer` / `python -m heartbeat_producer`: the simulator as a command.
+
+With no arguments (as supervisord runs it) it feeds KAFKA_TOPIC on KAFKA_BOOTSTRAP_SERVERS with
+100 customers at one reading each per second until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import random
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from kafka.errors import KafkaError
+
+from . import config as defaults
+from .config import PublisherSettings, RunSettings, SimulationConfig
+from .publisher import available_compression
+from .runner import run
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _aware_datetime(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 date-time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("needs a UTC offset or Z, e.g. 2026-11-29T20:00:00Z")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="heartbeat-producer",
+        description="Simulate customers' heart-rate readings and publish them to Kafka.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sim = parser.add_argument_group("simulation")
+    sim.add_argument("--customers", type=_positive_int, default=defaults.DEFAULT_CUSTOMERS)
+    sim.add_argument(
+        "--rate",
+        type=_positive_float,
+        help="readings per second across all customers (default: one per customer per second)",
+    )
+    limit = sim.add_mutually_exclusive_group()
+    limit.add_argument(
+        "--duration",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop after this many seconds (default: run until SIGINT/SIGTERM)",
+    )
+    limit.add_argument("--count", type=_positive_int, metavar="N", help="stop after N readings")
+    sim.add_argument("--seed", type=int, help="makes the run reproducible (default: random)")
+    sim.add_argument(
+        "--start",
+        type=_aware_datetime,
+        metavar="ISO-8601",
+        help="event time of the first reading (default: now)",
+    )
+    sim.add_argument(
+        "--invalid-rate",
+        type=_fraction,
+        default=defaults.DEFAULT_INVALID_RATE,
+        help="share of readings out of range (<40 or >180 bpm)",
+    )
+    sim.add_argument(
+        "--abnormal-rate",
+        type=_fraction,
+        default=defaults.DEFAULT_ABNORMAL_RATE,
+        help="share of time customers spend in abnormal episodes (>120 or <50 bpm)",
+    )
+    sim.add_argument(
+        "--malformed-rate",
+        type=_fraction,
+        default=defaults.DEFAULT_MALFORMED_RATE,
+        help="share of messages that are broken (bad JSON, missing field, ...)",
+    )
+
+    kafka = parser.add_argument_group("kafka")
+    kafka.add_argument(
+        "--bootstrap-servers",
+        default=defaults.bootstrap_servers_from_env(),
+        help="host:port[,host:port] (env KAFKA_BOOTSTRAP_SERVERS)",
+    )
+    kafka.add_argument("--topic", default=defaults.topic_from_env(), help="(env KAFKA_TOPIC)")
+    publishing = PublisherSettings()
+    kafka.add_argument("--linger-ms", type=_non_negative_int, default=publishing.linger_ms)
+    kafka.add_argument(
+        "--batch-size", type=_positive_int, default=publishing.batch_size, metavar="BYTES"
+    )
+    kafka.add_argument(
+        "--compression", choices=available_compression(), default=publishing.compression
+    )
+
+    report = parser.add_argument_group("reporting")
+    running = RunSettings(rate=1.0)
+    report.add_argument(
+        "--ledger",
+        type=Path,
+        metavar="PATH",
+        help="write counts per customer and per expected outcome here (JSON)",
+    )
+    report.add_argument(
+        "--progress-interval",
+        type=_positive_float,
+        default=running.progress_interval,
+        metavar="SECONDS",
+        help="how often to log a progress line",
+    )
+    report.add_argument(
+        "--flush-timeout",
+        type=_positive_float,
+        default=running.flush_timeout,
+        metavar="SECONDS",
+        help="how long to wait for buffered readings when stopping",
+    )
+    report.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    try:
+        simulation = SimulationConfig(
+            customers=args.customers,
+            seed=seed,
+            invalid_rate=args.invalid_rate,
+            abnormal_rate=args.abnormal_rate,
+            malformed_rate=args.malformed_rate,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    publishing = PublisherSettings(
+        bootstrap_servers=args.bootstrap_servers,
+        topic=args.topic,
+        linger_ms=args.linger_ms,
+        batch_size=args.batch_size,
+        compression=args.compression,
+    )
+    settings = RunSettings(
+        rate=args.rate if args.rate is not None else float(args.customers),
+        duration=args.duration,
+        count=args.count,
+        ledger_path=args.ledger,
+        progress_interval=args.progress_interval,
+        flush_timeout=args.flush_timeout,
+    )
+
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if args.log_level != "DEBUG":  # kafka-python is chatty at INFO (connections, metadata)
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+
+    try:
+        report = run(simulation, publishing, settings, start=args.start)
+    except KafkaError as error:
+        logging.getLogger(__name__).error(
+            "cannot produce to %s at %s: %s", args.topic, args.bootstrap_servers, error
+        )
+        return 1
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

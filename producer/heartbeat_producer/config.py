@@ -1,0 +1,89 @@
+"""Settings of one producer run, with the environment as the source of connection defaults.
+
+Every default is chosen so that `heartbeat-producer` with no arguments (how supervisord runs it)
+is a sensible live feed: 100 customers, one reading each per second, a few outliers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
+DEFAULT_TOPIC = "heart-rate-readings"
+
+DEFAULT_CUSTOMERS = 100
+DEFAULT_INVALID_RATE = 0.005  # sensor glitches: out_of_range readings
+DEFAULT_ABNORMAL_RATE = 0.02  # share of time customers spend in abnormal episodes
+DEFAULT_MALFORMED_RATE = 0.0  # broken messages are opt-in (quarantine tests, demos)
+
+
+def bootstrap_servers_from_env() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS
+
+
+def topic_from_env() -> str:
+    return os.environ.get("KAFKA_TOPIC") or DEFAULT_TOPIC
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """What the simulated population looks like; pure data, no I/O.
+
+    Rates are shares of messages (invalid, malformed) or of time (abnormal), each in [0, 1).
+    """
+
+    customers: int = DEFAULT_CUSTOMERS
+    seed: int = 0
+    invalid_rate: float = DEFAULT_INVALID_RATE
+    abnormal_rate: float = DEFAULT_ABNORMAL_RATE
+    malformed_rate: float = DEFAULT_MALFORMED_RATE
+
+    def __post_init__(self) -> None:
+        if self.customers < 1:
+            raise ValueError(f"customers must be at least 1, got {self.customers}")
+        for name in ("invalid_rate", "abnormal_rate", "malformed_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if self.invalid_rate + self.malformed_rate > 1.0:
+            raise ValueError("invalid_rate + malformed_rate must not exceed 1")
+
+
+@dataclass(frozen=True)
+class PublisherSettings:
+    """How readings reach Kafka. Defaults come from the producer benchmark on this machine."""
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
+    topic: str = DEFAULT_TOPIC
+    linger_ms: int = 20
+    batch_size: int = 256 * 1024
+    compression: str | None = "gzip"
+    delivery_timeout_ms: int = 120_000
+    # send() blocks this long at most when the buffer is full or metadata is missing; kept well
+    # below supervisord's stop timeout so a SIGTERM during a broker outage is still honoured.
+    max_block_ms: int = 10_000
+    client_id: str = "heartbeat-producer"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> PublisherSettings:
+        """Connection from KAFKA_BOOTSTRAP_SERVERS / KAFKA_TOPIC; keyword arguments win."""
+        values: dict[str, object] = {
+            "bootstrap_servers": bootstrap_servers_from_env(),
+            "topic": topic_from_env(),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How long and how fast one run goes, and what it reports."""
+
+    rate: float  # readings per second across all customers
+    duration: float | None = None  # wall-clock seconds; None with count None = until signalled
+    count: int | None = None
+    ledger_path: Path | None = None
+    progress_interval: float = 5.0
+    flush_timeout: float = 15.0  # with max_block_ms, still below supervisord's 30 s stop wait

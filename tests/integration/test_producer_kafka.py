@@ -1,0 +1,169 @@
+"""The producer against the real broker: every reading arrives exactly once, keyed by customer,
+with a contract-valid body; and SIGTERM flushes what was buffered without duplicates."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from heartbeat_contract import (
+    CUSTOMER_ID,
+    HEART_RATE,
+    MAX_CUSTOMER_ID_LENGTH,
+    MAX_VALID_BPM,
+    MIN_VALID_BPM,
+    TIMESTAMP,
+)
+from heartbeat_producer.config import SimulationConfig
+from heartbeat_producer.mix import known_mix
+from heartbeat_producer.publisher import send_all
+from heartbeat_producer.simulator import VALID, Simulator
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 60.0
+
+
+def consume_all(bootstrap_servers: str, topic: str) -> list:
+    """Every record currently in the topic, read from the beginning up to the end offsets."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        numbers = sorted(consumer.partitions_for_topic(topic))
+        partitions = [TopicPartition(topic, number) for number in numbers]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        end = consumer.end_offsets(partitions)
+        records = []
+        deadline = time.monotonic() + TIMEOUT
+        while any(consumer.position(tp) < end[tp] for tp in partitions):
+            assert time.monotonic() < deadline, "timed out reading the topic back"
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def topic_size(bootstrap_servers: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(partitions).values()) if partitions else 0
+    finally:
+        consumer.close()
+
+
+def producer_command(bootstrap_servers: str, topic: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "heartbeat_producer", "--bootstrap-servers", bootstrap_servers,
+            "--topic", topic, "--progress-interval", "1", *args]  # fmt: skip
+
+
+def assert_valid_body(record) -> None:
+    body = json.loads(record.value)
+    assert isinstance(body[CUSTOMER_ID], str)
+    assert 1 <= len(body[CUSTOMER_ID]) <= MAX_CUSTOMER_ID_LENGTH
+    assert type(body[HEART_RATE]) is int
+    assert MIN_VALID_BPM <= body[HEART_RATE] <= MAX_VALID_BPM
+    assert datetime.fromisoformat(body[TIMESTAMP].replace("Z", "+00:00")).tzinfo is not None
+    assert record.key == body[CUSTOMER_ID].encode()
+
+
+def test_cli_readings_arrive_exactly_once_keyed_and_ordered_per_customer(
+    stack, fresh_topic, tmp_path
+):
+    ledger_path = tmp_path / "ledger.json"
+    start = "2026-11-29T20:00:00.000+00:00"
+    count, rate, seed = 5000, 5000.0, 17
+    completed = subprocess.run(
+        producer_command(stack.kafka_bootstrap_servers, fresh_topic, "--count", str(count),
+                         "--rate", str(rate), "--seed", str(seed), "--start", start,
+                         "--malformed-rate", "0.02", "--ledger", str(ledger_path)),
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    ledger = json.loads(ledger_path.read_text())
+    assert (ledger["generated"], ledger["sent"], ledger["failed"]) == (count, count, 0)
+    assert ledger["idempotent"] is True
+
+    # The run is reproducible: the same seed, start and rate give the same bytes, in order.
+    config = SimulationConfig(seed=seed, malformed_rate=0.02)
+    expected = Simulator(config, start=datetime.fromisoformat(start), rate=rate).take(count)
+    assert Counter(m.outcome for m in expected) == ledger["outcomes"]
+
+    records = consume_all(stack.kafka_bootstrap_servers, fresh_topic)
+    assert len(records) == count
+    assert Counter((r.key, r.value) for r in records) == Counter((m.key, m.value) for m in expected)
+    outcome_of = {(m.key, m.value): m.outcome for m in expected}
+    partitions_of: dict[bytes, set[int]] = defaultdict(set)
+    per_customer: dict[bytes, list] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        partitions_of[record.key].add(record.partition)
+        per_customer[record.key].append(record)
+        if outcome_of[record.key, record.value] == VALID:
+            assert_valid_body(record)
+    assert all(len(p) == 1 for p in partitions_of.values())  # one customer, one partition
+    expected_order: dict[bytes, list[bytes]] = defaultdict(list)
+    for message in expected:
+        expected_order[message.key].append(message.value)
+    for key, records_of_customer in per_customer.items():
+        assert [r.value for r in records_of_customer] == expected_order[key]
+
+
+def test_known_mix_round_trip_with_send_all(stack, fresh_topic):
+    messages = known_mix(seed=5, n=400)
+    ledger = send_all(messages, bootstrap_servers=stack.kafka_bootstrap_servers, topic=fresh_topic)
+    snapshot = ledger.snapshot()
+    assert (snapshot.sent, snapshot.failed, snapshot.unconfirmed) == (400, 0, 0)
+    records = consume_all(stack.kafka_bootstrap_servers, fresh_topic)
+    assert sorted((r.key, r.value) for r in records) == sorted((m.key, m.value) for m in messages)
+
+
+def test_sigterm_flushes_buffered_readings_and_exits_zero(stack, fresh_topic, tmp_path):
+    ledger_path = tmp_path / "ledger.json"
+    process = subprocess.Popen(
+        producer_command(stack.kafka_bootstrap_servers, fresh_topic, "--rate", "20000",
+                         "--ledger", str(ledger_path)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while topic_size(stack.kafka_bootstrap_servers, fresh_topic) < 5000:
+            assert process.poll() is None, process.communicate()[1]
+            assert time.monotonic() < deadline, "the producer never got going"
+            time.sleep(0.05)  # polling interval, not synchronisation
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert "stopped by SIGTERM" in stderr
+
+    ledger = json.loads(ledger_path.read_text())
+    assert ledger["finished"] is True and ledger["stopped_by"] == "SIGTERM"
+    assert ledger["failed"] == 0 and ledger["unconfirmed"] == 0
+    assert ledger["sent"] == ledger["generated"] >= 5000
+    assert ledger["idempotent"] is True
+
+    records = consume_all(stack.kafka_bootstrap_servers, fresh_topic)
+    assert len(records) >= ledger["sent"]  # nothing acknowledged was lost
+    assert len(records) == ledger["sent"]  # and nothing was written twice (idempotent producer)
+    assert len({(r.key, r.value) for r in records}) == len(records)
+    by_customer = Counter(r.key.decode() for r in records)
+    assert by_customer == {
+        customer: sum(outcomes.values()) for customer, outcomes in ledger["customers"].items()
+    }
+    assert datetime.fromisoformat(ledger["start"].replace("Z", "+00:00")) <= datetime.now(UTC)
