@@ -17,6 +17,7 @@ CREATE INDEX heart_rate_minute_minute ON heart_rate_minute (minute);
 
 CREATE TABLE heart_rate_alerts (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    sink_id         text        NOT NULL,  -- the streaming job (checkpoint) that detected it
     customer_id     text        NOT NULL,
     kind            text        NOT NULL CHECK (kind IN ('tachycardia', 'bradycardia')),
     started_at      timestamptz NOT NULL,  -- event time of the first reading past the threshold
@@ -25,11 +26,36 @@ CREATE TABLE heart_rate_alerts (
     readings        integer     NOT NULL,
     last_reading_at timestamptz NOT NULL,
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT heart_rate_alerts_episode UNIQUE (customer_id, kind, started_at)
+    published_at    timestamptz,           -- when it went to the heart-rate-alerts topic (outbox)
+    CONSTRAINT heart_rate_alerts_episode UNIQUE (sink_id, customer_id, kind, started_at)
 );
 -- "Open and recent episodes, most recent first".
 CREATE INDEX heart_rate_alerts_started ON heart_rate_alerts (started_at DESC);
 CREATE INDEX heart_rate_alerts_open ON heart_rate_alerts (customer_id) WHERE ended_at IS NULL;
+CREATE INDEX heart_rate_alerts_unpublished ON heart_rate_alerts (sink_id, id)
+    WHERE published_at IS NULL;
+
+-- The alerting state machine's memory between micro-batches: per customer, the abnormal run in
+-- progress (not yet, or already, an episode). Updated in the same transaction as the batch.
+CREATE TABLE alert_trackers (
+    sink_id         text        NOT NULL,
+    customer_id     text        NOT NULL,
+    kind            text        NOT NULL CHECK (kind IN ('tachycardia', 'bradycardia')),
+    run_started_at  timestamptz NOT NULL,
+    last_reading_at timestamptz NOT NULL,
+    extreme_bpm     smallint    NOT NULL,
+    readings        integer     NOT NULL,
+    episode_open    boolean     NOT NULL DEFAULT false,
+    PRIMARY KEY (sink_id, customer_id)
+);
+
+-- The last micro-batch each sink committed, written in the batch's own transaction: a replayed
+-- batch id at or below it is skipped whole, so stateful side effects (alerts) happen once.
+CREATE TABLE sink_progress (
+    sink_id       text        PRIMARY KEY,
+    last_batch_id bigint      NOT NULL,
+    committed_at  timestamptz NOT NULL DEFAULT now()
+);
 
 CREATE TABLE pipeline_metrics (
     query_name                text             NOT NULL,
@@ -45,5 +71,9 @@ CREATE TABLE pipeline_metrics (
 );
 CREATE INDEX pipeline_metrics_time ON pipeline_metrics (batch_time);
 
-GRANT SELECT, INSERT, UPDATE ON heart_rate_minute, heart_rate_alerts, pipeline_metrics
+GRANT SELECT, INSERT, UPDATE, DELETE
+    ON heart_rate_minute, heart_rate_alerts, pipeline_metrics, alert_trackers, sink_progress
     TO heartbeat_writer;
+-- Retention: the job prunes raw rows older than its configured horizon.
+GRANT DELETE ON heart_rate_readings, rejected_readings TO heartbeat_writer;
+REVOKE ALL ON alert_trackers, sink_progress FROM heartbeat_readonly;

@@ -60,12 +60,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         lambda: ", ".join(database.bootstrap(config)) or "schema up to date",
     )
     steps.run("wait for Kafka", lambda: health.wait_until("kafka", checks["kafka"]))
-    steps.run(
-        f"ensure topic {config.kafka_topic} ({config.kafka_partitions} partitions)",
-        lambda: topics.ensure_topic(
-            config.kafka_bootstrap_servers, config.kafka_topic, config.kafka_partitions
-        ),
-    )
+    for topic in (config.kafka_topic, config.kafka_alerts_topic):
+        steps.run(
+            f"ensure topic {topic} ({config.kafka_partitions} partitions)",
+            lambda t=topic: topics.ensure_topic(
+                config.kafka_bootstrap_servers, t, config.kafka_partitions
+            ),
+        )
     if not args.infra_only:
         for program in all_programs(config):
             if program.name in INFRASTRUCTURE:

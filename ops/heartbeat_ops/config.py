@@ -71,6 +71,7 @@ class StackConfig:
 
     kafka_bootstrap_servers: str
     kafka_topic: str
+    kafka_alerts_topic: str
     kafka_partitions: int
     kafka_controller_port: int
     kafka_heap: str
@@ -121,6 +122,7 @@ class StackConfig:
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "KAFKA_TOPIC": self.kafka_topic,
+            "KAFKA_ALERTS_TOPIC": self.kafka_alerts_topic,
             "PGHOST": self.pg_host,
             "PGPORT": str(self.pg_port),
             "PGDATABASE": self.pg_database,
@@ -141,6 +143,7 @@ def load(stored: dict[str, str] | None = None) -> StackConfig:
     return StackConfig(
         kafka_bootstrap_servers=_setting("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", s),
         kafka_topic=_setting("KAFKA_TOPIC", "heart-rate-readings", s),
+        kafka_alerts_topic=_setting("KAFKA_ALERTS_TOPIC", "heart-rate-alerts", s),
         kafka_partitions=int(_setting("KAFKA_PARTITIONS", "3", s)),
         kafka_controller_port=int(_setting("KAFKA_CONTROLLER_PORT", "9093", s)),
         kafka_heap=_setting("KAFKA_HEAP", "512m", s),

@@ -5,7 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+
+from heartbeat_contract import BRADYCARDIA_BELOW_BPM, TACHYCARDIA_ABOVE_BPM
+
+from .episodes import Thresholds
 
 
 def _env(name: str, default: str) -> str:
@@ -16,11 +21,15 @@ def _env(name: str, default: str) -> str:
 class JobConfig:
     kafka_bootstrap_servers: str
     kafka_topic: str
+    alerts_topic: str
     starting_offsets: str
     max_offsets_per_trigger: int
     fail_on_data_loss: bool
     checkpoint_dir: str
     trigger_interval: str
+    rollups_enabled: bool
+    watermark: str
+    thresholds: Thresholds
     pg_host: str
     pg_port: int
     pg_database: str
@@ -28,6 +37,17 @@ class JobConfig:
     pg_password: str
     jdbc_batch_size: int
     sink_retry_seconds: float
+    raw_retention_days: int
+    metrics_retention_days: int
+    retention_interval_seconds: float
+
+    @property
+    def readings_checkpoint(self) -> str:
+        return f"{self.checkpoint_dir.rstrip('/')}/readings"
+
+    @property
+    def rollups_checkpoint(self) -> str:
+        return f"{self.checkpoint_dir.rstrip('/')}/rollups"
 
     @property
     def jdbc_url(self) -> str:
@@ -59,8 +79,12 @@ class JobConfig:
 
     @property
     def sink_id(self) -> str:
-        """Stable per checkpoint: separates this job's staged rows from any other job's."""
-        return hashlib.sha256(self.checkpoint_dir.encode()).hexdigest()[:16]
+        return sink_id_for(self.checkpoint_dir)
+
+
+def sink_id_for(checkpoint_dir: str) -> str:
+    """Stable per checkpoint: separates a job's staged rows and alert state from others'."""
+    return hashlib.sha256(checkpoint_dir.rstrip("/").encode()).hexdigest()[:16]
 
 
 def load() -> JobConfig:
@@ -68,13 +92,19 @@ def load() -> JobConfig:
     return JobConfig(
         kafka_bootstrap_servers=_env("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
         kafka_topic=_env("KAFKA_TOPIC", "heart-rate-readings"),
+        alerts_topic=_env("KAFKA_ALERTS_TOPIC", "heart-rate-alerts"),
         starting_offsets=_env("HEARTBEAT_STARTING_OFFSETS", "earliest"),
         max_offsets_per_trigger=int(_env("HEARTBEAT_MAX_OFFSETS_PER_TRIGGER", "200000")),
         fail_on_data_loss=_env("HEARTBEAT_FAIL_ON_DATA_LOSS", "true").lower() == "true",
-        checkpoint_dir=_env(
-            "HEARTBEAT_CHECKPOINT_DIR", str(var_dir / "checkpoints" / "stream-job")
-        ),
+        checkpoint_dir=_env("HEARTBEAT_CHECKPOINT_DIR", str(var_dir / "checkpoints" / "stream")),
         trigger_interval=_env("HEARTBEAT_TRIGGER_INTERVAL", "1 second"),
+        rollups_enabled=_env("HEARTBEAT_ROLLUPS", "true").lower() == "true",
+        watermark=_env("HEARTBEAT_WATERMARK", "2 minutes"),
+        thresholds=Thresholds(
+            high_bpm=int(_env("HEARTBEAT_ALERT_HIGH_BPM", str(TACHYCARDIA_ABOVE_BPM))),
+            low_bpm=int(_env("HEARTBEAT_ALERT_LOW_BPM", str(BRADYCARDIA_BELOW_BPM))),
+            sustain=timedelta(seconds=float(_env("HEARTBEAT_ALERT_SUSTAIN_SECONDS", "60"))),
+        ),
         pg_host=_env("PGHOST", "localhost"),
         pg_port=int(_env("PGPORT", "5432")),
         pg_database=_env("PGDATABASE", "heartbeat"),
@@ -82,4 +112,7 @@ def load() -> JobConfig:
         pg_password=_env("PGPASSWORD", ""),
         jdbc_batch_size=int(_env("HEARTBEAT_JDBC_BATCH_SIZE", "10000")),
         sink_retry_seconds=float(_env("HEARTBEAT_SINK_RETRY_SECONDS", "60")),
+        raw_retention_days=int(_env("HEARTBEAT_RAW_RETENTION_DAYS", "30")),
+        metrics_retention_days=int(_env("HEARTBEAT_METRICS_RETENTION_DAYS", "14")),
+        retention_interval_seconds=float(_env("HEARTBEAT_RETENTION_INTERVAL_SECONDS", "3600")),
     )

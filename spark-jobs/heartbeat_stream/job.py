@@ -1,6 +1,6 @@
-"""Entry point of the streaming job: Kafka source -> ExactlyOnceSink, until stopped.
+"""Entry point of the streaming job: Kafka -> readings sink, and Kafka -> minute rollups.
 
-I/O lives here and in sink.py; everything between is a pure DataFrame function.
+I/O lives here and in the sinks; everything between is a pure DataFrame function.
 """
 
 from __future__ import annotations
@@ -10,9 +10,14 @@ import signal
 import sys
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
 
 from . import config as job_config
-from .sink import ExactlyOnceSink
+from .metrics import PipelineMetricsListener
+from .retention import RetentionTimer
+from .rollups import minute_rollups, valid_readings
+from .sink import ReadingsSink, RollupSink
+from .validation import parse_messages
 
 log = logging.getLogger("heartbeat.job")
 
@@ -30,13 +35,26 @@ def kafka_source(spark: SparkSession, config: job_config.JobConfig) -> DataFrame
     )
 
 
-def start(spark: SparkSession, config: job_config.JobConfig):
-    """Start the query; returns the StreamingQuery."""
+def start_readings(spark: SparkSession, config: job_config.JobConfig) -> StreamingQuery:
     return (
         kafka_source(spark, config)
-        .writeStream.queryName("heartbeat-readings")
-        .foreachBatch(ExactlyOnceSink(config))
-        .option("checkpointLocation", config.checkpoint_dir)
+        .writeStream.queryName("readings")
+        .foreachBatch(ReadingsSink(config))
+        .option("checkpointLocation", config.readings_checkpoint)
+        .trigger(processingTime=config.trigger_interval)
+        .start()
+    )
+
+
+def start_rollups(spark: SparkSession, config: job_config.JobConfig) -> StreamingQuery:
+    """A second query over the same topic, with its own checkpoint holding the window state."""
+    readings = valid_readings(parse_messages(kafka_source(spark, config)))
+    return (
+        minute_rollups(readings, config.watermark)
+        .writeStream.queryName("rollups")
+        .outputMode("update")
+        .foreachBatch(RollupSink(config))
+        .option("checkpointLocation", config.rollups_checkpoint)
         .trigger(processingTime=config.trigger_interval)
         .start()
     )
@@ -47,9 +65,14 @@ def main() -> int:
     config = job_config.load()
     spark = SparkSession.builder.appName("heartbeat-stream").getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    query = start(spark, config)
+    spark.streams.addListener(PipelineMetricsListener(config))
+    queries = [start_readings(spark, config)]
+    if config.rollups_enabled:
+        queries.append(start_rollups(spark, config))
+    retention = RetentionTimer(config)
+    retention.start()
     log.info(
-        "streaming %s from %s into %s:%s/%s, checkpoint %s, trigger %s",
+        "streaming %s from %s into %s:%s/%s; checkpoints under %s; trigger %s; rollups %s",
         config.kafka_topic,
         config.kafka_bootstrap_servers,
         config.pg_host,
@@ -57,17 +80,25 @@ def main() -> int:
         config.pg_database,
         config.checkpoint_dir,
         config.trigger_interval,
+        "on" if config.rollups_enabled else "off",
     )
 
     def stop(signum: int, _frame: object) -> None:
-        # Stopping mid-batch is safe: the batch is replayed on restart and the sink dedups it.
-        log.info("signal %d: stopping the query", signum)
-        query.stop()
+        # Stopping mid-batch is safe: the batch is replayed on restart and the sink skips it.
+        log.info("signal %d: stopping", signum)
+        retention.stopped.set()
+        for query in queries:
+            query.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    query.awaitTermination()  # raises if the query failed, so the exit code is non-zero
-    log.info("query stopped cleanly")
+    # Raises if any query failed, so spark-submit exits non-zero and the supervisor restarts us.
+    spark.streams.awaitAnyTermination()
+    for query in queries:
+        if query.exception():
+            raise RuntimeError(f"query {query.name} failed") from None
+        query.stop()
+    log.info("stopped cleanly")
     return 0
 
 

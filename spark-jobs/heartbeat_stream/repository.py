@@ -1,14 +1,16 @@
 """SQL that moves one staged micro-batch into its final tables, in one transaction.
 
-Rows are keyed by Kafka provenance, so ON CONFLICT DO NOTHING makes a replayed batch a no-op:
-this transaction, not Spark's commit log, is what makes the sink exactly once.
+This transaction, not Spark's commit log, is what makes the sink exactly once: the batch id is
+recorded with the rows, so a replayed batch is recognised and skipped, and rows are keyed by
+Kafka provenance, so even another job over the same topic cannot insert a message twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from psycopg2.extensions import connection
+from psycopg2.extensions import connection, cursor
 
 _MOVE_VALID = """
 WITH moved AS (
@@ -46,6 +48,27 @@ LIMIT %(limit)s
 
 _CLEAR_STAGE = "DELETE FROM stage_messages WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s"
 
+_LAST_COMMITTED = "SELECT last_batch_id FROM sink_progress WHERE sink_id = %(sink_id)s FOR UPDATE"
+
+_RECORD_COMMITTED = """
+INSERT INTO sink_progress (sink_id, last_batch_id) VALUES (%(sink_id)s, %(batch_id)s)
+ON CONFLICT (sink_id) DO UPDATE SET last_batch_id = EXCLUDED.last_batch_id, committed_at = now()
+"""
+
+# Staged messages of a batch that neither table holds yet.
+_UNSEEN_STAGED = """
+SELECT count(*) FROM stage_messages s
+WHERE s.sink_id = %(sink_id)s AND s.batch_id = %(batch_id)s
+  AND NOT EXISTS (SELECT 1 FROM heart_rate_readings r WHERE (r.kafka_topic, r.kafka_partition,
+      r.kafka_offset) = (s.kafka_topic, s.kafka_partition, s.kafka_offset))
+  AND NOT EXISTS (SELECT 1 FROM rejected_readings q WHERE (q.kafka_topic, q.kafka_partition,
+      q.kafka_offset) = (s.kafka_topic, s.kafka_partition, s.kafka_offset))
+"""
+
+
+class CheckpointResetError(RuntimeError):
+    """A batch id was committed before but its messages are new: the checkpoint was reset."""
+
 
 @dataclass(frozen=True)
 class BatchOutcome:
@@ -54,18 +77,43 @@ class BatchOutcome:
     valid: int
     rejected_by_reason: dict[str, int]
     samples: list[tuple[str, str, int, int]] = field(default_factory=list)
+    episodes_changed: int = 0
+    replayed: bool = False
 
     @property
     def rejected(self) -> int:
         return sum(self.rejected_by_reason.values())
 
 
-def move_staged_batch(
-    conn: connection, sink_id: str, batch_id: int, sample_limit: int = 0
+def commit_batch(
+    conn: connection,
+    sink_id: str,
+    batch_id: int,
+    sample_limit: int = 0,
+    side_effects: Callable[[cursor], int] | None = None,
 ) -> BatchOutcome:
-    """Insert the staged batch into readings/rejected and clear it, atomically."""
+    """Move the staged batch into readings/rejected, run `side_effects` (alert state), record
+    the batch as committed and clear the stage: all in one transaction.
+
+    A batch id already committed is a replay (Spark crashed before its own commit): only the
+    stage is cleared. If such a batch holds unseen messages, the checkpoint was reset while
+    sink_progress was not, and we stop rather than drop them.
+    """
     params = {"sink_id": sink_id, "batch_id": batch_id, "limit": sample_limit}
-    with conn, conn.cursor() as cur:  # one transaction: commit on success, roll back on error
+    with conn, conn.cursor() as cur:  # commit on success, roll back on any error
+        cur.execute(_LAST_COMMITTED, params)
+        row = cur.fetchone()
+        if row is not None and batch_id <= row[0]:
+            cur.execute(_UNSEEN_STAGED, params)
+            (unseen,) = cur.fetchone()
+            if unseen:
+                raise CheckpointResetError(
+                    f"sink {sink_id}: batch {batch_id} <= committed batch {row[0]} but holds "
+                    f"{unseen} unseen messages; the checkpoint was reset. Use a new checkpoint "
+                    "directory, or delete this sink's row from sink_progress."
+                )
+            cur.execute(_CLEAR_STAGE, params)
+            return BatchOutcome(valid=0, rejected_by_reason={}, replayed=True)
         samples = []
         if sample_limit:
             cur.execute(_SAMPLE_REJECTED, params)
@@ -74,5 +122,7 @@ def move_staged_batch(
         (valid,) = cur.fetchone()
         cur.execute(_MOVE_REJECTED, params)
         rejected = dict(cur.fetchall())
+        episodes = side_effects(cur) if side_effects else 0
+        cur.execute(_RECORD_COMMITTED, params)
         cur.execute(_CLEAR_STAGE, params)
-    return BatchOutcome(valid=valid, rejected_by_reason=rejected, samples=samples)
+    return BatchOutcome(valid, rejected, samples, episodes)

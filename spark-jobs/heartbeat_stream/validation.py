@@ -12,20 +12,18 @@ from pyspark.sql import functions as F
 from heartbeat_contract import (
     CUSTOMER_ID,
     HEART_RATE,
+    INVALID_TIMESTAMP,
+    INVALID_TYPE,
+    MALFORMED_JSON,
     MAX_CLOCK_SKEW_SECONDS,
     MAX_CUSTOMER_ID_LENGTH,
     MAX_VALID_BPM,
     MIN_VALID_BPM,
+    MISSING_FIELD,
+    OUT_OF_RANGE,
     REQUIRED_FIELDS,
     TIMESTAMP,
 )
-
-MALFORMED_JSON = "malformed_json"
-MISSING_FIELD = "missing_field"
-INVALID_TYPE = "invalid_type"
-INVALID_TIMESTAMP = "invalid_timestamp"
-OUT_OF_RANGE = "out_of_range"
-REASONS = (MALFORMED_JSON, MISSING_FIELD, INVALID_TYPE, INVALID_TIMESTAMP, OUT_OF_RANGE)
 
 # ISO-8601 extended format with seconds optional, fraction optional, and an explicit offset.
 ISO_8601_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$"

@@ -1,0 +1,127 @@
+"""Rollups, alert episodes and pipeline metrics on the real stack, through a crash."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg2
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+
+from heartbeat_contract import encode_reading
+from heartbeat_stream.config import sink_id_for
+
+from .stream_job_runner import StreamJob, wait_for
+
+pytestmark = pytest.mark.integration
+
+NORMAL, HIGH = 75, 150
+
+
+@pytest.fixture
+def alerts_topic(stack):
+    name = f"test-alerts-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+    yield name
+    admin.delete_topics([name])
+    admin.close()
+
+
+def scripted_readings(prefix: str, t0: datetime) -> list[tuple[bytes, bytes]]:
+    """Patient P: 1 min normal, 3 min at 150 (one 165 peak), 1 min normal. Two calm others.
+
+    (key, value) pairs in event-time order.
+    """
+    rates = [NORMAL] * 60 + [HIGH] * 90 + [165] + [HIGH] * 89 + [NORMAL] * 60
+    messages = [encode_reading(f"{prefix}-P", t0 + timedelta(seconds=i), bpm)
+                for i, bpm in enumerate(rates)]
+    for other in ("A", "B"):
+        messages += [encode_reading(f"{prefix}-{other}", t0 + timedelta(seconds=i), 60 + i % 30)
+                     for i in range(300)]
+    # Devices report as time passes: interleave customers in event-time order, as in real life.
+    # (Published customer by customer, a shared partition would put a whole customer behind
+    # the watermark.)
+    return sorted(messages, key=lambda kv: (json.loads(kv[1])["timestamp"], kv[0]))
+
+
+def query(stack, sql: str, *params: object) -> list[tuple]:
+    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+ROLLUPS_FROM_READINGS = """
+SELECT customer_id, date_trunc('minute', "timestamp"), count(*)::int, avg(heart_rate)::float8,
+       min(heart_rate)::int, max(heart_rate)::int
+FROM heart_rate_readings WHERE kafka_topic = %s GROUP BY 1, 2 ORDER BY 1, 2
+"""
+STORED_ROLLUPS = """
+SELECT customer_id, minute, readings, avg_bpm, min_bpm::int, max_bpm::int
+FROM heart_rate_minute WHERE customer_id LIKE %s ORDER BY 1, 2
+"""
+
+
+def rollups_match(stack, topic: str, prefix: str) -> bool:
+    expected = query(stack, ROLLUPS_FROM_READINGS, topic)
+    stored = query(stack, STORED_ROLLUPS, f"{prefix}-%")
+    return len(expected) == len(stored) and all(
+        e[:3] == s[:3] and abs(e[3] - s[3]) < 1e-9 and e[4:] == s[4:]
+        for e, s in zip(expected, stored, strict=True)
+    )
+
+
+def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_topic, tmp_path):
+    prefix = fresh_topic
+    t0 = (datetime.now(UTC) - timedelta(minutes=20)).replace(second=0, microsecond=0)
+    messages = scripted_readings(prefix, t0)
+    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+    for key, value in messages:
+        producer.send(fresh_topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+    checkpoint = str(tmp_path / "checkpoint")
+    sink_id = sink_id_for(checkpoint)
+    job = StreamJob(stack, fresh_topic, checkpoint, tmp_path / "job.log",
+                    KAFKA_ALERTS_TOPIC=alerts_topic,
+                    HEARTBEAT_MAX_OFFSETS_PER_TRIGGER="120")  # many batches: the episode spans them
+    readings = lambda: query(  # noqa: E731
+        stack, "SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %s", fresh_topic
+    )[0][0]
+    try:
+        job.start()
+        wait_for(lambda: readings() >= 300, 180, "some batches to commit")
+        job.kill()
+        assert readings() < len(messages), "the job drained everything before the crash"
+        job.start()
+        wait_for(lambda: readings() == len(messages), 240, "the restarted job to catch up")
+        wait_for(lambda: rollups_match(stack, fresh_topic, prefix), 120,
+                 "minute rollups to equal the SQL aggregates of the stored readings")
+        episodes = query(
+            stack,
+            "SELECT customer_id, kind, started_at, ended_at, extreme_bpm, readings"
+            " FROM heart_rate_alerts WHERE sink_id = %s ORDER BY id", sink_id)
+        assert episodes == [(f"{prefix}-P", "tachycardia", t0 + timedelta(seconds=60),
+                             t0 + timedelta(seconds=240), 165, 180)]
+
+        consumer = KafkaConsumer(alerts_topic, bootstrap_servers=stack.kafka_bootstrap_servers,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=10_000)
+        published = [json.loads(record.value) for record in consumer]
+        consumer.close()
+        assert [(p["customer_id"], p["kind"]) for p in published] == [(f"{prefix}-P",
+                                                                      "tachycardia")]
+
+        metrics = query(stack, "SELECT count(*), sum(input_rows) FROM pipeline_metrics"
+                        " WHERE query_name = 'readings' AND batch_time > now() - interval '10 min'")
+        assert metrics[0][0] > 0
+    finally:
+        job.stop()
+        query(stack, "SELECT 1")  # connection sanity for cleanup below
+        dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM heart_rate_minute WHERE customer_id LIKE %s", (f"{prefix}-%",))
