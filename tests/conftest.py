@@ -9,9 +9,10 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from heartbeat_ops.config import StackConfig, load, var_dir
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
+
+from heartbeat_ops.config import StackConfig, load, var_dir
 
 
 @pytest.fixture(scope="session")

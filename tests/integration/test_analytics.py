@@ -37,11 +37,14 @@ def scripted_readings(prefix: str, t0: datetime) -> list[tuple[bytes, bytes]]:
     (key, value) pairs in event-time order.
     """
     rates = [NORMAL] * 60 + [HIGH] * 90 + [165] + [HIGH] * 89 + [NORMAL] * 60
-    messages = [encode_reading(f"{prefix}-P", t0 + timedelta(seconds=i), bpm)
-                for i, bpm in enumerate(rates)]
+    messages = [
+        encode_reading(f"{prefix}-P", t0 + timedelta(seconds=i), bpm) for i, bpm in enumerate(rates)
+    ]
     for other in ("A", "B"):
-        messages += [encode_reading(f"{prefix}-{other}", t0 + timedelta(seconds=i), 60 + i % 30)
-                     for i in range(300)]
+        messages += [
+            encode_reading(f"{prefix}-{other}", t0 + timedelta(seconds=i), 60 + i % 30)
+            for i in range(300)
+        ]
     # Devices report as time passes: interleave customers in event-time order, as in real life.
     # (Published customer by customer, a shared partition would put a whole customer behind
     # the watermark.)
@@ -87,9 +90,14 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
 
     checkpoint = str(tmp_path / "checkpoint")
     sink_id = sink_id_for(checkpoint)
-    job = StreamJob(stack, fresh_topic, checkpoint, tmp_path / "job.log",
-                    KAFKA_ALERTS_TOPIC=alerts_topic,
-                    HEARTBEAT_MAX_OFFSETS_PER_TRIGGER="120")  # many batches: the episode spans them
+    job = StreamJob(
+        stack,
+        fresh_topic,
+        checkpoint,
+        tmp_path / "job.log",
+        KAFKA_ALERTS_TOPIC=alerts_topic,
+        HEARTBEAT_MAX_OFFSETS_PER_TRIGGER="120",
+    )  # many batches: the episode spans them
     readings = lambda: query(  # noqa: E731
         stack, "SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %s", fresh_topic
     )[0][0]
@@ -100,24 +108,45 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
         assert readings() < len(messages), "the job drained everything before the crash"
         job.start()
         wait_for(lambda: readings() == len(messages), 240, "the restarted job to catch up")
-        wait_for(lambda: rollups_match(stack, fresh_topic, prefix), 120,
-                 "minute rollups to equal the SQL aggregates of the stored readings")
+        wait_for(
+            lambda: rollups_match(stack, fresh_topic, prefix),
+            120,
+            "minute rollups to equal the SQL aggregates of the stored readings",
+        )
         episodes = query(
             stack,
             "SELECT customer_id, kind, started_at, ended_at, extreme_bpm, readings"
-            " FROM heart_rate_alerts WHERE sink_id = %s ORDER BY id", sink_id)
-        assert episodes == [(f"{prefix}-P", "tachycardia", t0 + timedelta(seconds=60),
-                             t0 + timedelta(seconds=240), 165, 180)]
+            " FROM heart_rate_alerts WHERE sink_id = %s ORDER BY id",
+            sink_id,
+        )
+        assert episodes == [
+            (
+                f"{prefix}-P",
+                "tachycardia",
+                t0 + timedelta(seconds=60),
+                t0 + timedelta(seconds=240),
+                165,
+                180,
+            )
+        ]
 
-        consumer = KafkaConsumer(alerts_topic, bootstrap_servers=stack.kafka_bootstrap_servers,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=10_000)
+        consumer = KafkaConsumer(
+            alerts_topic,
+            bootstrap_servers=stack.kafka_bootstrap_servers,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=10_000,
+        )
         published = [json.loads(record.value) for record in consumer]
         consumer.close()
-        assert [(p["customer_id"], p["kind"]) for p in published] == [(f"{prefix}-P",
-                                                                      "tachycardia")]
+        assert [(p["customer_id"], p["kind"]) for p in published] == [
+            (f"{prefix}-P", "tachycardia")
+        ]
 
-        metrics = query(stack, "SELECT count(*), sum(input_rows) FROM pipeline_metrics"
-                        " WHERE query_name = 'readings' AND batch_time > now() - interval '10 min'")
+        metrics = query(
+            stack,
+            "SELECT count(*), sum(input_rows) FROM pipeline_metrics"
+            " WHERE query_name = 'readings' AND batch_time > now() - interval '10 min'",
+        )
         assert metrics[0][0] > 0
     finally:
         job.stop()
