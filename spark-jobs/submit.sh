@@ -28,6 +28,7 @@ exec "$SPARK_SUBMIT" \
   --jars "$jars" \
   --py-files "$package" \
   --driver-memory "${SPARK_DRIVER_MEMORY:-1g}" \
+  --driver-java-options "-Dlog4j2.configurationFile=file:$ROOT/spark-jobs/log4j2.properties" \
   --conf spark.driver.host="$SPARK_LOCAL_IP" \
   --conf spark.driver.bindAddress="$SPARK_LOCAL_IP" \
   --conf spark.sql.session.timeZone=UTC \

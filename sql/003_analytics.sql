@@ -9,11 +9,21 @@ CREATE TABLE heart_rate_minute (
     avg_bpm     double precision NOT NULL,
     min_bpm     smallint         NOT NULL,
     max_bpm     smallint         NOT NULL,
+    -- readings per 5-bpm bin: [40-44], [45-49], ..., [175-179], [180]; 29 counts
+    bpm_bins    integer[]        NOT NULL CHECK (cardinality(bpm_bins) = 29),
     updated_at  timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (customer_id, minute)     -- also serves one customer's series over time
 );
 -- "Average heart rate over time" across all customers filters and groups by minute.
 CREATE INDEX heart_rate_minute_minute ON heart_rate_minute (minute);
+
+-- The heart-rate distribution from the rollups, one row per (customer, minute, non-empty bin),
+-- so the histogram never scans raw readings.
+CREATE VIEW heart_rate_minute_bins AS
+SELECT m.customer_id, m.minute, 40 + 5 * (b.ordinality - 1)::int AS bpm_bin, b.readings
+FROM heart_rate_minute m
+CROSS JOIN LATERAL unnest(m.bpm_bins) WITH ORDINALITY AS b(readings, ordinality)
+WHERE b.readings > 0;
 
 CREATE TABLE heart_rate_alerts (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -58,7 +68,8 @@ CREATE TABLE sink_progress (
 );
 
 CREATE TABLE pipeline_metrics (
-    query_name                text             NOT NULL,
+    query_id                  text             NOT NULL,  -- stable per checkpoint
+    query_name                text             NOT NULL,  -- readings | rollups
     batch_id                  bigint           NOT NULL,
     run_id                    text             NOT NULL,
     batch_time                timestamptz      NOT NULL,
@@ -67,7 +78,7 @@ CREATE TABLE pipeline_metrics (
     processed_rows_per_second double precision,
     batch_duration_ms         bigint           NOT NULL,
     kafka_lag                 bigint,            -- messages behind the latest offsets, if known
-    PRIMARY KEY (query_name, batch_id)
+    PRIMARY KEY (query_id, batch_id)
 );
 CREATE INDEX pipeline_metrics_time ON pipeline_metrics (batch_time);
 

@@ -62,6 +62,7 @@ def start_rollups(spark: SparkSession, config: job_config.JobConfig) -> Streamin
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # one line per callback otherwise
     config = job_config.load()
     spark = SparkSession.builder.appName("heartbeat-stream").getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

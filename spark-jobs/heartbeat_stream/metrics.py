@@ -13,10 +13,10 @@ from .config import JobConfig
 log = logging.getLogger("heartbeat.metrics")
 
 _UPSERT = """
-INSERT INTO pipeline_metrics (query_name, batch_id, run_id, batch_time, input_rows,
+INSERT INTO pipeline_metrics (query_id, query_name, batch_id, run_id, batch_time, input_rows,
     input_rows_per_second, processed_rows_per_second, batch_duration_ms, kafka_lag)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (query_name, batch_id) DO UPDATE SET run_id = EXCLUDED.run_id,
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (query_id, batch_id) DO UPDATE SET run_id = EXCLUDED.run_id,
     batch_time = EXCLUDED.batch_time, input_rows = EXCLUDED.input_rows,
     input_rows_per_second = EXCLUDED.input_rows_per_second,
     processed_rows_per_second = EXCLUDED.processed_rows_per_second,
@@ -53,7 +53,8 @@ class PipelineMetricsListener(StreamingQueryListener):
         progress = event.progress
         source = progress.sources[0] if progress.sources else None
         row = (
-            progress.name or str(progress.id),
+            str(progress.id),
+            progress.name or "",
             progress.batchId,
             str(progress.runId),
             progress.timestamp,

@@ -7,11 +7,11 @@ from psycopg2.extensions import connection
 from psycopg2.extras import execute_values
 
 _UPSERT = """
-INSERT INTO heart_rate_minute (customer_id, minute, readings, avg_bpm, min_bpm, max_bpm)
+INSERT INTO heart_rate_minute (customer_id, minute, readings, avg_bpm, min_bpm, max_bpm, bpm_bins)
 VALUES %s
 ON CONFLICT (customer_id, minute) DO UPDATE SET
-    readings = EXCLUDED.readings, avg_bpm = EXCLUDED.avg_bpm,
-    min_bpm = EXCLUDED.min_bpm, max_bpm = EXCLUDED.max_bpm, updated_at = now()
+    readings = EXCLUDED.readings, avg_bpm = EXCLUDED.avg_bpm, min_bpm = EXCLUDED.min_bpm,
+    max_bpm = EXCLUDED.max_bpm, bpm_bins = EXCLUDED.bpm_bins, updated_at = now()
 """
 
 

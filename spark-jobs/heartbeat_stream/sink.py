@@ -27,6 +27,22 @@ from .validation import parse_messages
 log = logging.getLogger("heartbeat.sink")
 
 
+class _Stopwatch:
+    """Where a batch's time went, for the log line."""
+
+    def __init__(self) -> None:
+        self.last = self.start = time.monotonic()
+        self.laps: list[str] = []
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps.append(f"{name} {now - self.last:.2f}s")
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join([*self.laps, f"total {time.monotonic() - self.start:.2f}s"])
+
+
 def _aware(moment: datetime) -> datetime:
     """PySpark hands timestamps back as naive local time; PostgreSQL's are aware."""
     return moment.astimezone(UTC)
@@ -50,15 +66,17 @@ class ReadingsSink:
         self._producer: KafkaProducer | None = None
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        started = time.monotonic()
+        clock = _Stopwatch()
         parsed = parse_messages(batch).persist()
         try:
             runs = self._runs(parsed)
+            clock.lap("runs")
             outcome = with_retry(
                 lambda: self._write(parsed, batch_id, runs),
                 give_up_after=self.config.sink_retry_seconds,
                 what=f"writing batch {batch_id}",
             )
+            clock.lap("write")
         finally:
             parsed.unpersist()
         self.quarantine_log.record(batch_id, outcome)
@@ -67,16 +85,16 @@ class ReadingsSink:
             give_up_after=self.config.sink_retry_seconds,
             what="publishing alerts",
         )
+        clock.lap("publish")
         log.info(
-            "batch %d: %d valid, %d quarantined, %d episode changes, %d alerts published"
-            "%s in %.2fs",
+            "batch %d: %d valid, %d quarantined, %d episode changes, %d alerts published%s (%s)",
             batch_id,
             outcome.valid,
             outcome.rejected,
             outcome.episodes_changed,
             published,
             " (replay)" if outcome.replayed else "",
-            time.monotonic() - started,
+            clock,
         )
 
     def _runs(self, parsed: DataFrame) -> dict[str, list[Run]]:

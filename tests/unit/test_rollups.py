@@ -15,8 +15,14 @@ pytestmark = pytest.mark.unit
 T0 = datetime(2026, 11, 29, 20, 0, 0, tzinfo=UTC)
 SCHEMA = "customer_id string, timestamp timestamp, heart_rate int"
 ROLLUP_SCHEMA = (
-    "customer_id string, minute timestamp, readings int, avg_bpm double, min_bpm int, max_bpm int"
+    "customer_id string, minute timestamp, readings int, avg_bpm double, min_bpm int, max_bpm int,"
+    " bpm_bins array<int>"
 )
+
+
+def bins(counts: dict[int, int]) -> list[int]:
+    """29 five-bpm bins from 40; `counts` maps a bin's lower bound to its count."""
+    return [counts.get(40 + 5 * k, 0) for k in range(29)]
 
 
 def at(seconds: float) -> datetime:
@@ -28,11 +34,20 @@ def test_one_minute_windows_per_customer(spark):
         [("A", at(0), 60), ("A", at(30), 80), ("A", at(59.999), 70), ("A", at(60), 100),
          ("B", at(10), 50)], SCHEMA)  # fmt: skip
     expected = spark.createDataFrame(
-        [("A", at(0), 3, 70.0, 60, 80), ("A", at(60), 1, 100.0, 100, 100),
-         ("B", at(0), 1, 50.0, 50, 50)], ROLLUP_SCHEMA)  # fmt: skip
+        [("A", at(0), 3, 70.0, 60, 80, bins({60: 1, 80: 1, 70: 1})),
+         ("A", at(60), 1, 100.0, 100, 100, bins({100: 1})),
+         ("B", at(0), 1, 50.0, 50, 50, bins({50: 1}))], ROLLUP_SCHEMA)  # fmt: skip
     assert_df_equality(
         minute_rollups(readings, "2 minutes"), expected, ignore_row_order=True, ignore_nullable=True
     )
+
+
+def test_bins_cover_the_valid_range_with_exact_edges(spark):
+    rates = [40, 44, 45, 49, 50, 119, 120, 175, 179, 180]
+    readings = spark.createDataFrame([("A", at(i), r) for i, r in enumerate(rates)], SCHEMA)
+    (row,) = minute_rollups(readings, "2 minutes").collect()
+    assert row.bpm_bins == bins({40: 2, 45: 2, 50: 1, 115: 1, 120: 1, 175: 2, 180: 1})
+    assert sum(row.bpm_bins) == row.readings
 
 
 def test_only_valid_readings_are_rolled_up(spark):

@@ -1,0 +1,160 @@
+// Opens the Heart Rate Monitoring dashboard in headless Chromium (Debian's /usr/bin/chromium,
+// driven by playwright-core: no browser download), waits until every chart has finished loading
+// by polling the DOM, checks that no chart shows an error, and saves a screenshot.
+//
+// Settings (environment): SUPERSET_URL, SUPERSET_ADMIN_USERNAME, SUPERSET_ADMIN_PASSWORD,
+// DASHBOARD_SLUG, EXPECTED_CHARTS, SCREENSHOT, CHROMIUM (default /usr/bin/chromium), TIMEOUT_MS,
+// CUSTOMER (optional: open the dashboard with its Customer filter set to this customer id).
+// Prints one JSON report on stdout; exits 1 when a check fails.
+import { chromium } from "playwright-core";
+
+const env = (name, fallback) => process.env[name] ?? fallback;
+const url = env("SUPERSET_URL", "http://localhost:8088").replace(/\/$/, "");
+const slug = env("DASHBOARD_SLUG", "heart-rate-monitoring");
+const expected = Number(env("EXPECTED_CHARTS", "0"));
+const timeoutMs = Number(env("TIMEOUT_MS", "90000"));
+const screenshot = env("SCREENSHOT", "dashboard.png");
+const customer = env("CUSTOMER", "");
+
+// The dashboard's native filter state in the URL (rison), as Superset writes it when shared.
+const risonString = (value) => `'${value.replace(/!/g, "!!").replace(/'/g, "!'")}'`;
+const customerFilter = (id) =>
+  "(NATIVE_FILTER-customer:(extraFormData:(filters:!((col:customer_id,op:IN,val:!(" +
+  risonString(id) + ")))),filterState:(value:!(" + risonString(id) +
+  ")),id:NATIVE_FILTER-customer,ownState:()))";
+
+const report = {
+  ok: false,
+  timings_ms: {},
+  charts: [],
+  chart_data_requests: [],
+  chart_data_responses: [],
+  page_errors: [],
+  problems: [],
+};
+const t0 = Date.now();
+const mark = (name) => (report.timings_ms[name] = Date.now() - t0);
+
+const browser = await chromium.launch({
+  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+mark("browser_started");
+try {
+  const page = await browser.newPage({ viewport: { width: 1600, height: 1700 } });
+  page.setDefaultTimeout(timeoutMs);
+  // Uncaught exceptions of the page are reported, not failed on: the verdict is the charts'.
+  page.on("pageerror", (error) => report.page_errors.push(error.message));
+  page.on("request", (request) => {
+    if (!request.url().includes("/api/v1/chart/data") || request.method() !== "POST") return;
+    try {
+      const body = JSON.parse(request.postData() || "{}");
+      const filters = (body.queries || []).flatMap((q) => q.filters || []);
+      report.chart_data_requests.push({
+        slice_id: body.form_data?.slice_id ?? null,
+        customer_filter: filters.some((f) => f.col === "customer_id"),
+      });
+    } catch {
+      report.chart_data_requests.push({ slice_id: null, customer_filter: null });
+    }
+  });
+  page.on("response", async (response) => {
+    if (!response.url().includes("/api/v1/chart/data")) return;
+    const entry = { status: response.status() };
+    try {
+      const body = await response.json();
+      entry.rows = (body.result || []).map((r) => r.rowcount ?? r.data?.length ?? null);
+      entry.errors = (body.result || []).flatMap((r) => r.error ? [r.error] : []);
+    } catch {
+      entry.rows = null;
+    }
+    report.chart_data_responses.push(entry);
+  });
+
+  // Log in through the form, as a person would.
+  await page.goto(`${url}/login/`, { waitUntil: "domcontentloaded" });
+  await page.locator('input[name="username"], #username').first().fill(env("SUPERSET_ADMIN_USERNAME", "admin"));
+  await page.locator('input[type="password"]').first().fill(env("SUPERSET_ADMIN_PASSWORD", ""));
+  await Promise.all([
+    page.waitForURL((u) => !u.pathname.startsWith("/login"), { timeout: timeoutMs }),
+    page.locator('button[type="submit"], input[type="submit"]').first().click(),
+  ]);
+  mark("logged_in");
+
+  const query = customer ? `?native_filters=${encodeURIComponent(customerFilter(customer))}` : "";
+  await page.goto(`${url}/superset/dashboard/${slug}/${query}`, { waitUntil: "domcontentloaded" });
+  mark("dashboard_requested");
+
+  // Poll the DOM: every chart holder is present, no spinner is left, and each holder either
+  // rendered something (canvas, svg, table, big number) or shows an error.
+  const inspect = () => {
+    const holders = [...document.querySelectorAll("[data-test-chart-id]")];
+    return holders.map((holder) => {
+      const error = holder.querySelector('[role="alert"], .ant-alert-error, [data-test="error-tooltip"]');
+      const loading = holder.querySelector('[data-test="loading-indicator"], .loading, [aria-label="Loading"]');
+      const rendered = holder.querySelector("canvas, svg, table, .header-line, .big-number");
+      return {
+        id: Number(holder.getAttribute("data-test-chart-id")),
+        name: holder.getAttribute("data-test-chart-name"),
+        viz: holder.getAttribute("data-test-viz-type"),
+        error: error ? (error.textContent || "error").trim().slice(0, 300) : null,
+        loading: Boolean(loading),
+        rendered: Boolean(rendered),
+      };
+    });
+  };
+  const settled = (charts) =>
+    charts.length > 0 &&
+    charts.length >= expected &&
+    charts.every((c) => c.error || (!c.loading && c.rendered));
+  const deadline = Date.now() + timeoutMs;
+  let charts = await page.evaluate(inspect);
+  while (!settled(charts)) {
+    if (Date.now() > deadline) {
+      report.charts = charts;
+      await page.screenshot({ path: screenshot, fullPage: true }).catch(() => {});
+      const pending = charts.filter((c) => !(c.error || (!c.loading && c.rendered)));
+      throw new Error(
+        `charts not rendered after ${timeoutMs} ms: ${JSON.stringify(pending)} (${charts.length} holders)`,
+      );
+    }
+    await page.waitForTimeout(250); // the polling interval
+    charts = await page.evaluate(inspect);
+  }
+  report.charts = charts;
+  mark("charts_rendered");
+
+  await page.screenshot({ path: screenshot, fullPage: true });
+  mark("screenshot_saved");
+  report.screenshot = screenshot;
+
+  for (const chart of report.charts) {
+    if (chart.error) report.problems.push(`chart ${chart.name} shows an error: ${chart.error}`);
+  }
+  for (const response of report.chart_data_responses) {
+    if (response.status !== 200 || (response.errors || []).length) {
+      report.problems.push(`chart data answered ${response.status}: ${JSON.stringify(response.errors)}`);
+    }
+  }
+  if (expected && report.charts.length !== expected) {
+    report.problems.push(`expected ${expected} charts, found ${report.charts.length}`);
+  }
+  report.ok = report.problems.length === 0;
+} catch (error) {
+  report.problems.push(String(error && error.stack ? error.stack : error));
+} finally {
+  await browser.close();
+  mark("done");
+}
+console.log(JSON.stringify(report, null, 2));
+process.exit(report.ok ? 0 : 1);

@@ -1,0 +1,163 @@
+"""Fixtures for the Superset tests: a running Superset (started under supervisord when it is not),
+a logged-in REST client, and a small, self-cleaning set of rows in every table the dashboard reads.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg2
+import pytest
+from superset_api import SupersetClient, wait_healthy
+
+from heartbeat_ops import supervisor
+from heartbeat_ops.config import StackConfig, read_env_file, secrets_file, var_dir
+
+
+@dataclass(frozen=True)
+class SupersetAdmin:
+    url: str
+    username: str
+    password: str
+
+
+def _secret(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name) or read_env_file(secrets_file()).get(name) or default
+    assert value, f"{name} missing: run `make up` once to generate var/secrets.env"
+    return value
+
+
+@pytest.fixture(scope="session")
+def superset(stack: StackConfig) -> SupersetAdmin:
+    """Superset serving on SUPERSET_PORT: started via supervisorctl if it is not RUNNING."""
+    url = f"http://localhost:{stack.superset_port}"
+    state = supervisor.states().get("superset")
+    if state is None:
+        pytest.fail("supervisord has no `superset` program: run `make infra` (or `make up`)")
+    if state in ("STOPPED", "EXITED", "FATAL"):
+        result = supervisor.ctl("start", "superset")  # blocks until RUNNING or failed
+        assert "ERROR" not in result.stdout, (
+            f"{result.stdout}{result.stderr}; see {var_dir() / 'log' / 'superset.log'}"
+        )
+    wait_healthy(url, timeout=300)
+    return SupersetAdmin(
+        url=url,
+        username=os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"),
+        password=_secret("SUPERSET_ADMIN_PASSWORD"),
+    )
+
+
+@pytest.fixture(scope="session")
+def superset_client(superset: SupersetAdmin) -> SupersetClient:
+    return SupersetClient(superset.url, superset.username, superset.password).login()
+
+
+@pytest.fixture(scope="session")
+def superuser_dsn(stack: StackConfig) -> str:
+    return stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+
+
+@dataclass(frozen=True)
+class SampleData:
+    tag: str  # kafka_topic of the readings, prefix of customer ids and query_name
+    customers: list[str]
+    readings: int
+    minutes: int
+
+
+@pytest.fixture(scope="session")
+def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
+    """A little of everything the dashboard shows, in the last 30 minutes, deleted afterwards.
+
+    Written directly as the superuser for now; once the streaming job runs, the same tests read
+    its live rows. Every row is tagged (topic, customer prefix, query name) so cleanup is exact.
+    """
+    tag = f"test-superset-{uuid.uuid4().hex[:10]}"
+    customers = [f"{tag}-C{i}" for i in range(3)]
+    minutes, per_minute = 30, 6
+    conn = psycopg2.connect(superuser_dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO heart_rate_readings (customer_id, "timestamp", heart_rate,
+                                                 kafka_topic, kafka_partition, kafka_offset)
+                SELECT c.customer_id,
+                       date_trunc('minute', now()) - make_interval(mins => m)
+                           + make_interval(secs => 10 * r),
+                       60 + ((c.n * 17 + m * 7 + r * 11) %% 90),
+                       %(tag)s, c.n, m * 100 + r
+                FROM unnest(%(customers)s::text[]) WITH ORDINALITY AS c(customer_id, n),
+                     generate_series(1, %(minutes)s) AS m,
+                     generate_series(0, %(per_minute)s - 1) AS r
+                """,
+                {"tag": tag, "customers": customers, "minutes": minutes, "per_minute": per_minute},
+            )
+            readings = cur.rowcount
+            cur.execute(
+                """
+                INSERT INTO heart_rate_minute (customer_id, minute, readings, avg_bpm, min_bpm,
+                                               max_bpm)
+                SELECT customer_id, date_trunc('minute', "timestamp"), count(*), avg(heart_rate),
+                       min(heart_rate), max(heart_rate)
+                FROM heart_rate_readings WHERE kafka_topic = %s
+                GROUP BY 1, 2
+                """,
+                (tag,),
+            )
+            # The streaming job tags each episode with its sink (checkpoint) when the column exists.
+            cur.execute(
+                "SELECT 1 FROM information_schema.columns"
+                " WHERE table_name = 'heart_rate_alerts' AND column_name = 'sink_id'"
+            )
+            sink = ("sink_id, ", "%(tag)s, ") if cur.fetchone() else ("", "")
+            cur.execute(
+                f"""
+                INSERT INTO heart_rate_alerts ({sink[0]}customer_id, kind, started_at, ended_at,
+                                               extreme_bpm, readings, last_reading_at)
+                VALUES ({sink[1]}%(c0)s, 'tachycardia', now() - interval '5 minutes', NULL, 171, 12,
+                        now() - interval '1 minute'),
+                       ({sink[1]}%(c1)s, 'bradycardia', now() - interval '20 minutes',
+                        now() - interval '18 minutes', 41, 9, now() - interval '18 minutes')
+                """,
+                {"tag": tag, "c0": customers[0], "c1": customers[1]},
+            )
+            cur.execute(
+                """
+                INSERT INTO rejected_readings (raw_value, reason, detail, kafka_topic,
+                                               kafka_partition, kafka_offset, ingested_at)
+                SELECT v.raw, v.reason, v.detail, %(tag)s, 0, v.n,
+                       now() - make_interval(mins => v.n)
+                FROM (VALUES (1, '{"customer_id": "C1"', 'malformed_json', 'unexpected end'),
+                             (2, '{"customer_id": "C1"}', 'missing_field', 'heart_rate missing'),
+                             (3, '{"customer_id": "C1", "heart_rate": 250}', 'out_of_range',
+                              'heart_rate 250 not in [40, 180]'),
+                             (4, '{"customer_id": 7}', 'invalid_type', 'customer_id not a string'),
+                             (5, '{"timestamp": "yesterday"}', 'invalid_timestamp', 'not ISO-8601'))
+                     AS v(n, raw, reason, detail)
+                """,
+                {"tag": tag},
+            )
+            cur.execute(
+                """
+                INSERT INTO pipeline_metrics (query_name, batch_id, run_id, batch_time, input_rows,
+                                              input_rows_per_second, processed_rows_per_second,
+                                              batch_duration_ms, kafka_lag)
+                SELECT %(tag)s, b, %(tag)s, now() - make_interval(mins => 30 - b), 100 + b,
+                       150.0 + b, 900.0 + 10 * b, 120 + (b %% 7) * 10, (30 - b) * 5
+                FROM generate_series(0, 29) AS b
+                """,
+                {"tag": tag},
+            )
+        yield SampleData(tag=tag, customers=customers, readings=readings, minutes=minutes)
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM heart_rate_readings WHERE kafka_topic = %s", (tag,))
+            cur.execute("DELETE FROM rejected_readings WHERE kafka_topic = %s", (tag,))
+            cur.execute("DELETE FROM pipeline_metrics WHERE query_name = %s", (tag,))
+            cur.execute("DELETE FROM heart_rate_minute WHERE customer_id = ANY(%s)", (customers,))
+            cur.execute("DELETE FROM heart_rate_alerts WHERE customer_id = ANY(%s)", (customers,))
+        conn.close()

@@ -1,0 +1,224 @@
+"""A small Superset REST client (stdlib only) and a chart-query builder.
+
+Shared by the Superset tests and benchmarks/superset_queries.py. Imported charts carry no stored
+query_context, so GET /api/v1/chart/{id}/data answers "no query context"; like the dashboard's
+frontend, we build each chart's query from its params and POST it to /api/v1/chart/data.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD_SLUG = "heart-rate-monitoring"
+# The dashboard's default time range, in Superset's advanced syntax ("Last hour" would mean
+# "since the start of the previous hour" to Superset's parser).
+LAST_HOUR = 'DATEADD(DATETIME("now"), -1, hour) : now'
+
+
+class SupersetError(RuntimeError):
+    pass
+
+
+class SupersetClient:
+    """Logs in as a database user; keeps the session cookie and the CSRF token for POSTs."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self.password = password
+        self.token: str | None = None
+        self.csrf: str | None = None
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def _request(self, method: str, path: str, body: Any = None, timeout: float = 60) -> Any:
+        headers = {"Accept": "application/json", "Referer": self.base_url}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if self.csrf and method != "GET":
+            headers["X-CSRFToken"] = self.csrf
+        request = urllib.request.Request(
+            self.base_url + path, data=data, headers=headers, method=method
+        )
+        try:
+            with self.opener.open(request, timeout=timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")[:2000]
+            raise SupersetError(f"{method} {path} -> {error.code}: {detail}") from error
+
+    def login(self) -> SupersetClient:
+        answer = self._request(
+            "POST",
+            "/api/v1/security/login",
+            {
+                "username": self.username,
+                "password": self.password,
+                "provider": "db",
+                "refresh": False,
+            },
+        )
+        self.token = answer["access_token"]
+        self.csrf = self._request("GET", "/api/v1/security/csrf_token/")["result"]
+        return self
+
+    def get(self, path: str, **query: str) -> Any:
+        suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
+        return self._request("GET", path + suffix)
+
+    def post(self, path: str, body: Any, timeout: float = 120) -> Any:
+        return self._request("POST", path, body, timeout=timeout)
+
+    def count(self, resource: str, column: str | None = None, value: str | None = None) -> int:
+        """How many dashboards/charts/datasets exist (optionally with column == value)."""
+        rison = "(page_size:1)"
+        if column:
+            rison = f"(filters:!((col:{column},opr:eq,value:'{value}')),page_size:1)"
+        return self.get(f"/api/v1/{resource}/", q=rison)["count"]
+
+    def dashboard_charts(self, slug: str = DASHBOARD_SLUG) -> list[dict[str, Any]]:
+        return self.get(f"/api/v1/dashboard/{slug}/charts")["result"]
+
+    def chart_data(self, query_context: dict[str, Any]) -> dict[str, Any]:
+        return self.post("/api/v1/chart/data", query_context)
+
+
+def wait_healthy(base_url: str, timeout: float = 180.0) -> float:
+    """Poll /health until 200; returns the seconds waited."""
+    started = time.monotonic()
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/health", timeout=3) as response:
+                if response.status == 200:
+                    return time.monotonic() - started
+        except OSError:
+            pass
+        if time.monotonic() - started > timeout:
+            raise SupersetError(f"{base_url}/health not 200 after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def run_import(
+    environment: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Import the bundle the way the supervised start does (superset/run.sh import)."""
+    return subprocess.run(
+        ["bash", str(ROOT / "superset" / "run.sh"), "import"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(environment or {})},
+    )
+
+
+# --- chart queries -------------------------------------------------------------------------
+
+
+def _adhoc_to_filters(
+    adhoc_filters: list[dict[str, Any]], time_range: str | None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The frontend's translation of adhoc filters: simple ones become filters, SQL ones WHERE."""
+    filters, where = [], []
+    for adhoc in adhoc_filters:
+        if adhoc.get("expressionType") == "SQL":
+            where.append(f"({adhoc['sqlExpression']})")
+            continue
+        value = adhoc.get("comparator")
+        if adhoc["operator"] == "TEMPORAL_RANGE" and time_range is not None:
+            value = time_range  # what the dashboard's native time filter does
+        filters.append({"col": adhoc["subject"], "op": adhoc["operator"], "val": value})
+    return filters, where
+
+
+def _metric_label(metric: Any) -> str:
+    return metric if isinstance(metric, str) else metric.get("label", "metric")
+
+
+def build_query_context(
+    chart: dict[str, Any],
+    *,
+    time_range: str | None = None,
+    customers: list[str] | None = None,
+) -> dict[str, Any]:
+    """A /api/v1/chart/data body for a chart of the dashboard (its form_data and datasource).
+
+    `time_range` and `customers` play the dashboard's native filters.
+    """
+    params = chart["form_data"]
+    viz = params["viz_type"]
+    dataset_id = int(str(params["datasource"]).split("__")[0])
+    filters, where = _adhoc_to_filters(params.get("adhoc_filters", []), time_range)
+    if customers:
+        filters.append({"col": "customer_id", "op": "IN", "val": customers})
+    temporal = next((f["val"] for f in filters if f["op"] == "TEMPORAL_RANGE"), None)
+    query: dict[str, Any] = {
+        "filters": filters,
+        "extras": {"where": " AND ".join(where), "having": ""},
+        "time_range": temporal or "No filter",
+        "columns": [],
+        "metrics": [],
+        "orderby": [],
+        "row_limit": params.get("row_limit", 10000),
+        "order_desc": True,
+        "annotation_layers": [],
+        "url_params": {},
+        "custom_params": {},
+        "custom_form_data": {},
+    }
+    if viz in ("big_number_total", "big_number"):
+        query["metrics"] = [params["metric"]]
+        query["row_limit"] = 1
+    elif viz.startswith("echarts_timeseries"):
+        axis = params["x_axis"]
+        column = {"columnType": "BASE_AXIS", "sqlExpression": axis, "label": axis}
+        column["expressionType"] = "SQL"
+        if params.get("time_grain_sqla"):
+            column["timeGrain"] = params["time_grain_sqla"]
+        query["columns"] = [column, *params.get("groupby", [])]
+        query["metrics"] = params["metrics"]
+        query["orderby"] = [[params["metrics"][0], False]]
+        query["series_columns"] = params.get("groupby", [])
+    elif viz == "pie":
+        query["columns"] = params["groupby"]
+        query["metrics"] = [params["metric"]]
+        query["orderby"] = [[params["metric"], False]]
+    elif viz == "table" and params.get("query_mode") == "raw":
+        query["columns"] = params["all_columns"]
+        query["orderby"] = [json.loads(item) for item in params.get("order_by_cols", [])]
+    elif viz == "table":
+        query["columns"] = params.get("groupby", [])
+        query["metrics"] = params.get("metrics", [])
+        if query["metrics"]:
+            query["orderby"] = [[query["metrics"][0], False]]
+    else:
+        raise ValueError(f"no query builder for viz_type {viz}")
+    query["metrics"] = query["metrics"] or None
+    return {
+        "datasource": {"id": dataset_id, "type": "table"},
+        "force": True,
+        "queries": [query],
+        "form_data": {**params, "slice_id": chart.get("id")},
+        "result_format": "json",
+        "result_type": "full",
+    }
+
+
+def metric_labels(chart: dict[str, Any]) -> list[str]:
+    params = chart["form_data"]
+    metrics = params.get("metrics") or ([params["metric"]] if params.get("metric") else [])
+    return [_metric_label(m) for m in metrics]

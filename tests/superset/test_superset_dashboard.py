@@ -1,0 +1,171 @@
+"""The dashboard as code: the bundle imports idempotently, the dashboard holds every chart with its
+filters, and every chart's query returns the right rows from the read-only connection."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg2
+import pytest
+from superset_api import (
+    DASHBOARD_SLUG,
+    LAST_HOUR,
+    build_query_context,
+    metric_labels,
+    run_import,
+)
+
+pytestmark = pytest.mark.integration
+
+# slice name -> (viz type, table read)
+EXPECTED_CHARTS = {
+    "Total readings": ("big_number_total", "heart_rate_minute"),
+    "Average heart rate": ("big_number_total", "heart_rate_minute"),
+    "Minimum heart rate": ("big_number_total", "heart_rate_minute"),
+    "Maximum heart rate": ("big_number_total", "heart_rate_minute"),
+    "Average heart rate over time": ("echarts_timeseries_line", "heart_rate_minute"),
+    "Heart-rate distribution": ("echarts_timeseries_bar", "heart_rate_readings"),
+    "Abnormal episodes (open and recent)": ("table", "heart_rate_alerts"),
+    "Quarantined readings by reason": ("pie", "rejected_readings"),
+    "Latest quarantined readings": ("table", "rejected_readings"),
+    "Pipeline throughput (rows/s)": ("echarts_timeseries_line", "pipeline_metrics"),
+    "Micro-batch duration (ms)": ("echarts_timeseries_line", "pipeline_metrics"),
+    "Kafka lag (messages)": ("echarts_timeseries_line", "pipeline_metrics"),
+}
+DATASETS = {table for _, table in EXPECTED_CHARTS.values()}
+NOT_PER_CUSTOMER = {"rejected_readings", "pipeline_metrics"}
+
+
+def _inventory(client) -> dict[str, int]:
+    counts = {
+        "dashboards": client.count("dashboard"),
+        "charts": client.count("chart"),
+        "datasets": client.count("dataset"),
+        "databases": client.count("database"),
+        "this dashboard": client.count("dashboard", "slug", DASHBOARD_SLUG),
+    }
+    for name in EXPECTED_CHARTS:
+        counts[f"chart {name}"] = client.count("chart", "slice_name", name)
+    for table in DATASETS:
+        counts[f"dataset {table}"] = client.count("dataset", "table_name", table)
+    return counts
+
+
+def test_bundle_import_twice_changes_nothing(superset_client, stack):
+    first = run_import(stack.environment())
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = _inventory(superset_client)
+
+    second = run_import(stack.environment())
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "imported" in second.stdout
+    after = _inventory(superset_client)
+
+    assert after == before
+    assert after["this dashboard"] == 1
+    assert all(after[f"chart {name}"] == 1 for name in EXPECTED_CHARTS)
+    assert all(after[f"dataset {table}"] == 1 for table in DATASETS)
+
+
+def test_dashboard_has_every_chart_and_filter(superset_client):
+    dashboard = superset_client.get(f"/api/v1/dashboard/{DASHBOARD_SLUG}")["result"]
+    assert dashboard["dashboard_title"] == "Heart Rate Monitoring"
+    metadata = json.loads(dashboard["json_metadata"])
+    assert metadata["refresh_frequency"] == 10
+
+    charts = superset_client.dashboard_charts()
+    found = {chart["slice_name"]: chart for chart in charts}
+    assert set(found) == set(EXPECTED_CHARTS)
+    for name, (viz, _) in EXPECTED_CHARTS.items():
+        assert found[name]["form_data"]["viz_type"] == viz, name
+
+    datasets = {
+        d["id"]: d["table_name"]
+        for d in superset_client.get(f"/api/v1/dashboard/{DASHBOARD_SLUG}/datasets")["result"]
+    }
+    assert set(datasets.values()) == DATASETS
+    for name, (_, table) in EXPECTED_CHARTS.items():
+        dataset_id = int(found[name]["form_data"]["datasource"].split("__")[0])
+        assert datasets[dataset_id] == table, name
+
+    filters = {f["name"]: f for f in metadata["native_filter_configuration"]}
+    assert filters["Time range"]["filterType"] == "filter_time"
+    customer = filters["Customer"]
+    assert customer["filterType"] == "filter_select"
+    assert customer["targets"][0]["column"]["name"] == "customer_id"
+    # The customer filter skips the charts whose tables have no customer (ids remapped on import).
+    excluded = set(customer["scope"]["excluded"])
+    assert excluded == {
+        found[name]["id"]
+        for name, (_, table) in EXPECTED_CHARTS.items()
+        if table in NOT_PER_CUSTOMER
+    }
+
+
+def test_data_connection_is_the_read_only_role(superset_client, stack):
+    databases = superset_client.get("/api/v1/database/")["result"]
+    heartbeat = next(d for d in databases if d["database_name"] == "heartbeat")
+    detail = superset_client.get(f"/api/v1/database/{heartbeat['id']}/connection")["result"]
+    uri = detail["sqlalchemy_uri"]
+    assert f"//{stack.reader_user}:XXXXXXXXXX@" in uri  # the password is stored, never shown
+    assert stack.reader_password not in json.dumps(detail)
+    assert detail["allow_dml"] is False
+
+
+def test_every_chart_query_returns_rows(superset_client, sample_data):
+    """POST /api/v1/chart/data with each chart's query, filtered to the sample's customers where
+    the chart is per customer (as the dashboard's customer filter does)."""
+    for chart in superset_client.dashboard_charts():
+        _, table = EXPECTED_CHARTS[chart["slice_name"]]
+        customers = None if table in NOT_PER_CUSTOMER else sample_data.customers
+        answer = superset_client.chart_data(
+            build_query_context(chart, time_range=LAST_HOUR, customers=customers)
+        )
+        result = answer["result"][0]
+        assert result.get("error") is None, (chart["slice_name"], result.get("error"))
+        assert result["rowcount"] > 0, chart["slice_name"]
+
+
+def _big_number(superset_client, charts, name, customers):
+    chart = charts[name]
+    answer = superset_client.chart_data(
+        build_query_context(chart, time_range=LAST_HOUR, customers=customers)
+    )
+    row = answer["result"][0]["data"][0]
+    return row[metric_labels(chart)[0]]
+
+
+def test_statistics_from_rollups_match_raw_readings(superset_client, sample_data, superuser_dsn):
+    """total = sum(readings), average weighted by readings, min of mins, max of maxes: the
+    rollup-based big numbers equal what the raw readings say."""
+    charts = {c["slice_name"]: c for c in superset_client.dashboard_charts()}
+    with psycopg2.connect(superuser_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), avg(heart_rate), min(heart_rate), max(heart_rate)"
+            " FROM heart_rate_readings WHERE kafka_topic = %s",
+            (sample_data.tag,),
+        )
+        total, average, minimum, maximum = cur.fetchone()
+    customers = sample_data.customers
+    assert _big_number(superset_client, charts, "Total readings", customers) == total
+    assert _big_number(superset_client, charts, "Average heart rate", customers) == pytest.approx(
+        float(average)
+    )
+    assert _big_number(superset_client, charts, "Minimum heart rate", customers) == minimum
+    assert _big_number(superset_client, charts, "Maximum heart rate", customers) == maximum
+
+
+def test_alerts_table_lists_most_recent_first(superset_client, sample_data):
+    chart = next(
+        c
+        for c in superset_client.dashboard_charts()
+        if c["slice_name"] == "Abnormal episodes (open and recent)"
+    )
+    answer = superset_client.chart_data(
+        build_query_context(chart, time_range=LAST_HOUR, customers=sample_data.customers)
+    )
+    rows = answer["result"][0]["data"]
+    assert [(r["customer_id"], r["kind"], r["status"]) for r in rows] == [
+        (sample_data.customers[0], "tachycardia", "open"),
+        (sample_data.customers[1], "bradycardia", "closed"),
+    ]
