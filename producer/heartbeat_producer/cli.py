@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import random
 import sys
 from collections.abc import Sequence
@@ -80,11 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     sim = parser.add_argument_group("simulation")
-    sim.add_argument("--customers", type=_positive_int, default=defaults.DEFAULT_CUSTOMERS)
+    # The supervised producer runs without flags; these variables tune it (same in compose).
+    # argparse applies `type` to string defaults, so a bad value fails as clearly as a bad flag.
+    sim.add_argument(
+        "--customers",
+        type=_positive_int,
+        default=os.environ.get("PRODUCER_CUSTOMERS") or defaults.DEFAULT_CUSTOMERS,
+        help="(env PRODUCER_CUSTOMERS)",
+    )
     sim.add_argument(
         "--rate",
         type=_positive_float,
-        help="readings per second across all customers (default: one per customer per second)",
+        default=os.environ.get("PRODUCER_RATE") or None,
+        help="readings per second across all customers (env PRODUCER_RATE; default: one per "
+        "customer per second)",
     )
     limit = sim.add_mutually_exclusive_group()
     limit.add_argument(
@@ -116,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--malformed-rate",
         type=_fraction,
-        default=defaults.DEFAULT_MALFORMED_RATE,
-        help="share of messages that are broken (bad JSON, missing field, ...)",
+        default=os.environ.get("PRODUCER_MALFORMED_RATE") or defaults.DEFAULT_MALFORMED_RATE,
+        help="share of messages that are broken (bad JSON, missing field, ...) "
+        "(env PRODUCER_MALFORMED_RATE)",
     )
 
     kafka = parser.add_argument_group("kafka")

@@ -12,9 +12,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
 from heartbeat_contract import encode_reading
+from heartbeat_ops.stream_job import StreamJob, wait_for
 from heartbeat_stream.config import sink_id_for
-
-from .stream_job_runner import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
 

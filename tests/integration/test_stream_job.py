@@ -11,10 +11,9 @@ import pytest
 from kafka import KafkaProducer
 
 from heartbeat_contract import encode_reading
+from heartbeat_ops.stream_job import StreamJob, wait_for
 from heartbeat_producer.mix import known_mix
 from heartbeat_stream.config import sink_id_for
-
-from .stream_job_runner import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,7 @@
-"""Run the real streaming job (spark-submit via spark-jobs/submit.sh) as a child process."""
+"""Run the real streaming job (spark-submit via spark-jobs/submit.sh) as a child process.
+
+For tests and benchmarks, which need to start, crash and restart a job of their own.
+"""
 
 from __future__ import annotations
 
