@@ -38,6 +38,38 @@ def _readiness_checks(config: StackConfig) -> dict[str, Callable[[], bool]]:
     }
 
 
+def provision(config: StackConfig, steps: Steps) -> None:
+    """Wait for PostgreSQL and Kafka, then roles, migrations and topics: idempotent."""
+    checks = _readiness_checks(config)
+    steps.run("wait for PostgreSQL", lambda: health.wait_until("postgres", checks["postgres"]))
+    steps.run(
+        "create roles and apply migrations",
+        lambda: ", ".join(database.bootstrap(config)) or "schema up to date",
+    )
+    steps.run("wait for Kafka", lambda: health.wait_until("kafka", checks["kafka"]))
+    for topic in (config.kafka_topic, config.kafka_alerts_topic):
+        steps.run(
+            f"ensure topic {topic} ({config.kafka_partitions} partitions)",
+            lambda t=topic: topics.ensure_topic(
+                config.kafka_bootstrap_servers, t, config.kafka_partitions
+            ),
+        )
+
+
+def cmd_provision(_: argparse.Namespace) -> int:
+    """What docker compose's one-shot `provision` service runs against its containers."""
+    ensure_secrets()
+    provision(load(), Steps())
+    return 0
+
+
+def cmd_secrets(_: argparse.Namespace) -> int:
+    """Generate missing secrets into var/secrets.env (docker compose's first one-shot step)."""
+    names = sorted(ensure_secrets())
+    print(f"secrets in {var_dir() / 'secrets.env'}: {', '.join(names)}")
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     steps = Steps()
     ensure_secrets()
@@ -55,19 +87,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         "start supervisord", lambda: "started" if supervisor.start(config) else "already running"
     )
     supervisor.ctl("start", *INFRASTRUCTURE)
-    steps.run("wait for PostgreSQL", lambda: health.wait_until("postgres", checks["postgres"]))
-    steps.run(
-        "create roles and apply migrations",
-        lambda: ", ".join(database.bootstrap(config)) or "schema up to date",
-    )
-    steps.run("wait for Kafka", lambda: health.wait_until("kafka", checks["kafka"]))
-    for topic in (config.kafka_topic, config.kafka_alerts_topic):
-        steps.run(
-            f"ensure topic {topic} ({config.kafka_partitions} partitions)",
-            lambda t=topic: topics.ensure_topic(
-                config.kafka_bootstrap_servers, t, config.kafka_partitions
-            ),
-        )
+    provision(config, steps)
     if not args.infra_only:
         for program in all_programs(config):
             if program.name in INFRASTRUCTURE:
@@ -127,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         help="start PostgreSQL and Kafka only (what the tests need)",
     )
     up.set_defaults(func=cmd_up)
+    secrets_help = "generate missing secrets (existing ones are never overwritten)"
+    sub.add_parser("secrets", help=secrets_help).set_defaults(func=cmd_secrets)
+    sub.add_parser(
+        "provision", help="wait for PostgreSQL and Kafka; roles, migrations, topics"
+    ).set_defaults(func=cmd_provision)
     sub.add_parser("down", help="stop every process `up` started; keep data").set_defaults(
         func=cmd_down
     )
