@@ -2,8 +2,10 @@
 
 Generates BENCH_SUPERSET_READINGS readings (default 5,000,000) with generate_series under the
 scratch topic `bench-superset`, 1,000 customers spread over the last 50 minutes (inside the
-dashboard's default "last hour"), the matching one-minute rollups, and some alerts, quarantined
-messages and pipeline metrics; then, for every chart of the dashboard:
+dashboard's default "last hour"), the matching one-minute rollups (with their bpm_bins, as the
+streaming job computes them: what the distribution chart reads through heart_rate_minute_bins),
+and some alerts, quarantined messages and pipeline metrics; then, for every chart of the
+dashboard:
 
 - `api`: POST /api/v1/chart/data with the chart's query, as the dashboard sends it (Superset's
   own overhead included), median and max of BENCH_SUPERSET_REPEATS runs;
@@ -36,6 +38,7 @@ sys.path.insert(0, str(ROOT / "tests" / "superset"))
 from superset_api import (  # noqa: E402
     LAST_HOUR,
     SupersetClient,
+    bpm_bins_sql,
     build_query_context,
     wait_healthy,
 )
@@ -79,16 +82,32 @@ def _generate(cur) -> None:
     _say(f"  {cur.rowcount:,} readings in {time.monotonic() - started:.1f}s")
     started = time.monotonic()
     cur.execute(
-        """
-        INSERT INTO heart_rate_minute (customer_id, minute, readings, avg_bpm, min_bpm, max_bpm)
+        f"""
+        INSERT INTO heart_rate_minute (customer_id, minute, readings, avg_bpm, min_bpm, max_bpm,
+                                       bpm_bins)
         SELECT customer_id, date_trunc('minute', "timestamp"), count(*), avg(heart_rate),
-               min(heart_rate), max(heart_rate)
+               min(heart_rate), max(heart_rate), {bpm_bins_sql()}
         FROM heart_rate_readings WHERE kafka_topic = %s
         GROUP BY 1, 2
         """,
         (TAG,),
     )
     _say(f"  {cur.rowcount:,} one-minute rollups in {time.monotonic() - started:.1f}s")
+    # The bins must say what the readings say, or the distribution's timing means nothing.
+    cur.execute(
+        "SELECT (heart_rate / 5) * 5, count(*) FROM heart_rate_readings WHERE kafka_topic = %s"
+        " GROUP BY 1",
+        (TAG,),
+    )
+    raw = dict(cur.fetchall())
+    cur.execute(
+        "SELECT bpm_bin, sum(readings) FROM heart_rate_minute_bins WHERE customer_id LIKE %s"
+        " GROUP BY 1",
+        (TAG + "-%",),
+    )
+    binned = dict(cur.fetchall())
+    if binned != raw:
+        raise RuntimeError(f"bpm_bins disagree with the readings: {binned} != {raw}")
     cur.execute(
         "SELECT 1 FROM information_schema.columns"
         " WHERE table_name = 'heart_rate_alerts' AND column_name = 'sink_id'"
@@ -123,10 +142,10 @@ def _generate(cur) -> None:
     )
     cur.execute(
         """
-        INSERT INTO pipeline_metrics (query_name, batch_id, run_id, batch_time, input_rows,
-                                      input_rows_per_second, processed_rows_per_second,
-                                      batch_duration_ms, kafka_lag)
-        SELECT %(tag)s, b, %(tag)s, now() - make_interval(secs => %(span)s - b), 1500,
+        INSERT INTO pipeline_metrics (query_id, query_name, batch_id, run_id, batch_time,
+                                      input_rows, input_rows_per_second,
+                                      processed_rows_per_second, batch_duration_ms, kafka_lag)
+        SELECT %(tag)s, %(tag)s, b, %(tag)s, now() - make_interval(secs => %(span)s - b), 1500,
                1500.0, 1500.0 + (b %% 300), 100 + (b %% 50), b %% 1000
         FROM generate_series(0, %(span)s - 1) AS b
         """,
@@ -266,7 +285,7 @@ def _measure(url: str, username: str, password: str, reader_dsn: str) -> None:
         f"\nper chart, {REPEATS} runs each, time range = last hour; "
         "api = POST /api/v1/chart/data, db = the same SQL as heartbeat_reader (ms)"
     )
-    _say(f"{'chart':<38} {'table':<20} {'filter':<9} {'api med':>8} {'api max':>8} "
+    _say(f"{'chart':<38} {'table':<22} {'filter':<9} {'api med':>8} {'api max':>8} "
          f"{'db med':>8} {'rows':>6}")  # fmt: skip
     contexts = []
     for chart in sorted(charts, key=lambda c: c["id"]):
@@ -293,7 +312,7 @@ def _measure(url: str, username: str, password: str, reader_dsn: str) -> None:
                     elapsed, _ = _timed(lambda cur=cur, sql=sql: (cur.execute(sql), cur.fetchall()))
                     db_times.append(elapsed)
             _say(
-                f"{chart['slice_name'][:38]:<38} {table:<20} {label:<9} "
+                f"{chart['slice_name'][:38]:<38} {table:<22} {label:<9} "
                 f"{statistics.median(api_times):>8.0f} {max(api_times):>8.0f} "
                 f"{statistics.median(db_times):>8.1f} {rows:>6}"
             )

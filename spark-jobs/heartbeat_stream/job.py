@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
@@ -84,20 +85,22 @@ def main() -> int:
         "on" if config.rollups_enabled else "off",
     )
 
-    def stop(signum: int, _frame: object) -> None:
-        # Stopping mid-batch is safe: the batch is replayed on restart and the sink skips it.
-        log.info("signal %d: stopping", signum)
-        retention.stopped.set()
-        for query in queries:
-            query.stop()
+    stopping = threading.Event()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    def request_stop(signum: int, _frame: object) -> None:
+        # Only flag it: calling into the JVM from a signal handler would re-enter py4j.
+        log.info("signal %d: stopping after the current batch", signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     # Raises if any query failed, so spark-submit exits non-zero and the supervisor restarts us.
-    spark.streams.awaitAnyTermination()
+    # Stopping mid-batch is safe as well: the batch is replayed on restart and the sink skips it.
+    while not stopping.is_set():
+        if spark.streams.awaitAnyTermination(timeout=1):
+            break
+    retention.stopped.set()
     for query in queries:
-        if query.exception():
-            raise RuntimeError(f"query {query.name} failed") from None
         query.stop()
     log.info("stopped cleanly")
     return 0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import psycopg2
 import pytest
-from superset_api import SupersetClient, wait_healthy
+from superset_api import SupersetClient, bpm_bins_sql, wait_healthy
 
 from heartbeat_ops import supervisor
 from heartbeat_ops.config import StackConfig, read_env_file, secrets_file, var_dir
@@ -97,12 +97,13 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
                 {"tag": tag, "customers": customers, "minutes": minutes, "per_minute": per_minute},
             )
             readings = cur.rowcount
+            # The rollups of those readings, bins included, as the streaming job writes them.
             cur.execute(
-                """
+                f"""
                 INSERT INTO heart_rate_minute (customer_id, minute, readings, avg_bpm, min_bpm,
-                                               max_bpm)
+                                               max_bpm, bpm_bins)
                 SELECT customer_id, date_trunc('minute', "timestamp"), count(*), avg(heart_rate),
-                       min(heart_rate), max(heart_rate)
+                       min(heart_rate), max(heart_rate), {bpm_bins_sql()}
                 FROM heart_rate_readings WHERE kafka_topic = %s
                 GROUP BY 1, 2
                 """,
@@ -143,10 +144,11 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
             )
             cur.execute(
                 """
-                INSERT INTO pipeline_metrics (query_name, batch_id, run_id, batch_time, input_rows,
-                                              input_rows_per_second, processed_rows_per_second,
-                                              batch_duration_ms, kafka_lag)
-                SELECT %(tag)s, b, %(tag)s, now() - make_interval(mins => 30 - b), 100 + b,
+                INSERT INTO pipeline_metrics (query_id, query_name, batch_id, run_id, batch_time,
+                                              input_rows, input_rows_per_second,
+                                              processed_rows_per_second, batch_duration_ms,
+                                              kafka_lag)
+                SELECT %(tag)s, %(tag)s, b, %(tag)s, now() - make_interval(mins => 30 - b), 100 + b,
                        150.0 + b, 900.0 + 10 * b, 120 + (b %% 7) * 10, (30 - b) * 5
                 FROM generate_series(0, 29) AS b
                 """,

@@ -28,6 +28,7 @@ WRITES = {
 DASHBOARD_TABLES = (
     "heart_rate_readings",
     "heart_rate_minute",
+    "heart_rate_minute_bins",  # a view over heart_rate_minute
     "heart_rate_alerts",
     "rejected_readings",
     "pipeline_metrics",

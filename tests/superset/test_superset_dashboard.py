@@ -10,6 +10,7 @@ import pytest
 from superset_api import (
     DASHBOARD_SLUG,
     LAST_HOUR,
+    ROOT,
     build_query_context,
     metric_labels,
     run_import,
@@ -24,7 +25,7 @@ EXPECTED_CHARTS = {
     "Minimum heart rate": ("big_number_total", "heart_rate_minute"),
     "Maximum heart rate": ("big_number_total", "heart_rate_minute"),
     "Average heart rate over time": ("echarts_timeseries_line", "heart_rate_minute"),
-    "Heart-rate distribution": ("echarts_timeseries_bar", "heart_rate_readings"),
+    "Heart-rate distribution": ("echarts_timeseries_bar", "heart_rate_minute_bins"),
     "Abnormal episodes (open and recent)": ("table", "heart_rate_alerts"),
     "Quarantined readings by reason": ("pie", "rejected_readings"),
     "Latest quarantined readings": ("table", "rejected_readings"),
@@ -32,8 +33,13 @@ EXPECTED_CHARTS = {
     "Micro-batch duration (ms)": ("echarts_timeseries_line", "pipeline_metrics"),
     "Kafka lag (messages)": ("echarts_timeseries_line", "pipeline_metrics"),
 }
-DATASETS = {table for _, table in EXPECTED_CHARTS.values()}
+# The tables (and the view heart_rate_minute_bins) the dashboard's charts read; no chart scans the
+# raw readings any more.
+CHART_DATASETS = {table for _, table in EXPECTED_CHARTS.values()}
+# Every dataset of the bundle: the charts' and heart_rate_readings, kept for exploring raw rows.
+DATASETS = CHART_DATASETS | {"heart_rate_readings"}
 NOT_PER_CUSTOMER = {"rejected_readings", "pipeline_metrics"}
+BUNDLE = ROOT / "superset" / "bundle"
 
 
 def _inventory(client) -> dict[str, int]:
@@ -49,6 +55,13 @@ def _inventory(client) -> dict[str, int]:
     for table in DATASETS:
         counts[f"dataset {table}"] = client.count("dataset", "table_name", table)
     return counts
+
+
+def test_bundle_holds_every_dataset_once():
+    names = sorted(path.stem for path in (BUNDLE / "datasets").rglob("*.yaml"))
+    assert names == sorted(DATASETS)
+    assert len(DATASETS) == 6
+    assert "heart_rate_readings" not in CHART_DATASETS
 
 
 def test_bundle_import_twice_changes_nothing(superset_client, stack):
@@ -83,7 +96,7 @@ def test_dashboard_has_every_chart_and_filter(superset_client):
         d["id"]: d["table_name"]
         for d in superset_client.get(f"/api/v1/dashboard/{DASHBOARD_SLUG}/datasets")["result"]
     }
-    assert set(datasets.values()) == DATASETS
+    assert set(datasets.values()) == CHART_DATASETS
     for name, (_, table) in EXPECTED_CHARTS.items():
         dataset_id = int(found[name]["form_data"]["datasource"].split("__")[0])
         assert datasets[dataset_id] == table, name
@@ -124,6 +137,13 @@ def test_every_chart_query_returns_rows(superset_client, sample_data):
         result = answer["result"][0]
         assert result.get("error") is None, (chart["slice_name"], result.get("error"))
         assert result["rowcount"] > 0, chart["slice_name"]
+        # The customer filter reaches the per-customer charts: Superset applied it to the query
+        # rather than rejecting it as a column missing from the chart's dataset.
+        applied = {f.get("column") for f in result.get("applied_filters", [])}
+        rejected = {f.get("column") for f in result.get("rejected_filters", [])}
+        if customers:
+            assert "customer_id" in applied, (chart["slice_name"], result.get("applied_filters"))
+        assert "customer_id" not in rejected, (chart["slice_name"], result["rejected_filters"])
 
 
 def _big_number(superset_client, charts, name, customers):
@@ -153,6 +173,32 @@ def test_statistics_from_rollups_match_raw_readings(superset_client, sample_data
     )
     assert _big_number(superset_client, charts, "Minimum heart rate", customers) == minimum
     assert _big_number(superset_client, charts, "Maximum heart rate", customers) == maximum
+
+
+def test_distribution_from_rollup_bins_matches_raw_readings(
+    superset_client, sample_data, superuser_dsn
+):
+    """The histogram reads heart_rate_minute_bins (the rollups' bpm_bins), never raw readings; per
+    5-bpm bin it counts what the raw readings say, for all sample customers and for one."""
+    charts = {c["slice_name"]: c for c in superset_client.dashboard_charts()}
+    chart = charts["Heart-rate distribution"]
+    (label,) = metric_labels(chart)
+    for customers in (sample_data.customers, sample_data.customers[:1]):
+        with psycopg2.connect(superuser_dsn) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT (heart_rate / 5) * 5, count(*) FROM heart_rate_readings"
+                " WHERE kafka_topic = %s AND customer_id = ANY(%s) GROUP BY 1",
+                (sample_data.tag, customers),
+            )
+            raw = dict(cur.fetchall())
+        answer = superset_client.chart_data(
+            build_query_context(chart, time_range=LAST_HOUR, customers=customers)
+        )
+        result = answer["result"][0]
+        assert result.get("error") is None, result.get("error")
+        assert {row["bpm_bin"]: row[label] for row in result["data"]} == raw
+        assert "heart_rate_readings" not in result["query"]
+        assert "heart_rate_minute_bins" in result["query"]
 
 
 def test_alerts_table_lists_most_recent_first(superset_client, sample_data):

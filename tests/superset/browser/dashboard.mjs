@@ -4,6 +4,7 @@
 //
 // Settings (environment): SUPERSET_URL, SUPERSET_ADMIN_USERNAME, SUPERSET_ADMIN_PASSWORD,
 // DASHBOARD_SLUG, EXPECTED_CHARTS, SCREENSHOT, CHROMIUM (default /usr/bin/chromium), TIMEOUT_MS,
+// SETTLE_MS (pause between "every chart rendered" and the screenshot, default 2000),
 // CUSTOMER (optional: open the dashboard with its Customer filter set to this customer id).
 // Prints one JSON report on stdout; exits 1 when a check fails.
 import { chromium } from "playwright-core";
@@ -134,6 +135,9 @@ try {
   report.charts = charts;
   mark("charts_rendered");
 
+  // ECharts draws lines and bars with a ~1 s entry animation after the canvas exists: let it
+  // finish, or the screenshot shows half-drawn series.
+  await page.waitForTimeout(Number(env("SETTLE_MS", "2000")));
   await page.screenshot({ path: screenshot, fullPage: true });
   mark("screenshot_saved");
   report.screenshot = screenshot;
