@@ -89,17 +89,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     supervisor.ctl("start", *INFRASTRUCTURE)
     provision(config, steps)
     if not args.infra_only:
-        for program in all_programs(config):
-            if program.name in INFRASTRUCTURE:
-                continue
-            supervisor.ctl("start", program.name)
-            check = checks.get(
-                program.name, lambda name=program.name: supervisor.states().get(name) == "RUNNING"
-            )
-            steps.run(
-                f"wait for {program.name}",
-                lambda n=program.name, c=check: health.wait_until(n, c, timeout=300),
-            )
+        product = [p.name for p in all_programs(config) if p.name not in INFRASTRUCTURE]
+        supervisor.start_without_waiting(product)  # side by side; readiness is checked below
+        for name in product:
+            check = checks.get(name, lambda n=name: supervisor.states().get(n) == "RUNNING")
+            steps.run(f"wait for {name}", lambda n=name, c=check: health.wait_until(n, c, 300))
     print(f"\nStack up in {time.monotonic() - steps.started:.1f}s.\n")
     return cmd_status(args)
 

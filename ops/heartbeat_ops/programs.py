@@ -102,7 +102,7 @@ def product_programs(config: StackConfig) -> list[Program]:
         Program(
             name="stream-job",
             command=["bash", str(ROOT / "spark-jobs" / "submit.sh")],
-            address="Spark UI http://localhost:4040",
+            address=f"Spark UI http://localhost:{os.environ.get('SPARK_UI_PORT', '4040')}",
             autostart=False,
             start_seconds=10,
             stop_signal="INT",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import xmlrpc.client
 from pathlib import Path
 
 from .config import StackConfig, var_dir
@@ -56,6 +57,24 @@ def ctl(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         text=True,
         check=check,
     )
+
+
+def start_without_waiting(names: list[str]) -> None:
+    """Ask supervisord to start programs and return at once, so slow starters overlap.
+
+    supervisorctl waits for each program's startsecs in turn; the XML-RPC API can skip that.
+    Already running programs are left alone.
+    """
+    from supervisor.xmlrpc import SupervisorTransport  # the venv's supervisor package
+
+    socket = f"unix://{var_dir() / 'run' / 'supervisor.sock'}"
+    proxy = xmlrpc.client.ServerProxy("http://localhost", SupervisorTransport(None, None, socket))
+    for name in names:
+        try:
+            proxy.supervisor.startProcess(name, False)
+        except xmlrpc.client.Fault as fault:
+            if "ALREADY_STARTED" not in fault.faultString:
+                raise
 
 
 def states() -> dict[str, str]:
