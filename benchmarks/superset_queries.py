@@ -109,15 +109,10 @@ def _generate(cur) -> None:
     if binned != raw:
         raise RuntimeError(f"bpm_bins disagree with the readings: {binned} != {raw}")
     cur.execute(
-        "SELECT 1 FROM information_schema.columns"
-        " WHERE table_name = 'heart_rate_alerts' AND column_name = 'sink_id'"
-    )
-    sink = ("sink_id, ", "%(tag)s, ") if cur.fetchone() else ("", "")
-    cur.execute(
-        f"""
-        INSERT INTO heart_rate_alerts ({sink[0]}customer_id, kind, started_at, ended_at,
+        """
+        INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, started_at, ended_at,
                                        extreme_bpm, readings, last_reading_at)
-        SELECT {sink[1]}%(tag)s || '-C' || lpad((a %% %(customers)s)::text, 4, '0'),
+        SELECT %(tag)s, %(tag)s || '-C' || lpad((a %% %(customers)s)::text, 4, '0'),
                CASE WHEN a %% 2 = 0 THEN 'tachycardia' ELSE 'bradycardia' END,
                now() - make_interval(secs => a), CASE WHEN a %% 5 = 0 THEN NULL
                ELSE now() - make_interval(secs => a) + interval '2 minutes' END,

@@ -109,19 +109,13 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
                 """,
                 (tag,),
             )
-            # The streaming job tags each episode with its sink (checkpoint) when the column exists.
             cur.execute(
-                "SELECT 1 FROM information_schema.columns"
-                " WHERE table_name = 'heart_rate_alerts' AND column_name = 'sink_id'"
-            )
-            sink = ("sink_id, ", "%(tag)s, ") if cur.fetchone() else ("", "")
-            cur.execute(
-                f"""
-                INSERT INTO heart_rate_alerts ({sink[0]}customer_id, kind, started_at, ended_at,
+                """
+                INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, started_at, ended_at,
                                                extreme_bpm, readings, last_reading_at)
-                VALUES ({sink[1]}%(c0)s, 'tachycardia', now() - interval '5 minutes', NULL, 171, 12,
+                VALUES (%(tag)s, %(c0)s, 'tachycardia', now() - interval '5 minutes', NULL, 171, 12,
                         now() - interval '1 minute'),
-                       ({sink[1]}%(c1)s, 'bradycardia', now() - interval '20 minutes',
+                       (%(tag)s, %(c1)s, 'bradycardia', now() - interval '20 minutes',
                         now() - interval '18 minutes', 41, 9, now() - interval '18 minutes')
                 """,
                 {"tag": tag, "c0": customers[0], "c1": customers[1]},
