@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from contextlib import closing
 from datetime import UTC, datetime
 
 import psycopg2
@@ -48,8 +49,9 @@ def _aware(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _connect(config: JobConfig) -> psycopg2.extensions.connection:
-    return psycopg2.connect(**config.libpq_params)
+def _connect(config: JobConfig) -> closing[psycopg2.extensions.connection]:
+    """A fresh connection per use, closed after: a batch must not inherit a broken one."""
+    return closing(psycopg2.connect(**config.libpq_params))
 
 
 class ReadingsSink:
@@ -125,8 +127,7 @@ class ReadingsSink:
             mode="append",
             properties=self.config.jdbc_properties,
         )
-        conn = _connect(self.config)
-        try:
+        with _connect(self.config) as conn:
             return commit_batch(
                 conn,
                 self.config.sink_id,
@@ -136,21 +137,16 @@ class ReadingsSink:
                     cur, self.config.sink_id, runs, self.config.thresholds
                 ),
             )
-        finally:
-            conn.close()
 
     def _publish_alerts(self) -> int:
         if self._producer is None:
             self._producer = KafkaProducer(
                 bootstrap_servers=self.config.kafka_bootstrap_servers, acks="all", retries=5
             )
-        conn = _connect(self.config)
-        try:
+        with _connect(self.config) as conn:
             return publish_pending(
                 conn, self._producer, self.config.alerts_topic, self.config.sink_id
             )
-        finally:
-            conn.close()
 
 
 class RollupSink:
@@ -163,11 +159,8 @@ class RollupSink:
         rows = [tuple(row) for row in batch.select(*ROLLUP_COLUMNS).collect()]
 
         def write() -> int:
-            conn = _connect(self.config)
-            try:
+            with _connect(self.config) as conn:
                 return upsert_rollups(conn, rows)
-            finally:
-                conn.close()
 
         written = with_retry(
             write,
