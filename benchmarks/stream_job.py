@@ -124,8 +124,13 @@ def live(stack: StackConfig, admin: KafkaAdminClient, workdir: Path) -> None:
     conn = _superuser(stack)
     checkpoint = workdir / f"ck-{topic}"
     job = StreamJob(
-        stack, topic, str(checkpoint), workdir / f"{topic}.log", HEARTBEAT_TRIGGER_INTERVAL=""
-    )  # empty: the job's default trigger
+        stack,
+        topic,
+        str(checkpoint),
+        workdir / f"{topic}.log",
+        HEARTBEAT_TRIGGER_INTERVAL="",  # empty: the job's default triggers
+        HEARTBEAT_ROLLUP_TRIGGER_INTERVAL="",
+    )
     try:
         job.start()
         wait_for(lambda: (checkpoint / "readings" / "metadata").exists(), 300, "the job to start")

@@ -27,6 +27,7 @@ class JobConfig:
     fail_on_data_loss: bool
     checkpoint_dir: str
     trigger_interval: str
+    rollup_trigger_interval: str
     rollups_enabled: bool
     watermark: str
     thresholds: Thresholds
@@ -98,6 +99,9 @@ def load() -> JobConfig:
         fail_on_data_loss=_env("HEARTBEAT_FAIL_ON_DATA_LOSS", "true").lower() == "true",
         checkpoint_dir=_env("HEARTBEAT_CHECKPOINT_DIR", str(var_dir / "checkpoints" / "stream")),
         trigger_interval=_env("HEARTBEAT_TRIGGER_INTERVAL", "1 second"),
+        # The dashboard refreshes every 10 s: rollups need no fresher trigger, and a slower one
+        # leaves the cores to the readings query.
+        rollup_trigger_interval=_env("HEARTBEAT_ROLLUP_TRIGGER_INTERVAL", "10 seconds"),
         rollups_enabled=_env("HEARTBEAT_ROLLUPS", "true").lower() == "true",
         watermark=_env("HEARTBEAT_WATERMARK", "2 minutes"),
         thresholds=Thresholds(

@@ -56,7 +56,7 @@ def start_rollups(spark: SparkSession, config: job_config.JobConfig) -> Streamin
         .outputMode("update")
         .foreachBatch(RollupSink(config))
         .option("checkpointLocation", config.rollups_checkpoint)
-        .trigger(processingTime=config.trigger_interval)
+        .trigger(processingTime=config.rollup_trigger_interval)
         .start()
     )
 
