@@ -32,13 +32,13 @@ import psycopg2
 
 from heartbeat_ops import supervisor
 from heartbeat_ops.config import load, read_env_file, secrets_file, var_dir
+from heartbeat_stream.rollups import merge_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "superset"))
 from superset_api import (  # noqa: E402
     LAST_HOUR,
     SupersetClient,
-    bpm_bins_sql,
     build_query_context,
     wait_healthy,
 )
@@ -83,12 +83,10 @@ def _generate(cur) -> None:
     started = time.monotonic()
     cur.execute(
         f"""
-        INSERT INTO heart_rate_minute (customer_id, minute, readings, avg_bpm, min_bpm, max_bpm,
-                                       bpm_bins)
-        SELECT customer_id, date_trunc('minute', "timestamp"), count(*), avg(heart_rate),
-               min(heart_rate), max(heart_rate), {bpm_bins_sql()}
-        FROM heart_rate_readings WHERE kafka_topic = %s
-        GROUP BY 1, 2
+        WITH inserted AS (
+            SELECT customer_id, "timestamp", heart_rate FROM heart_rate_readings
+            WHERE kafka_topic = %s
+        ) {merge_sql("inserted")}
         """,
         (TAG,),
     )

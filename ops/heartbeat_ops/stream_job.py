@@ -36,7 +36,6 @@ class StreamJob:
             "KAFKA_TOPIC": topic,
             "HEARTBEAT_CHECKPOINT_DIR": checkpoint,
             "HEARTBEAT_TRIGGER_INTERVAL": "0 seconds",
-            "HEARTBEAT_ROLLUP_TRIGGER_INTERVAL": "0 seconds",
             "SPARK_UI_PORT": "0",
             "SPARK_MASTER": "local[2]",
             **overrides,

@@ -2,8 +2,11 @@
 
 Value: a UTF-8 JSON object
     {"customer_id": "C0042", "timestamp": "2026-11-29T20:16:58.123Z", "heart_rate": 72}
-- customer_id: a non-empty string of at most 64 characters;
-- timestamp: the event time, ISO-8601 with a UTC offset or `Z`;
+- customer_id: a string of 1-64 characters without control characters, or a JSON integer that
+  fits in 64 bits (the original system's devices send 1..100), stored as its decimal text;
+- timestamp: the event time in ISO-8601: date, `T` or a space, hh:mm[:ss[.0-9 digits]], then
+  `Z` or an offset (+hh:mm). Without an offset it is wall-clock time in NAIVE_TIMESTAMP_ZONE_ENV
+  (default UTC), or rejected when that setting is `reject`;
 - heart_rate: an integer, beats per minute.
 Extra fields are allowed and ignored downstream.
 Key: the customer_id (UTF-8), so one customer's readings stay ordered within a partition.
@@ -23,6 +26,16 @@ MAX_CUSTOMER_ID_LENGTH = 64
 MIN_VALID_BPM = 40  # inclusive
 MAX_VALID_BPM = 180  # inclusive
 MAX_CLOCK_SKEW_SECONDS = 300  # event times further ahead of processing time are rejected
+
+# Timestamps without an offset: an IANA zone to read them in, or REJECT_NAIVE_TIMESTAMPS.
+NAIVE_TIMESTAMP_ZONE_ENV = "HEARTBEAT_NAIVE_TIMESTAMP_ZONE"
+DEFAULT_NAIVE_TIMESTAMP_ZONE = "UTC"
+REJECT_NAIVE_TIMESTAMPS = "reject"
+
+# The rollups' histogram: readings per BIN_WIDTH_BPM-wide bin from MIN_VALID_BPM, so bin k holds
+# [40 + 5k, 44 + 5k]; the last bin holds only 180.
+BIN_WIDTH_BPM = 5
+BIN_COUNT = (MAX_VALID_BPM - MIN_VALID_BPM) // BIN_WIDTH_BPM + 1  # 29
 
 # Why a message is quarantined, in the order the checks apply (the first failing check wins).
 MALFORMED_JSON = "malformed_json"

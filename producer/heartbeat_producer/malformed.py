@@ -108,9 +108,14 @@ def _rate_as_boolean(rng: Random, r: Reading) -> dict[str, object]:
     return _with(r, HEART_RATE, True)
 
 
-def _id_as_number(rng: Random, r: Reading) -> dict[str, object]:
+def _id_as_fraction(rng: Random, r: Reading) -> dict[str, object]:
     digits = "".join(ch for ch in r.customer_id if ch.isdigit()) or "0"
-    return _with(r, CUSTOMER_ID, int(digits))
+    return _with(r, CUSTOMER_ID, int(digits) + 0.5)  # integer ids are accepted, fractions not
+
+
+def _id_beyond_64_bits(rng: Random, r: Reading) -> dict[str, object]:
+    digits = "".join(ch for ch in r.customer_id if ch.isdigit()) or "0"
+    return _with(r, CUSTOMER_ID, 2**64 + int(digits))
 
 
 def _id_empty(rng: Random, r: Reading) -> dict[str, object]:
@@ -122,13 +127,14 @@ def _id_too_long(rng: Random, r: Reading) -> dict[str, object]:
     return _with(r, CUSTOMER_ID, padded[: MAX_CUSTOMER_ID_LENGTH + 1])
 
 
-# --- invalid_timestamp: not ISO-8601 with an offset, or too far in the future --------------------
-def _no_offset(rng: Random, r: Reading) -> dict[str, object]:
-    return _with(r, TIMESTAMP, r.timestamp.removesuffix("Z"))
+# --- invalid_timestamp: not an accepted ISO-8601 shape, or too far in the future ----------------
+# (No offset and a space for `T` are accepted: the original system's devices send both.)
+def _date_only(rng: Random, r: Reading) -> dict[str, object]:
+    return _with(r, TIMESTAMP, r.timestamp[:10])
 
 
-def _space_separator(rng: Random, r: Reading) -> dict[str, object]:
-    return _with(r, TIMESTAMP, r.timestamp.replace("T", " "))
+def _offset_without_colon(rng: Random, r: Reading) -> dict[str, object]:
+    return _with(r, TIMESTAMP, r.timestamp.removesuffix("Z") + "+0000")
 
 
 def _epoch_number(rng: Random, r: Reading) -> dict[str, object]:
@@ -155,11 +161,18 @@ VARIANTS: dict[str, tuple[Variant, ...]] = {
         _rate_as_fraction,
         _rate_as_integral_float,
         _rate_as_boolean,
-        _id_as_number,
+        _id_as_fraction,
+        _id_beyond_64_bits,
         _id_empty,
         _id_too_long,
     ),
-    INVALID_TIMESTAMP: (_no_offset, _space_separator, _epoch_number, _month_13, _far_future),
+    INVALID_TIMESTAMP: (
+        _date_only,
+        _offset_without_colon,
+        _epoch_number,
+        _month_13,
+        _far_future,
+    ),
 }
 
 

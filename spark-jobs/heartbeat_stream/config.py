@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zoneinfo
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from heartbeat_contract import BRADYCARDIA_BELOW_BPM, TACHYCARDIA_ABOVE_BPM
+from heartbeat_contract import (
+    BRADYCARDIA_BELOW_BPM,
+    DEFAULT_NAIVE_TIMESTAMP_ZONE,
+    NAIVE_TIMESTAMP_ZONE_ENV,
+    REJECT_NAIVE_TIMESTAMPS,
+    TACHYCARDIA_ABOVE_BPM,
+)
 
 from .episodes import Thresholds
 
@@ -27,9 +34,7 @@ class JobConfig:
     fail_on_data_loss: bool
     checkpoint_dir: str
     trigger_interval: str
-    rollup_trigger_interval: str
-    rollups_enabled: bool
-    watermark: str
+    naive_timestamp_zone: str
     thresholds: Thresholds
     pg_host: str
     pg_port: int
@@ -45,10 +50,6 @@ class JobConfig:
     @property
     def readings_checkpoint(self) -> str:
         return f"{self.checkpoint_dir.rstrip('/')}/readings"
-
-    @property
-    def rollups_checkpoint(self) -> str:
-        return f"{self.checkpoint_dir.rstrip('/')}/rollups"
 
     @property
     def jdbc_url(self) -> str:
@@ -88,6 +89,20 @@ def sink_id_for(checkpoint_dir: str) -> str:
     return hashlib.sha256(checkpoint_dir.rstrip("/").encode()).hexdigest()[:16]
 
 
+def naive_timestamp_zone(value: str) -> str:
+    """An IANA zone name or `reject`; anything else fails at start with the variable's name."""
+    if value == REJECT_NAIVE_TIMESTAMPS:
+        return value
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(
+            f"{NAIVE_TIMESTAMP_ZONE_ENV}={value!r} is neither an IANA time zone (e.g. UTC, "
+            f"Europe/Berlin) nor {REJECT_NAIVE_TIMESTAMPS!r}"
+        ) from error
+    return value
+
+
 def load() -> JobConfig:
     var_dir = Path(_env("HEARTBEAT_VAR_DIR", str(Path(__file__).resolve().parents[2] / "var")))
     return JobConfig(
@@ -98,12 +113,11 @@ def load() -> JobConfig:
         max_offsets_per_trigger=int(_env("HEARTBEAT_MAX_OFFSETS_PER_TRIGGER", "200000")),
         fail_on_data_loss=_env("HEARTBEAT_FAIL_ON_DATA_LOSS", "true").lower() == "true",
         checkpoint_dir=_env("HEARTBEAT_CHECKPOINT_DIR", str(var_dir / "checkpoints" / "stream")),
-        trigger_interval=_env("HEARTBEAT_TRIGGER_INTERVAL", "1 second"),
-        # The dashboard refreshes every 10 s: rollups need no fresher trigger, and a slower one
-        # leaves the cores to the readings query.
-        rollup_trigger_interval=_env("HEARTBEAT_ROLLUP_TRIGGER_INTERVAL", "10 seconds"),
-        rollups_enabled=_env("HEARTBEAT_ROLLUPS", "true").lower() == "true",
-        watermark=_env("HEARTBEAT_WATERMARK", "2 minutes"),
+        # A batch starts at most this often; a batch that takes longer is followed at once.
+        trigger_interval=_env("HEARTBEAT_TRIGGER_INTERVAL", "100 milliseconds"),
+        naive_timestamp_zone=naive_timestamp_zone(
+            _env(NAIVE_TIMESTAMP_ZONE_ENV, DEFAULT_NAIVE_TIMESTAMP_ZONE)
+        ),
         thresholds=Thresholds(
             high_bpm=int(_env("HEARTBEAT_ALERT_HIGH_BPM", str(TACHYCARDIA_ABOVE_BPM))),
             low_bpm=int(_env("HEARTBEAT_ALERT_LOW_BPM", str(BRADYCARDIA_BELOW_BPM))),

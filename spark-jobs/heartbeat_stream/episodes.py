@@ -1,18 +1,18 @@
 """Alert episodes: sustained tachycardia or bradycardia, one episode per sustained condition.
 
-Two halves, both pure. `reading_runs` (Spark) compresses a micro-batch of readings into runs of
-consecutive same-class readings per customer. `advance` (Python) folds those runs into each
-customer's tracker, carried between batches in PostgreSQL, and says which episodes opened,
-grew or closed.
+Pure Python, two steps. `runs_by_customer` compresses a batch's readings into each customer's
+runs of consecutive same-class readings, in event-time order.
+`advance` folds a customer's runs into its tracker, carried between batches in PostgreSQL, and
+says which episodes opened, grew or closed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-
-from pyspark.sql import DataFrame, Window
-from pyspark.sql import functions as F
+from itertools import groupby
+from operator import itemgetter
 
 TACHYCARDIA = "tachycardia"
 BRADYCARDIA = "bradycardia"
@@ -24,48 +24,13 @@ class Thresholds:
     low_bpm: int = 50  # below this is bradycardia
     sustain: timedelta = timedelta(seconds=60)  # from first to latest abnormal reading
 
-
-def reading_runs(readings: DataFrame, thresholds: Thresholds) -> DataFrame:
-    """Runs of consecutive readings of one class (kind NULL = normal), per customer.
-
-    Columns: customer_id, run, kind, started_at, last_reading_at, extreme_bpm, readings.
-    `run` orders a customer's runs in event time.
-    """
-    kind = F.when(F.col("heart_rate") > thresholds.high_bpm, F.lit(TACHYCARDIA)).when(
-        F.col("heart_rate") < thresholds.low_bpm, F.lit(BRADYCARDIA)
-    )
-    in_time = Window.partitionBy("customer_id").orderBy("timestamp", "heart_rate")
-    classed = readings.select(
-        "customer_id", "timestamp", "heart_rate", F.coalesce(kind, F.lit("")).alias("_class")
-    )
-    changed = (
-        F.lag("_class").over(in_time).isNull() | (F.lag("_class").over(in_time) != F.col("_class"))
-    ).cast("int")
-    numbered = classed.withColumn("_changed", changed).withColumn(
-        "run", F.sum("_changed").over(in_time.rowsBetween(Window.unboundedPreceding, 0))
-    )
-    return (
-        numbered.groupBy("customer_id", "run", "_class")
-        .agg(
-            F.min("timestamp").alias("started_at"),
-            F.max("timestamp").alias("last_reading_at"),
-            F.max("heart_rate").alias("_max"),
-            F.min("heart_rate").alias("_min"),
-            F.count("*").cast("int").alias("readings"),
-        )
-        .select(
-            "customer_id",
-            F.col("run").cast("int").alias("run"),
-            F.when(F.col("_class") != "", F.col("_class")).alias("kind"),
-            "started_at",
-            "last_reading_at",
-            F.when(F.col("_class") == TACHYCARDIA, F.col("_max"))
-            .when(F.col("_class") == BRADYCARDIA, F.col("_min"))
-            .cast("int")
-            .alias("extreme_bpm"),
-            "readings",
-        )
-    )
+    def kind(self, bpm: int) -> str | None:
+        """The abnormal class of one reading, None when normal (a threshold itself is normal)."""
+        if bpm > self.high_bpm:
+            return TACHYCARDIA
+        if bpm < self.low_bpm:
+            return BRADYCARDIA
+        return None
 
 
 @dataclass(frozen=True)
@@ -99,6 +64,28 @@ class EpisodeChange:
     extreme_bpm: int
     readings: int
     ended_at: datetime | None = None
+
+
+def runs_of(readings: Iterable[tuple[datetime, int]], thresholds: Thresholds) -> list[Run]:
+    """One customer's (event time, bpm) readings, in event-time order, as runs of one class."""
+    runs = []
+    for kind, group in groupby(readings, key=lambda reading: thresholds.kind(reading[1])):
+        members = list(group)
+        rates = [bpm for _, bpm in members]
+        extreme = max(rates) if kind == TACHYCARDIA else min(rates) if kind else None
+        runs.append(Run(kind, members[0][0], members[-1][0], extreme, len(members)))
+    return runs
+
+
+def runs_by_customer(
+    rows: Iterable[tuple[str, datetime, int]], thresholds: Thresholds
+) -> dict[str, list[Run]]:
+    """A batch's (customer, event time, bpm) rows, in any order -> each customer's runs, in
+    event-time order (ties broken by bpm, so the outcome never depends on arrival order)."""
+    return {
+        customer: runs_of(((at, bpm) for _, at, bpm in readings), thresholds)
+        for customer, readings in groupby(sorted(rows), key=itemgetter(0))
+    }
 
 
 def _more_extreme(kind: str, a: int, b: int) -> int:

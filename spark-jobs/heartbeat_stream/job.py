@@ -1,6 +1,7 @@
-"""Entry point of the streaming job: Kafka -> readings sink, and Kafka -> minute rollups.
+"""Entry point of the streaming job: one query, Kafka -> foreachBatch sink -> PostgreSQL.
 
-I/O lives here and in the sinks; everything between is a pure DataFrame function.
+I/O lives here and in the sink; classification is a pure DataFrame function (validation), and
+rollups and alert state advance inside the sink's one transaction per batch.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from pyspark.sql.streaming import StreamingQuery
 from . import config as job_config
 from .metrics import PipelineMetricsListener
 from .retention import RetentionTimer
-from .rollups import minute_rollups, valid_readings
-from .sink import ReadingsSink, RollupSink
-from .validation import parse_messages
+from .sink import ReadingsSink
 
 log = logging.getLogger("heartbeat.job")
 
@@ -47,34 +46,21 @@ def start_readings(spark: SparkSession, config: job_config.JobConfig) -> Streami
     )
 
 
-def start_rollups(spark: SparkSession, config: job_config.JobConfig) -> StreamingQuery:
-    """A second query over the same topic, with its own checkpoint holding the window state."""
-    readings = valid_readings(parse_messages(kafka_source(spark, config)))
-    return (
-        minute_rollups(readings, config.watermark)
-        .writeStream.queryName("rollups")
-        .outputMode("update")
-        .foreachBatch(RollupSink(config))
-        .option("checkpointLocation", config.rollups_checkpoint)
-        .trigger(processingTime=config.rollup_trigger_interval)
-        .start()
-    )
-
-
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # one line per callback otherwise
     config = job_config.load()
     spark = SparkSession.builder.appName("heartbeat-stream").getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    # Timestamps without an offset are parsed as wall-clock in the session zone first.
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.streams.addListener(PipelineMetricsListener(config))
-    queries = [start_readings(spark, config)]
-    if config.rollups_enabled:
-        queries.append(start_rollups(spark, config))
+    query = start_readings(spark, config)
     retention = RetentionTimer(config)
     retention.start()
     log.info(
-        "streaming %s from %s into %s:%s/%s; checkpoints under %s; trigger %s; rollups %s",
+        "streaming %s from %s into %s:%s/%s; checkpoint under %s; trigger %s; "
+        "timestamps without offset: %s",
         config.kafka_topic,
         config.kafka_bootstrap_servers,
         config.pg_host,
@@ -82,7 +68,7 @@ def main() -> int:
         config.pg_database,
         config.checkpoint_dir,
         config.trigger_interval,
-        "on" if config.rollups_enabled else "off",
+        config.naive_timestamp_zone,
     )
 
     stopping = threading.Event()
@@ -100,8 +86,7 @@ def main() -> int:
         if spark.streams.awaitAnyTermination(timeout=1):
             break
     retention.stopped.set()
-    for query in queries:
-        query.stop()
+    query.stop()
     log.info("stopped cleanly")
     return 0
 

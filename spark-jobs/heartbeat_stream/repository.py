@@ -2,17 +2,23 @@
 
 This transaction, not Spark's commit log, is what makes the sink exactly once: the batch id is
 recorded with the rows, so a replayed batch is recognised and skipped, and rows are keyed by
-Kafka provenance, so even another job over the same topic cannot insert a message twice.
+Kafka provenance, so even another job over the same topic cannot insert a message twice. The
+minute rollups and the alert state advance in the same transaction, from the same rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from psycopg2.extensions import connection, cursor
+from psycopg2.extensions import connection
 
-_MOVE_VALID = """
+from . import alert_store
+from .episodes import Thresholds, runs_by_customer
+from .rollups import merge_sql
+
+# Valid rows into the readings; the rows actually inserted (a duplicate provenance inserts
+# nothing) are added to their minutes.
+_MOVE_VALID = f"""
 WITH moved AS (
     INSERT INTO heart_rate_readings
         (customer_id, "timestamp", heart_rate, kafka_topic, kafka_partition, kafka_offset)
@@ -20,9 +26,29 @@ WITH moved AS (
     FROM stage_messages
     WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL
     ON CONFLICT ON CONSTRAINT heart_rate_readings_provenance DO NOTHING
+    RETURNING customer_id, "timestamp", heart_rate
+), merged AS (
+    {merge_sql("moved")}
     RETURNING 1
 )
-SELECT count(*) FROM moved
+SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM merged)
+"""
+
+# What the alert state needs from this batch: the valid readings of customers with an abnormal
+# reading now or a run in progress, once each (a retried Spark task may stage a row twice).
+_ALERT_READINGS = """
+WITH batch AS (
+    SELECT kafka_topic, kafka_partition, kafka_offset, customer_id, "timestamp", heart_rate
+    FROM stage_messages
+    WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL
+)
+SELECT DISTINCT kafka_topic, kafka_partition, kafka_offset, customer_id, "timestamp", heart_rate
+FROM batch
+WHERE customer_id IN (
+    SELECT customer_id FROM batch WHERE heart_rate > %(high_bpm)s OR heart_rate < %(low_bpm)s
+    UNION
+    SELECT customer_id FROM alert_trackers WHERE sink_id = %(sink_id)s
+)
 """
 
 _MOVE_REJECTED = """
@@ -77,6 +103,7 @@ class BatchOutcome:
     valid: int
     rejected_by_reason: dict[str, int]
     samples: list[tuple[str, str, int, int]] = field(default_factory=list)
+    minutes_merged: int = 0
     episodes_changed: int = 0
     replayed: bool = False
 
@@ -89,17 +116,23 @@ def commit_batch(
     conn: connection,
     sink_id: str,
     batch_id: int,
+    thresholds: Thresholds,
     sample_limit: int = 0,
-    side_effects: Callable[[cursor], int] | None = None,
 ) -> BatchOutcome:
-    """Move the staged batch into readings/rejected, run `side_effects` (alert state), record
-    the batch as committed and clear the stage: all in one transaction.
+    """Move the staged batch into readings/rejected, merge its minute rollups, advance the
+    alert state, record the batch as committed and clear the stage: all in one transaction.
 
     A batch id already committed is a replay (Spark crashed before its own commit): only the
     stage is cleared. If such a batch holds unseen messages, the checkpoint was reset while
     sink_progress was not, and we stop rather than drop them.
     """
-    params = {"sink_id": sink_id, "batch_id": batch_id, "limit": sample_limit}
+    params = {
+        "sink_id": sink_id,
+        "batch_id": batch_id,
+        "limit": sample_limit,
+        "high_bpm": thresholds.high_bpm,
+        "low_bpm": thresholds.low_bpm,
+    }
     with conn, conn.cursor() as cur:  # commit on success, roll back on any error
         cur.execute(_LAST_COMMITTED, params)
         row = cur.fetchone()
@@ -119,10 +152,13 @@ def commit_batch(
             cur.execute(_SAMPLE_REJECTED, params)
             samples = cur.fetchall()
         cur.execute(_MOVE_VALID, params)
-        (valid,) = cur.fetchone()
+        valid, minutes = cur.fetchone()
         cur.execute(_MOVE_REJECTED, params)
         rejected = dict(cur.fetchall())
-        episodes = side_effects(cur) if side_effects else 0
+        cur.execute(_ALERT_READINGS, params)
+        readings = ((customer, at, bpm) for *_, customer, at, bpm in cur.fetchall())
+        runs = runs_by_customer(readings, thresholds)
+        episodes = alert_store.apply_runs(cur, sink_id, runs, thresholds)
         cur.execute(_RECORD_COMMITTED, params)
         cur.execute(_CLEAR_STAGE, params)
-    return BatchOutcome(valid, rejected, samples, episodes)
+    return BatchOutcome(valid, rejected, samples, minutes, episodes)

@@ -1,48 +1,44 @@
-"""Per-customer one-minute rollups of valid readings: a pure, watermarked aggregation."""
+"""Minute rollups, merged additively from the rows a batch inserts, inside its transaction.
+
+No watermark and no state store: every inserted reading, however late, is added to its
+(customer, minute), and a replayed batch inserts nothing and so adds nothing. heart_rate_minute
+therefore equals SQL over heart_rate_readings by construction (until retention deletes raw rows,
+whose rollups are kept).
+"""
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
-
-from heartbeat_contract import MAX_VALID_BPM, MIN_VALID_BPM
+from heartbeat_contract import BIN_COUNT, BIN_WIDTH_BPM, MIN_VALID_BPM
 
 ROLLUP_COLUMNS = (
-    "customer_id", "minute", "readings", "avg_bpm", "min_bpm", "max_bpm", "bpm_bins",
+    "customer_id", "minute", "readings", "sum_bpm", "min_bpm", "max_bpm", "bpm_bins",
 )  # fmt: skip
-BIN_WIDTH_BPM = 5
-BIN_COUNT = (MAX_VALID_BPM - MIN_VALID_BPM) // BIN_WIDTH_BPM + 1  # 29: the last holds only 180
 
 
-def valid_readings(parsed: DataFrame) -> DataFrame:
-    """The valid rows of parse_messages()'s output."""
-    return parsed.filter(F.col("reason").isNull()).select("customer_id", "timestamp", "heart_rate")
+def _bins(rows: str) -> str:
+    """SQL: an integer[BIN_COUNT] of readings per bpm bin, aggregated over `rows`' heart_rate."""
+    index = f"({rows}.heart_rate - {MIN_VALID_BPM}) / {BIN_WIDTH_BPM}"
+    counts = ", ".join(f"count(*) FILTER (WHERE {index} = {k})" for k in range(BIN_COUNT))
+    return f"ARRAY[{counts}]::integer[]"
 
 
-def _bin_counts() -> Column:
-    """An array of BIN_COUNT counts: readings per 5-bpm bin from MIN_VALID_BPM."""
-    index = F.floor((F.col("heart_rate") - MIN_VALID_BPM) / BIN_WIDTH_BPM)
-    return F.array(*(F.count(F.when(index == k, True)).cast("int") for k in range(BIN_COUNT)))
-
-
-def minute_rollups(readings: DataFrame, watermark: str) -> DataFrame:
-    """Tumbling one-minute windows per customer.
-
-    `bpm_bins` counts the window's readings per 5-bpm bin, so the dashboard's histogram reads
-    rollups rather than raw rows. In a stream, Spark keeps each window's state until the
-    watermark (latest event time seen minus `watermark`) passes its end: later readings still
-    update it, readings behind the watermark are left out of the rollup (they are still stored
-    raw). In a batch the watermark is a no-op, which is what the unit tests use.
-    """
-    return (
-        readings.withWatermark("timestamp", watermark)
-        .groupBy("customer_id", F.window("timestamp", "1 minute"))
-        .agg(
-            F.count("*").cast("int").alias("readings"),
-            F.avg("heart_rate").alias("avg_bpm"),
-            F.min("heart_rate").cast("int").alias("min_bpm"),
-            F.max("heart_rate").cast("int").alias("max_bpm"),
-            _bin_counts().alias("bpm_bins"),
-        )
-        .select("customer_id", F.col("window.start").alias("minute"), *ROLLUP_COLUMNS[2:])
-    )
+def merge_sql(inserted: str) -> str:
+    """An INSERT that adds the CTE `inserted` (customer_id, "timestamp", heart_rate) to the
+    rollups. Rows are grouped and ordered by key, so two writers lock minutes in one order."""
+    return f"""
+INSERT INTO heart_rate_minute AS stored
+    (customer_id, minute, readings, sum_bpm, min_bpm, max_bpm, bpm_bins)
+SELECT {inserted}.customer_id, date_trunc('minute', {inserted}."timestamp", 'UTC'), count(*),
+       sum({inserted}.heart_rate), min({inserted}.heart_rate), max({inserted}.heart_rate),
+       {_bins(inserted)}
+FROM {inserted}
+GROUP BY 1, 2
+ORDER BY 1, 2
+ON CONFLICT (customer_id, minute) DO UPDATE SET
+    readings = stored.readings + EXCLUDED.readings,
+    sum_bpm = stored.sum_bpm + EXCLUDED.sum_bpm,
+    min_bpm = least(stored.min_bpm, EXCLUDED.min_bpm),
+    max_bpm = greatest(stored.max_bpm, EXCLUDED.max_bpm),
+    bpm_bins = add_bins(stored.bpm_bins, EXCLUDED.bpm_bins),
+    updated_at = now()
+"""

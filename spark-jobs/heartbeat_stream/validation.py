@@ -2,6 +2,7 @@
 
 Each message gets exactly one outcome, decided in this order (first failing check wins):
 malformed_json, missing_field, invalid_type, invalid_timestamp, out_of_range, else valid.
+The accepted shapes are stated in heartbeat_contract.
 """
 
 from __future__ import annotations
@@ -21,14 +22,31 @@ from heartbeat_contract import (
     MIN_VALID_BPM,
     MISSING_FIELD,
     OUT_OF_RANGE,
+    REJECT_NAIVE_TIMESTAMPS,
     REQUIRED_FIELDS,
     TIMESTAMP,
 )
 
-# ISO-8601 extended format with seconds optional, fraction optional, and an explicit offset.
-ISO_8601_WITH_OFFSET = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$"
+# ISO-8601 extended format: `T` or a space, seconds and 0-9 fraction digits optional; then the
+# offset, which ISO_8601_NAIVE leaves out.
+_ISO_8601_LOCAL = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?"
+ISO_8601_WITH_OFFSET = _ISO_8601_LOCAL + r"(Z|[+-]\d{2}:\d{2})$"
+ISO_8601_NAIVE = _ISO_8601_LOCAL + "$"
 # Integer types a JSON number without fraction or exponent parses to (as a Spark VARIANT).
 _JSON_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
+
+
+def _timestamp_shapes(naive_zone: str) -> str:
+    """The detail of an unreadable timestamp: which shapes are accepted."""
+    accepted = (
+        "timestamp must be ISO-8601 date and time with Z or an offset, as in "
+        "2026-11-29T20:16:58.123Z or 2026-11-29 21:16:58+01:00"
+    )
+    if naive_zone == REJECT_NAIVE_TIMESTAMPS:
+        return f"{accepted} (timestamps without an offset are rejected here)"
+    return f"{accepted}, or without an offset (read as {naive_zone} time)"
+
+
 # Control characters cannot be stored in PostgreSQL text (NUL) or shown sanely in a dashboard.
 _CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
 
@@ -44,10 +62,16 @@ def _type_of(variant: Column) -> Column:
     return F.schema_of_variant(variant)
 
 
-def parse_messages(kafka_rows: DataFrame, processing_time: Column | None = None) -> DataFrame:
+def parse_messages(
+    kafka_rows: DataFrame,
+    processing_time: Column | None = None,
+    naive_zone: str = "UTC",
+) -> DataFrame:
     """Kafka source rows -> one row per message with its fields, outcome and provenance.
 
     `processing_time` defaults to the batch's current_timestamp(); tests pass a literal.
+    `naive_zone` is the IANA zone a timestamp without offset is read in, or "reject". The
+    session time zone must be UTC (the job sets it): Spark reads the wall-clock in it first.
     Valid rows have reason NULL. Rejected rows keep the raw value for the quarantine table.
     """
     now = processing_time if processing_time is not None else F.current_timestamp()
@@ -71,17 +95,12 @@ def parse_messages(kafka_rows: DataFrame, processing_time: Column | None = None)
     frame = frame.select(
         "*",
         *(types[name].alias(f"_{name}_type") for name in REQUIRED_FIELDS),
+        # A JSON integer id becomes its decimal text: 17 -> "17".
         F.try_variant_get(F.col("_v"), f"$.{CUSTOMER_ID}", "string").alias("_customer_id"),
         F.try_variant_get(F.col("_v"), f"$.{TIMESTAMP}", "string").alias("_timestamp_text"),
         F.try_variant_get(F.col("_v"), f"$.{HEART_RATE}", "bigint").alias("_heart_rate"),
-    ).withColumn(
-        "_timestamp",
-        F.when(
-            F.col("_timestamp_text").rlike(ISO_8601_WITH_OFFSET),
-            F.try_to_timestamp(F.col("_timestamp_text")),
-        ),
-    )
-    frame = frame.withColumns(_outcome(now))
+    ).withColumn("_timestamp", _event_time(F.col("_timestamp_text"), naive_zone))
+    frame = frame.withColumns(_outcome(now, naive_zone))
     return frame.select(
         "kafka_topic",
         "kafka_partition",
@@ -99,6 +118,16 @@ def parse_messages(kafka_rows: DataFrame, processing_time: Column | None = None)
     )
 
 
+def _event_time(text: Column, naive_zone: str) -> Column:
+    """The instant a timestamp text names, or NULL when its shape is not accepted."""
+    with_offset = F.when(text.rlike(ISO_8601_WITH_OFFSET), F.try_to_timestamp(text))
+    if naive_zone == REJECT_NAIVE_TIMESTAMPS:
+        return with_offset
+    # Parsed as UTC wall-clock (the session zone), then moved from `naive_zone` to UTC.
+    naive = F.to_utc_timestamp(F.try_to_timestamp(text), naive_zone)
+    return F.coalesce(with_offset, F.when(text.rlike(ISO_8601_NAIVE), naive))
+
+
 def _missing_fields() -> Column:
     """Comma-separated names of required fields that are absent or JSON null."""
     missing = [
@@ -108,7 +137,7 @@ def _missing_fields() -> Column:
     return F.concat_ws(", ", *missing)
 
 
-def _outcome(now: Column) -> dict[str, Column]:
+def _outcome(now: Column, naive_zone: str) -> dict[str, Column]:
     """reason and detail columns, checked in the documented order."""
     v_type = F.col("_v_type")
     hr_type = F.col(f"_{HEART_RATE}_type")
@@ -133,20 +162,27 @@ def _outcome(now: Column) -> dict[str, Column]:
             F.concat(F.lit("heart_rate must be a JSON integer, got "), hr_type),
         ),
         (
-            (cid_type != "STRING")
+            ~cid_type.isin("STRING", *_JSON_INTEGER_TYPES)
             | (F.char_length(customer_id) < 1)
             | (F.char_length(customer_id) > MAX_CUSTOMER_ID_LENGTH)
             | customer_id.rlike(_CONTROL_CHARACTERS),
             INVALID_TYPE,
-            F.lit(
-                f"customer_id must be a string of 1-{MAX_CUSTOMER_ID_LENGTH} characters "
-                "without control characters"
+            F.concat(
+                F.lit(
+                    f"customer_id must be a string of 1-{MAX_CUSTOMER_ID_LENGTH} characters "
+                    "without control characters, or a JSON integer within 64 bits; got "
+                ),
+                F.when(cid_type != "STRING", F.split(cid_type, "<")[0])
+                .when(customer_id.rlike(_CONTROL_CHARACTERS), F.lit("control characters"))
+                .otherwise(
+                    F.concat(F.char_length(customer_id).cast("string"), F.lit(" characters"))
+                ),
             ),
         ),
         (
             F.col("_timestamp").isNull(),
             INVALID_TIMESTAMP,
-            F.lit("timestamp must be ISO-8601 with an offset or Z"),
+            F.lit(_timestamp_shapes(naive_zone)),
         ),
         (
             F.col("_timestamp") > now + F.expr(f"INTERVAL {MAX_CLOCK_SKEW_SECONDS} SECONDS"),

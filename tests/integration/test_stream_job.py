@@ -92,8 +92,7 @@ def job_factory(stack, fresh_topic, tmp_path):
             fresh_topic,
             str(tmp_path / "checkpoint"),
             tmp_path / f"job-{len(jobs)}.log",
-            # These tests count readings; rollups are tested with their own customers.
-            **{"HEARTBEAT_ROLLUPS": "false", **overrides},
+            **overrides,
         )
         jobs.append(job)
         return job

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import psycopg2
 import pytest
-from superset_api import SupersetClient, bpm_bins_sql, wait_healthy
+from superset_api import SupersetClient, wait_healthy
 
 from heartbeat_ops import supervisor
 from heartbeat_ops.config import StackConfig, read_env_file, secrets_file, var_dir
+from heartbeat_stream.rollups import merge_sql
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,10 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
             # The rollups of those readings, bins included, as the streaming job writes them.
             cur.execute(
                 f"""
-                INSERT INTO heart_rate_minute (customer_id, minute, readings, avg_bpm, min_bpm,
-                                               max_bpm, bpm_bins)
-                SELECT customer_id, date_trunc('minute', "timestamp"), count(*), avg(heart_rate),
-                       min(heart_rate), max(heart_rate), {bpm_bins_sql()}
-                FROM heart_rate_readings WHERE kafka_topic = %s
-                GROUP BY 1, 2
+                WITH inserted AS (
+                    SELECT customer_id, "timestamp", heart_rate FROM heart_rate_readings
+                    WHERE kafka_topic = %s
+                ) {merge_sql("inserted")}
                 """,
                 (tag,),
             )

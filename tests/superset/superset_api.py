@@ -19,29 +19,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from heartbeat_contract import MAX_VALID_BPM, MIN_VALID_BPM
-
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_SLUG = "heart-rate-monitoring"
 # The dashboard's default time range, in Superset's advanced syntax ("Last hour" would mean
 # "since the start of the previous hour" to Superset's parser).
 LAST_HOUR = 'DATEADD(DATETIME("now"), -1, hour) : now'
-
-
-# heart_rate_minute.bpm_bins as the streaming job computes it (heartbeat_stream.rollups) and the
-# view heart_rate_minute_bins reads it: readings per 5-bpm bin from MIN_VALID_BPM, 29 counts, the
-# last holding only MAX_VALID_BPM.
-BPM_BIN_WIDTH = 5
-BPM_BIN_COUNT = (MAX_VALID_BPM - MIN_VALID_BPM) // BPM_BIN_WIDTH + 1
-
-
-def bpm_bins_sql(column: str = "heart_rate") -> str:
-    """An aggregate SQL expression: the integer[] bpm_bins of the rows of a GROUP BY."""
-    counts = ", ".join(
-        f"count(*) FILTER (WHERE ({column} - {MIN_VALID_BPM}) / {BPM_BIN_WIDTH} = {k})"
-        for k in range(BPM_BIN_COUNT)
-    )
-    return f"ARRAY[{counts}]::integer[]"
 
 
 class SupersetError(RuntimeError):

@@ -23,14 +23,15 @@ def reading(customer_id="C0001", timestamp=TS, heart_rate=72, **extra) -> bytes:
     return json.dumps({**body, **extra}).encode()
 
 
-def parse(spark, values: list[bytes | None]):
+def parse(spark, values: list[bytes | None], naive_zone: str = "UTC"):
     rows = [("t", 0, offset, value) for offset, value in enumerate(values)]
     frame = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary")
-    return parse_messages(frame, processing_time=F.lit(NOW))
+    return parse_messages(frame, processing_time=F.lit(NOW), naive_zone=naive_zone)
 
 
-def outcomes(spark, values: list[bytes | None]) -> list[str | None]:
-    return [row.reason for row in parse(spark, values).orderBy("kafka_offset").collect()]
+def outcomes(spark, values: list[bytes | None], naive_zone: str = "UTC") -> list[str | None]:
+    parsed = parse(spark, values, naive_zone).orderBy("kafka_offset")
+    return [row.reason for row in parsed.collect()]
 
 
 def test_valid_reading_is_parsed_exactly(spark):
@@ -96,14 +97,13 @@ def test_missing_field_detail_names_every_missing_field(spark):
         reading(heart_rate=[72]),
         reading(heart_rate={"bpm": 72}),
         reading(heart_rate=10**20),
-        reading(customer_id=42),
         reading(customer_id=""),
         reading(customer_id="C" * 65),
         reading(customer_id="C\u0000001"),
         reading(customer_id=["C1"]),
     ],
     ids=["string", "float", "float-integral", "boolean", "array", "object", "beyond-int64",
-         "number-id", "empty-id", "id-65-chars", "id-with-nul", "array-id"],
+         "empty-id", "id-65-chars", "id-with-nul", "array-id"],
 )  # fmt: skip
 def test_invalid_type(spark, value):
     assert outcomes(spark, [value]) == ["invalid_type"]
@@ -141,11 +141,13 @@ def test_timestamps_with_offsets_are_normalised_to_utc(spark, timestamp, expecte
 
 @pytest.mark.parametrize(
     "timestamp",
-    ["2026-11-29 19:59:00", "2026-11-29T19:59:00", "2026-11-29", "1764446340", "yesterday",
-     "2026-02-30T10:00:00Z", "2026-11-29T25:00:00Z", "2026-11-29T19:59:00+0530",
-     "2026-11-29T20:05:01Z", "2027-01-01T00:00:00Z"],
-    ids=["space", "no-offset", "date-only", "epoch", "word", "feb-30", "hour-25",
-         "basic-offset", "6-min-ahead", "next-year"],
+    ["2026-11-29", "1764446340", "yesterday", "2026-02-30T10:00:00Z", "2026-11-29T25:00:00Z",
+     "2026-11-29T19:59:00+0530", "2026-11-29T20:05:01Z", "2027-01-01T00:00:00Z",
+     "2026-11-29T19:59:00.", "2026-11-29T19:59:00.1234567890", "2026-11-29t19:59:00Z",
+     "2026-11-29T19:59:00 Z", "2026-02-30T10:00:00", "2026-11-29T20:05:01"],
+    ids=["date-only", "epoch", "word", "feb-30", "hour-25", "basic-offset", "6-min-ahead",
+         "next-year", "empty-fraction", "10-digit-fraction", "lowercase-t", "space-before-z",
+         "naive-feb-30", "naive-6-min-ahead"],
 )  # fmt: skip
 def test_invalid_timestamp(spark, timestamp):
     assert outcomes(spark, [reading(timestamp=timestamp)]) == ["invalid_timestamp"]
@@ -192,3 +194,107 @@ def test_every_message_gets_exactly_one_outcome(spark):
         valid.filter("customer_id IS NULL OR timestamp IS NULL OR heart_rate IS NULL").count() == 0
     )
     assert frame.filter("reason IS NOT NULL AND detail IS NULL").count() == 0
+
+
+# --- The original system's devices: integer customer ids, timestamps without an offset ---------
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "stored"),
+    [(17, "17"), (0, "0"), (-5, "-5"), (2**63 - 1, "9223372036854775807"),
+     (-(2**63), "-9223372036854775808")],
+)  # fmt: skip
+def test_integer_customer_ids_are_stored_as_decimal_text(spark, customer_id, stored):
+    (row,) = parse(spark, [reading(customer_id=customer_id)]).collect()
+    assert (row.reason, row.customer_id) == (None, stored)
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "got"),
+    [("9223372036854775808", "DECIMAL(19,0)"), ("-9223372036854775809", "DECIMAL(19,0)"),
+     ("18446744073709551633", "DECIMAL(20,0)"), ("17.0", "DECIMAL(2,0)"),
+     ("17.5", "DECIMAL(3,1)"), ("1e3", "DOUBLE"), ("true", "BOOLEAN"), ('{"id": 17}', "OBJECT"),
+     ('""', "0 characters"), (json.dumps("C" * 65), "65 characters"),
+     ('"C\\u00071"', "control characters")],
+    ids=["2^63", "-2^63-1", "2^64+17", "integral-float", "fraction", "exponent", "boolean",
+         "object", "empty", "65-chars", "control-char"],
+)  # fmt: skip
+def test_other_customer_id_shapes_are_invalid_type_with_the_accepted_shapes(
+    spark, customer_id, got
+):
+    """`customer_id` is the id's JSON text, so numbers arrive exactly as a device sends them."""
+    value = f'{{"customer_id": {customer_id}, "timestamp": "{TS}", "heart_rate": 72}}'
+    (row,) = parse(spark, [value.encode()]).collect()
+    assert row.reason == "invalid_type"
+    assert row.detail == (
+        "customer_id must be a string of 1-64 characters without control characters, "
+        f"or a JSON integer within 64 bits; got {got}"
+    )
+
+
+def utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "zone", "expected"),
+    [
+        ("2026-11-29T19:59:00", "UTC", utc(2026, 11, 29, 19, 59)),
+        ("2026-11-29 19:59:00", "UTC", utc(2026, 11, 29, 19, 59)),
+        ("2026-11-29T19:59", "UTC", utc(2026, 11, 29, 19, 59)),
+        ("2026-11-29T19:59:00.1", "UTC", utc(2026, 11, 29, 19, 59, 0, 100000)),
+        ("2026-11-29 19:59:00.123456", "UTC", utc(2026, 11, 29, 19, 59, 0, 123456)),
+        # nanoseconds are kept to the microsecond, as PostgreSQL stores them
+        ("2026-11-29T19:59:00.123456789", "UTC", utc(2026, 11, 29, 19, 59, 0, 123456)),
+        ("2026-11-29T20:59:00", "Europe/Berlin", utc(2026, 11, 29, 19, 59)),
+        ("2026-07-01 12:00:00.5", "America/New_York", utc(2026, 7, 1, 16, 0, 0, 500000)),
+        # the hour that does not exist when clocks go forward is read as the hour after it
+        ("2026-03-29T02:30:00", "Europe/Berlin", utc(2026, 3, 29, 1, 30)),
+        # the hour that happens twice when clocks go back is read as its first occurrence
+        ("2026-10-25T02:30:00", "Europe/Berlin", utc(2026, 10, 25, 0, 30)),
+        ("2026-10-25T03:30:00", "Europe/Berlin", utc(2026, 10, 25, 2, 30)),
+        # an explicit offset always wins over the configured zone
+        ("2026-11-29T19:59:00Z", "Europe/Berlin", utc(2026, 11, 29, 19, 59)),
+        ("2026-11-29 21:59:00+02:00", "America/New_York", utc(2026, 11, 29, 19, 59)),
+    ],
+)
+def test_timestamps_without_offset_are_read_in_the_configured_zone(
+    spark, timestamp, zone, expected
+):
+    (row,) = parse(spark, [reading(timestamp=timestamp)], naive_zone=zone).collect()
+    assert row.reason is None, row.detail
+    assert row.timestamp.replace(tzinfo=UTC) == expected
+
+
+def test_the_future_limit_applies_after_the_conversion(spark):
+    values = [
+        reading(timestamp="2026-11-30T05:04:00"),  # Tokyo: 20:04 UTC, 4 min ahead
+        reading(timestamp="2026-11-30T05:06:00"),  # Tokyo: 20:06 UTC, 6 min ahead
+    ]
+    assert outcomes(spark, values, naive_zone="Asia/Tokyo") == [None, "invalid_timestamp"]
+    west = [reading(timestamp="2026-11-29T15:06:00")]  # 15:06 in UTC, 20:06 in New York
+    assert outcomes(spark, west, naive_zone="UTC") == [None]
+    assert outcomes(spark, west, naive_zone="America/New_York") == ["invalid_timestamp"]
+
+
+def test_reject_setting_quarantines_timestamps_without_offset(spark):
+    values = [reading(timestamp="2026-11-29T19:59:00"), reading(timestamp="2026-11-29T19:59:00Z")]
+    rows = parse(spark, values, naive_zone="reject").orderBy("kafka_offset").collect()
+    assert [row.reason for row in rows] == ["invalid_timestamp", None]
+    assert rows[0].detail.endswith("(timestamps without an offset are rejected here)")
+
+
+def test_unreadable_timestamp_detail_names_the_accepted_shapes(spark):
+    (row,) = parse(spark, [reading(timestamp="yesterday")], naive_zone="Europe/Berlin").collect()
+    assert row.detail == (
+        "timestamp must be ISO-8601 date and time with Z or an offset, as in "
+        "2026-11-29T20:16:58.123Z or 2026-11-29 21:16:58+01:00, or without an offset "
+        "(read as Europe/Berlin time)"
+    )
+
+
+def test_the_original_systems_messages_are_accepted(spark):
+    value = b'{"customer_id": 17, "timestamp": "2026-11-29T19:59:00.123456", "heart_rate": 75}'
+    (row,) = parse(spark, [value]).collect()
+    assert (row.reason, row.customer_id, row.heart_rate) == (None, "17", 75)
+    assert row.timestamp.replace(tzinfo=UTC) == utc(2026, 11, 29, 19, 59, 0, 123456)
