@@ -18,6 +18,12 @@ from pathlib import Path
 
 from kafka.errors import KafkaError
 
+from heartbeat_contract import (
+    DEFAULT_NAIVE_TIMESTAMP_ZONE,
+    NAIVE_TIMESTAMP_ZONE_ENV,
+    REJECT_NAIVE_TIMESTAMPS,
+)
+
 from . import config as defaults
 from .config import PublisherSettings, RunSettings, SimulationConfig
 from .publisher import available_compression
@@ -131,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(env PRODUCER_MALFORMED_RATE)",
     )
 
+    sim.add_argument(
+        "--format",
+        choices=defaults.MESSAGE_FORMATS,
+        default=os.environ.get("PRODUCER_FORMAT") or defaults.CONTRACT_FORMAT,
+        help="'legacy' sends the original system's messages: integer customer ids 1..N and "
+        f"timestamps without an offset, in the zone {NAIVE_TIMESTAMP_ZONE_ENV} names "
+        "(env PRODUCER_FORMAT)",
+    )
+
     kafka = parser.add_argument_group("kafka")
     kafka.add_argument(
         "--bootstrap-servers",
@@ -179,6 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
+    zone = os.environ.get(NAIVE_TIMESTAMP_ZONE_ENV) or DEFAULT_NAIVE_TIMESTAMP_ZONE
+    if args.format == defaults.LEGACY_FORMAT and zone == REJECT_NAIVE_TIMESTAMPS:
+        parser.error(
+            f"--format legacy sends timestamps without an offset, which "
+            f"{NAIVE_TIMESTAMP_ZONE_ENV}={zone} quarantines: set it to the devices' time zone"
+        )
     try:
         simulation = SimulationConfig(
             customers=args.customers,
@@ -186,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             invalid_rate=args.invalid_rate,
             abnormal_rate=args.abnormal_rate,
             malformed_rate=args.malformed_rate,
+            message_format=args.format,
+            legacy_zone=zone,
         )
     except ValueError as error:
         parser.error(str(error))

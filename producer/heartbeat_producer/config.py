@@ -18,6 +18,10 @@ DEFAULT_INVALID_RATE = 0.005  # sensor glitches: out_of_range readings
 DEFAULT_ABNORMAL_RATE = 0.02  # share of time customers spend in abnormal episodes
 DEFAULT_MALFORMED_RATE = 0.0  # broken messages are opt-in (quarantine tests, demos)
 
+CONTRACT_FORMAT = "contract"  # heartbeat_contract's messages
+LEGACY_FORMAT = "legacy"  # the original system's: integer ids, timestamps without an offset
+MESSAGE_FORMATS = (CONTRACT_FORMAT, LEGACY_FORMAT)
+
 
 def bootstrap_servers_from_env() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS
@@ -39,8 +43,14 @@ class SimulationConfig:
     invalid_rate: float = DEFAULT_INVALID_RATE
     abnormal_rate: float = DEFAULT_ABNORMAL_RATE
     malformed_rate: float = DEFAULT_MALFORMED_RATE
+    message_format: str = CONTRACT_FORMAT
+    legacy_zone: str = "UTC"  # the zone of the legacy format's wall-clock timestamps
 
     def __post_init__(self) -> None:
+        if self.message_format not in MESSAGE_FORMATS:
+            raise ValueError(f"message format must be one of {MESSAGE_FORMATS}")
+        if self.message_format == LEGACY_FORMAT and self.malformed_rate:
+            raise ValueError("the legacy format has no malformed messages: use --malformed-rate 0")
         if self.customers < 1:
             raise ValueError(f"customers must be at least 1, got {self.customers}")
         for name in ("invalid_rate", "abnormal_rate", "malformed_rate"):

@@ -9,7 +9,8 @@ and reused. The unit tests check the bytes are identical to encode_reading's.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from heartbeat_contract import CUSTOMER_ID, HEART_RATE, TIMESTAMP, format_timestamp
 
@@ -45,3 +46,27 @@ class ReadingEncoder:
             self._heads[customer_id] = head
         value = f"{head[1]}{self.timestamp(epoch_ms)}{_HEART_RATE_KEY}{heart_rate}}}"
         return head[0], value.encode()
+
+
+class LegacyEncoder:
+    """The original system's messages, byte for byte as its generator's json.dumps makes them:
+        {"customer_id": 17, "timestamp": "2025-05-07T12:00:00.123456", "heart_rate": 75}
+    an integer id, the wall-clock time in `zone` without an offset (its devices'
+    `datetime.now().isoformat()`), and the key `str(customer_id)`."""
+
+    __slots__ = ("_zone",)
+
+    def __init__(self, zone: str) -> None:
+        self._zone = ZoneInfo(zone)
+
+    def timestamp(self, epoch_ms: int) -> str:
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=epoch_ms)
+        return moment.astimezone(self._zone).replace(tzinfo=None).isoformat()
+
+    def encode(self, customer_id: str, epoch_ms: int, heart_rate: int) -> tuple[bytes, bytes]:
+        body = {
+            CUSTOMER_ID: int(customer_id),
+            TIMESTAMP: self.timestamp(epoch_ms),
+            HEART_RATE: heart_rate,
+        }
+        return customer_id.encode(), json.dumps(body).encode()

@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 from heartbeat_contract import OUT_OF_RANGE
 
-from .config import SimulationConfig
-from .encoding import ReadingEncoder
+from .config import LEGACY_FORMAT, SimulationConfig
+from .encoding import LegacyEncoder, ReadingEncoder
 from .malformed import Malformer, Reading
 from .physiology import Heart, Profile, sensor_glitch
 from .quota import DEFAULT_BLOCK, INVALID, MALFORMED, outlier_plan
@@ -71,7 +71,13 @@ class Simulator:
         if self.rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
         self.start_ms = _epoch_ms(start)
-        self.ids = customer_ids(config.customers)
+        legacy = config.message_format == LEGACY_FORMAT
+        # The legacy format's ids are the integers 1..N; the job stores them as decimal text.
+        self.ids = (
+            [str(n) for n in range(1, config.customers + 1)]
+            if legacy
+            else customer_ids(config.customers)
+        )
         heart_rng = Random(f"{config.seed}:hearts")
         self._hearts = [
             Heart(Profile.draw(heart_rng), heart_rng, config.abnormal_rate) for _ in self.ids
@@ -81,7 +87,7 @@ class Simulator:
             Random(f"{config.seed}:plan"), config.malformed_rate, config.invalid_rate, block
         )
         self._malformer = Malformer(Random(f"{config.seed}:malformed"))
-        self._encoder = ReadingEncoder()
+        self._encoder = LegacyEncoder(config.legacy_zone) if legacy else ReadingEncoder()
         self._stream = self._messages()
 
     def __iter__(self) -> Iterator[Message]:

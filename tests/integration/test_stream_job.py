@@ -12,10 +12,15 @@ from kafka import KafkaProducer
 
 from heartbeat_contract import encode_reading
 from heartbeat_ops.stream_job import StreamJob, wait_for
+from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.mix import known_mix
+from heartbeat_producer.publisher import send_all
+from heartbeat_producer.simulator import Simulator
 from heartbeat_stream.config import sink_id_for
 
 pytestmark = pytest.mark.integration
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def special_messages(start: datetime) -> list[tuple[bytes | None, str]]:
@@ -173,3 +178,35 @@ def test_postgres_unreachable_fails_the_job_without_losing_the_batch(
     job.start()  # the database is back: the same batch is replayed and lands
     wait_for(lambda: tables.total() >= len(messages), 180, "the replayed batch")
     assert tables.outcomes() == Counter(outcome for _, outcome in messages)
+
+
+def test_the_original_systems_messages_land_with_their_utc_instants(
+    stack, fresh_topic, job_factory
+):
+    """Integer ids 1..100 and Berlin wall-clock times without offset, with outliers."""
+    config = SimulationConfig(
+        customers=100, seed=9, invalid_rate=0.1, message_format="legacy",
+        legacy_zone="Europe/Berlin",
+    )  # fmt: skip
+    start = datetime.now(UTC) - timedelta(minutes=3)
+    messages = Simulator(config, start=start, rate=5).take(600)
+    send_all(messages, bootstrap_servers=stack.kafka_bootstrap_servers, topic=fresh_topic)
+    tables = Tables(stack, fresh_topic)
+
+    job = job_factory(HEARTBEAT_NAIVE_TIMESTAMP_ZONE="Europe/Berlin")
+    job.start()
+    wait_for(lambda: tables.total() >= len(messages), 180, "the job to drain the topic")
+
+    in_range = [m for m in messages if 40 <= m.heart_rate <= 180]
+    assert tables.outcomes() == {
+        "valid": len(in_range),
+        "out_of_range": len(messages) - len(in_range),
+    }
+    stored = tables._query(
+        'SELECT customer_id, "timestamp", heart_rate FROM heart_rate_readings'
+        " WHERE kafka_topic = %s"
+    )
+    assert sorted(stored) == sorted(
+        (m.customer_id, EPOCH + timedelta(milliseconds=m.timestamp_ms), m.heart_rate)
+        for m in in_range
+    )
