@@ -1,177 +1,419 @@
-"""Streaming job: backlog drain rate with and without rollups; batch durations when live.
+"""Streaming job: drain rate beside PostgreSQL's COPY and the naive consumer, end-to-end and
+alert latency at 1,000 and 10,000 readings/s, Spark jobs per batch, driver peak RSS.
 
-Each measurement runs its own job (spark-submit, local[*]) on its own topic and checkpoint.
-Stop the supervised stream-job and producer first (`supervisorctl stop ...`) for clean figures:
-the machine's cores are shared.
+Every figure is measured in this one run, next to its reference, on this machine. Each part runs
+its own job (spark-submit, local[2], the job's default settings) on its own topics and
+checkpoint. Stop the supervised stream-job and producer first (`make down && make infra`): the
+cores are shared.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import socket
 import statistics
 import subprocess
 import tempfile
+import threading
+import time
+import urllib.request
 import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
+from benchmarks.naive_consumer import consume as naive_consume
+from heartbeat_contract import encode_reading
 from heartbeat_ops.config import StackConfig, load
 from heartbeat_ops.programs import venv_bin
 from heartbeat_ops.stream_job import StreamJob, wait_for
-from heartbeat_producer.mix import known_mix
+from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.publisher import send_all
+from heartbeat_producer.simulator import Message, Simulator
 
-BACKLOG = int(os.environ.get("BENCH_STREAM_BACKLOG", "300000"))
-BATCH = int(os.environ.get("BENCH_STREAM_BATCH", "50000"))
-LIVE_SECONDS = int(os.environ.get("BENCH_STREAM_LIVE_SECONDS", "90"))
+BACKLOG = int(os.environ.get("BENCH_STREAM_BACKLOG", "1000000"))
+CUSTOMERS = 1000
+NAIVE_SECONDS = float(os.environ.get("BENCH_NAIVE_SECONDS", "30"))
+LIVE_RATES = (1000, 10000)
+LIVE_SECONDS = max(60, int(os.environ.get("BENCH_STREAM_LIVE_SECONDS", "90")))
+ALERT_PROBES = 20  # customers that go to 150 bpm, one second apart, during each live run
+SUSTAIN = timedelta(seconds=60)  # HEARTBEAT_ALERT_SUSTAIN_SECONDS' default
+POLL_SECONDS = 0.05  # how often the latency probe looks for newly committed rows
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
 
 
 def _superuser(stack: StackConfig) -> psycopg2.extensions.connection:
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
-    conn = psycopg2.connect(dsn)
+    conn = psycopg2.connect(
+        stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    )
     conn.autocommit = True
     return conn
 
 
-def _landed(conn: psycopg2.extensions.connection, topic: str) -> int:
+def _scalar(conn, query: str, *params: object):
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT (SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %s)"
-            " + (SELECT count(*) FROM rejected_readings WHERE kafka_topic = %s)",
-            (topic, topic),
-        )
+        cur.execute(query, params)
         return cur.fetchone()[0]
 
 
-def _query_id(checkpoint: Path, query: str = "readings") -> str:
-    """Spark writes a query's stable id into <checkpoint>/<query>/metadata at start."""
-    return json.loads((checkpoint / query / "metadata").read_text())["id"]
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
-def _batch_durations(conn, query_id: str) -> list[int]:
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Topics:
+    """Bench topics, deleted at the end."""
+
+    def __init__(self, stack: StackConfig) -> None:
+        self.admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+        self.names: list[str] = []
+
+    def new(self, kind: str, partitions: int = 3) -> str:
+        name = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
+        self.admin.create_topics([NewTopic(name, partitions, 1)])
+        self.names.append(name)
+        return name
+
+    def close(self) -> None:
+        if self.names:
+            self.admin.delete_topics(self.names)
+        self.admin.close()
+
+
+class JobProbe:
+    """What a running job shows from outside: Spark jobs per micro-batch (Spark's REST API)
+    and the driver's peak RSS (/proc)."""
+
+    def __init__(self, job: StreamJob, ui_port: int) -> None:
+        self.job, self.ui = job, f"http://127.0.0.1:{ui_port}/api/v1"
+
+    def jobs_per_batch(self) -> Counter:
+        with urllib.request.urlopen(f"{self.ui}/applications", timeout=10) as response:
+            app = json.load(response)[0]["id"]
+        with urllib.request.urlopen(f"{self.ui}/applications/{app}/jobs", timeout=10) as response:
+            jobs = json.load(response)
+        batches = Counter()
+        for job in jobs:
+            for line in (job.get("description") or "").splitlines():
+                if line.startswith("batch = ") and line[8:].isdigit():
+                    batches[int(line[8:])] += 1
+        return batches
+
+    def peak_rss_mib(self) -> dict[str, float]:
+        """VmHWM of each process in the job's process group (the JVM driver, Python)."""
+        assert self.job.process is not None
+        group, peaks = self.job.process.pid, {}
+        for proc in Path("/proc").iterdir():
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                if not proc.name.isdigit() or int(fields[2]) != group:
+                    continue
+                name = (proc / "comm").read_text().strip()
+                status = (proc / "status").read_text()
+            except (OSError, IndexError):
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[name] = max(peaks.get(name, 0), int(line.split()[1]) / 1024)
+        return {name: kib for name, kib in peaks.items() if kib > 50}
+
+
+def _start_job(stack, topic, workdir: Path, **overrides: str) -> tuple[StreamJob, JobProbe]:
+    port = _free_port()
+    job = StreamJob(
+        stack, topic, str(workdir / f"ck-{topic}"), workdir / f"{topic}.log",
+        HEARTBEAT_TRIGGER_INTERVAL="",  # empty: the job's own defaults
+        SPARK_UI_PORT=str(port), **overrides,
+    )  # fmt: skip
+    job.start()
+    return job, JobProbe(job, port)
+
+
+def _backlog() -> list[Message]:
+    """The producer's default mix, 1,000 customers reading once a second, ending now."""
+    start = datetime.now(UTC) - timedelta(seconds=BACKLOG / CUSTOMERS + 5)
+    return Simulator(SimulationConfig(customers=CUSTOMERS, seed=11), start=start).take(BACKLOG)
+
+
+def copy_rate(conn, messages: list[Message]) -> float:
+    """The database's limit: COPY of the backlog's valid rows into a table shaped like
+    heart_rate_readings (same constraints and indexes), rows per second."""
+    table = f"bench_copy_{uuid.uuid4().hex[:8]}"
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    buffer = io.StringIO()
+    rows = 0
+    for offset, m in enumerate(messages):
+        if m.outcome == "valid":
+            at = epoch + timedelta(milliseconds=m.timestamp_ms)
+            buffer.write(f"{m.customer_id}\t{at.isoformat()}\t{m.heart_rate}\tcopy\t0\t{offset}\n")
+            rows += 1
+    buffer.seek(0)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (LIKE heart_rate_readings INCLUDING ALL)")
+        try:
+            started = time.monotonic()
+            cur.copy_expert(
+                f'COPY {table} (customer_id, "timestamp", heart_rate, kafka_topic,'
+                " kafka_partition, kafka_offset) FROM STDIN",
+                buffer,
+            )
+            return rows / (time.monotonic() - started)
+        finally:
+            cur.execute(f"DROP TABLE {table}")
+
+
+def naive_rate(stack: StackConfig, conn, topic: str) -> float:
+    table = f"bench_naive_{uuid.uuid4().hex[:8]}"
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (LIKE heart_rate_readings INCLUDING ALL)")
+    try:
+        dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+        return naive_consume(stack.kafka_bootstrap_servers, topic, dsn, table, NAIVE_SECONDS)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE {table}")
+
+
+def drain(stack, conn, topic: str, workdir: Path) -> dict[str, object]:
+    """The job over the published backlog: messages/s from its first batch's start to its last
+    batch's end, as its metrics listener recorded them."""
+    job, probe = _start_job(stack, topic, workdir)
+    try:
+        wait_for(
+            lambda: _scalar(
+                conn,
+                "SELECT coalesce(sum(input_rows), 0) FROM pipeline_metrics WHERE query_id = %s",
+                _query_id(workdir, topic),
+            ) >= BACKLOG,
+            1800, "the backlog to drain", poll=1,
+        )  # fmt: skip
+        rows, seconds, batches, median_ms = _metrics_window(conn, _query_id(workdir, topic))
+        jobs = probe.jobs_per_batch()
+        rss = probe.peak_rss_mib()
+    finally:
+        job.stop()
+    return {
+        "rate": rows / seconds, "batches": batches, "median_ms": median_ms,
+        "jobs": jobs, "rss": rss,
+    }  # fmt: skip
+
+
+def _query_id(workdir: Path, topic: str) -> str:
+    metadata = workdir / f"ck-{topic}" / "readings" / "metadata"
+    wait_for(metadata.exists, 300, "the query to start")
+    return json.loads(metadata.read_text())["id"]
+
+
+def _metrics_window(conn, query_id: str) -> tuple[int, float, int, float]:
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT batch_duration_ms FROM pipeline_metrics WHERE query_id = %s AND input_rows > 0",
+            "SELECT sum(input_rows), extract(epoch FROM max(batch_time + batch_duration_ms"
+            " * interval '1 millisecond') - min(batch_time)), count(*),"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY batch_duration_ms)"
+            " FROM pipeline_metrics WHERE query_id = %s AND input_rows > 0",
             (query_id,),
         )
-        return [row[0] for row in cur.fetchall()]
+        rows, seconds, batches, median = cur.fetchone()
+    return int(rows), float(seconds), int(batches), float(median)
 
 
-def _processing_window(conn, query_ids: list[str]) -> tuple[int, float]:
-    """(fewest rows any query read, seconds from the first batch's start to the last one's end),
-    per the metrics listener."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT min(rows), extract(epoch FROM max(last_end) - min(first_start)) FROM ("
-            " SELECT query_id, sum(input_rows) AS rows, min(batch_time) AS first_start,"
-            "  max(batch_time + batch_duration_ms * interval '1 millisecond') AS last_end"
-            " FROM pipeline_metrics WHERE query_id = ANY(%s) AND input_rows > 0"
-            " GROUP BY query_id) q",
-            (query_ids,),
-        )
-        rows, seconds = cur.fetchone()
-        return int(rows or 0), float(seconds or 0)
+class VisibilityProbe(threading.Thread):
+    """Polls heart_rate_readings by provenance and records, for every row of the topic, how long
+    after its event time a reader could first see it (committed, not merely inserted)."""
+
+    def __init__(self, stack: StackConfig, topic: str) -> None:
+        super().__init__(daemon=True)
+        self.conn = _superuser(stack)
+        self.topic = topic
+        self.seen = {0: -1, 1: -1, 2: -1}
+        self.latencies: list[float] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        with self.conn.cursor() as cur:
+            while not self.stopped.is_set():
+                for partition, last in self.seen.items():
+                    cur.execute(
+                        'SELECT kafka_offset, "timestamp" FROM heart_rate_readings WHERE'
+                        " kafka_topic = %s AND kafka_partition = %s AND kafka_offset > %s",
+                        (self.topic, partition, last),
+                    )
+                    rows = cur.fetchall()
+                    now = datetime.now(UTC)
+                    if rows:
+                        self.seen[partition] = max(offset for offset, _ in rows)
+                        self.latencies += [(now - at).total_seconds() for _, at in rows]
+                self.stopped.wait(POLL_SECONDS)
+        self.conn.close()
 
 
-def drain(stack: StackConfig, admin: KafkaAdminClient, workdir: Path, rollups: bool) -> None:
-    """Publish a backlog first, then time the job's batches from the first one's start."""
-    topic = f"bench-drain-{uuid.uuid4().hex[:8]}"
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    conn = _superuser(stack)
-    checkpoint = workdir / f"ck-{topic}"
+class AlertProbe(threading.Thread):
+    """ALERT_PROBES customers start 150 bpm one second apart; each reading is sent at its event
+    time. Alert latency: from the reading that completes the sustain window to the alert."""
+
+    def __init__(self, stack: StackConfig, topic: str, alerts_topic: str, run_id: str) -> None:
+        super().__init__(daemon=True)
+        self.stack, self.topic, self.run_id = stack, topic, run_id
+        self.completing: dict[str, datetime] = {}
+        self.received: dict[str, datetime] = {}
+        self.consumer = KafkaConsumer(
+            alerts_topic, bootstrap_servers=stack.kafka_bootstrap_servers,
+            auto_offset_reset="earliest", consumer_timeout_ms=500,
+        )  # fmt: skip
+        self.listener = threading.Thread(target=self._listen, daemon=True)
+        self.stopped = threading.Event()
+
+    def _listen(self) -> None:
+        while not self.stopped.is_set():
+            for record in self.consumer:
+                customer = json.loads(record.value)["customer_id"]
+                self.received.setdefault(customer, datetime.now(UTC))
+
+    def run(self) -> None:
+        self.listener.start()
+        producer = KafkaProducer(bootstrap_servers=self.stack.kafka_bootstrap_servers, acks="all")
+        customers = [f"probe-{self.run_id}-{i:02d}" for i in range(ALERT_PROBES)]
+        first: dict[str, datetime] = {}
+        began = time.monotonic()
+        tick = 0
+        while len(self.completing) < len(customers) and not self.stopped.is_set():
+            for customer in customers[: tick + 1]:  # one more customer joins every second
+                if customer in self.completing:
+                    continue
+                now = datetime.now(UTC)
+                first.setdefault(customer, now)
+                key, value = encode_reading(customer, now, 150)
+                producer.send(self.topic, key=key, value=value)
+                if now - first[customer] >= SUSTAIN:
+                    self.completing[customer] = now
+            producer.flush()
+            tick += 1
+            time.sleep(max(0.0, began + tick - time.monotonic()))
+        producer.close()
+
+    def latencies(self) -> list[float]:
+        return [
+            (self.received[c] - at).total_seconds()
+            for c, at in self.completing.items()
+            if c in self.received
+        ]
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.join(timeout=5)
+        self.consumer.close()
+
+
+def live(stack, topics: Topics, workdir: Path, rate: int) -> dict[str, object]:
+    """The job at default settings while the producer sends `rate` readings/s (1,000 customers)
+    for LIVE_SECONDS, plus the alert probe."""
+    topic, alerts = topics.new(f"live{rate}"), topics.new(f"alerts{rate}", partitions=1)
+    job, probe = _start_job(stack, topic, workdir, KAFKA_ALERTS_TOPIC=alerts)
+    visibility = VisibilityProbe(stack, topic)
+    alert_probe = AlertProbe(stack, topic, alerts, uuid.uuid4().hex[:6])
     try:
-        messages = known_mix(11, BACKLOG, customers=1000, span_seconds=600)
-        send_all(messages, bootstrap_servers=stack.kafka_bootstrap_servers, topic=topic)
-        job = StreamJob(
-            stack,
-            topic,
-            str(checkpoint),
-            workdir / f"{topic}.log",
-            HEARTBEAT_ROLLUPS=str(rollups).lower(),
-            HEARTBEAT_MAX_OFFSETS_PER_TRIGGER=str(BATCH),
-        )
-        job.start()
-        try:
-            wait_for(lambda: _landed(conn, topic) >= BACKLOG, 1800, "the backlog", poll=0.2)
-            queries = [_query_id(checkpoint)]
-            if rollups:
-                queries.append(_query_id(checkpoint, "rollups"))
-            # Both queries read the whole backlog; the listener records each batch as it ends.
-            wait_for(lambda: _processing_window(conn, queries)[0] >= BACKLOG, 600, "all batches")
-            rows, seconds = _processing_window(conn, queries)
-            durations = _batch_durations(conn, queries[0])
-        finally:
-            job.stop()
-        print(
-            f"drain, rollups {'on ' if rollups else 'off'}: {rows:,} messages in "
-            f"{len(durations)} batches of up to {BATCH:,}: {rows / seconds:,.0f} messages/s "
-            f"(batch median {statistics.median(durations):,.0f} ms)",
-            flush=True,
-        )
-    finally:
-        conn.close()
-        admin.delete_topics([topic])
-
-
-def live(stack: StackConfig, admin: KafkaAdminClient, workdir: Path) -> None:
-    """The producer's default rate (100 customers, 100 readings/s), the job's default trigger."""
-    topic = f"bench-live-{uuid.uuid4().hex[:8]}"
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    conn = _superuser(stack)
-    checkpoint = workdir / f"ck-{topic}"
-    job = StreamJob(
-        stack,
-        topic,
-        str(checkpoint),
-        workdir / f"{topic}.log",
-        HEARTBEAT_TRIGGER_INTERVAL="",  # empty: the job's default triggers
-        HEARTBEAT_ROLLUP_TRIGGER_INTERVAL="",
-    )
-    try:
-        job.start()
-        wait_for(lambda: (checkpoint / "readings" / "metadata").exists(), 300, "the job to start")
+        ready = workdir / f"ck-{topic}" / "readings" / "commits" / "0"
+        wait_for(ready.exists, 300, "the job's first (empty) batch")
+        visibility.start()
+        alert_probe.start()
         ledger = workdir / f"{topic}.ledger.json"
         subprocess.run(
             [
-                venv_bin("heartbeat-producer"),
-                "--topic",
-                topic,
-                "--duration",
-                str(LIVE_SECONDS),
-                "--seed",
-                "5",
-                "--log-level",
-                "WARNING",
-                "--ledger",
-                str(ledger),
+                venv_bin("heartbeat-producer"), "--topic", topic, "--customers", str(CUSTOMERS),
+                "--rate", str(rate), "--duration", str(LIVE_SECONDS), "--seed", "5",
+                "--log-level", "WARNING", "--ledger", str(ledger),
             ],
             check=True,
-        )
+        )  # fmt: skip
         sent = json.loads(ledger.read_text())["sent"]
-        wait_for(lambda: _landed(conn, topic) >= sent, 120, "the last readings")
-        durations = sorted(_batch_durations(conn, _query_id(checkpoint)))
+        alert_probe.join(timeout=120)
+        expected = sent - int(sent * 0.005 * 1.5) + len(alert_probe.completing)  # lower bound
+        wait_for(lambda: len(visibility.latencies) >= expected, 120, "the last readings")
+        wait_for(lambda: len(alert_probe.received) >= len(alert_probe.completing), 60, "the alerts")
+        jobs = probe.jobs_per_batch()
+        rss = probe.peak_rss_mib()
     finally:
+        visibility.stopped.set()
+        alert_probe.stop()
         job.stop()
-        conn.close()
-        admin.delete_topics([topic])
-    p95 = durations[int(0.95 * (len(durations) - 1))]
-    print(
-        f"live, default trigger, 100 readings/s for {LIVE_SECONDS}s: {len(durations)} batches, "
-        f"batch duration median {statistics.median(durations):,.0f} ms, p95 {p95:,.0f} ms",
-        flush=True,
-    )
+    return {
+        "latency": visibility.latencies, "alerts": alert_probe.latencies(),
+        "jobs": jobs, "rss": rss, "sent": sent,
+    }  # fmt: skip
+
+
+def _jobs_line(jobs: Counter) -> str:
+    counts = [n for batch, n in jobs.items() if batch > 0]  # batch 0 also plans the source
+    if not counts:
+        return "no batches seen"
+    return f"median {statistics.median(counts):.0f}, max {max(counts)} over {len(counts)} batches"
+
+
+def _rss_line(rss: dict[str, float]) -> str:
+    return ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in sorted(rss.items()))
 
 
 def run() -> None:
     stack = load()
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
-    with tempfile.TemporaryDirectory(prefix="heartbeat-bench-") as tmp:
-        workdir = Path(tmp)
-        drain(stack, admin, workdir, rollups=False)
-        drain(stack, admin, workdir, rollups=True)
-        live(stack, admin, workdir)
-    admin.close()
+    conn = _superuser(stack)
+    topics = Topics(stack)
+    _say(f"machine: {os.cpu_count()} cores; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    try:
+        with tempfile.TemporaryDirectory(prefix="heartbeat-bench-") as tmp:
+            workdir = Path(tmp)
+            _say(f"backlog: {BACKLOG:,} messages, the producer's default mix, 1,000 customers")
+            messages = _backlog()
+            copy = copy_rate(conn, messages)
+            _say(f"  PostgreSQL COPY into a heart_rate_readings-shaped table: {copy:,.0f} rows/s")
+            topic = topics.new("drain")
+            send_all(messages, bootstrap_servers=stack.kafka_bootstrap_servers, topic=topic,
+                     timeout=900)  # fmt: skip
+            outcomes = Counter(m.outcome for m in messages)
+            del messages
+            _say(f"  published: {dict(outcomes)}")
+            result = drain(stack, conn, topic, workdir)
+            rate = float(result["rate"])
+            naive = naive_rate(stack, conn, topic)
+            _say(f"  naive consumer (one autocommit INSERT per message): {naive:,.0f} messages/s")
+            _say(
+                f"  streaming job: {rate:,.0f} messages/s in {result['batches']} batches"
+                f" (median {result['median_ms']:,.0f} ms) = {rate / copy:.0%} of COPY,"
+                f" {rate / naive:.1f}x the naive consumer"
+            )
+            _say(f"  Spark jobs per batch: {_jobs_line(result['jobs'])}")
+            _say(f"  driver peak RSS: {_rss_line(result['rss'])}")
+            for live_rate in LIVE_RATES:
+                figures = live(stack, topics, workdir, live_rate)
+                latency, alerts = figures["latency"], figures["alerts"]
+                _say(
+                    f"live {live_rate:,} readings/s for {LIVE_SECONDS}s ({figures['sent']:,}"
+                    f" sent), event time to committed row, polled every {POLL_SECONDS * 1000:.0f}"
+                    f" ms: p50 {_percentile(latency, 0.5):.2f} s, p95"
+                    f" {_percentile(latency, 0.95):.2f} s, p99 {_percentile(latency, 0.99):.2f}"
+                    f" s, max {max(latency):.2f} s"
+                )
+                _say(
+                    f"  alert latency ({len(alerts)} episodes), completing reading to the message"
+                    f" on the alerts topic: p50 {_percentile(alerts, 0.5):.2f} s,"
+                    f" p99 {_percentile(alerts, 0.99):.2f} s, max {max(alerts):.2f} s"
+                )
+                _say(f"  Spark jobs per batch: {_jobs_line(figures['jobs'])}")
+                _say(f"  driver peak RSS: {_rss_line(figures['rss'])}")
+    finally:
+        topics.close()
+        conn.close()

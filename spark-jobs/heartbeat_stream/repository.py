@@ -37,18 +37,16 @@ SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM merged)
 # What the alert state needs from this batch: the valid readings of customers with an abnormal
 # reading now or a run in progress, once each (a retried Spark task may stage a row twice).
 _ALERT_READINGS = """
-WITH batch AS (
-    SELECT kafka_topic, kafka_partition, kafka_offset, customer_id, "timestamp", heart_rate
-    FROM stage_messages
-    WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL
-)
 SELECT DISTINCT kafka_topic, kafka_partition, kafka_offset, customer_id, "timestamp", heart_rate
-FROM batch
-WHERE customer_id IN (
-    SELECT customer_id FROM batch WHERE heart_rate > %(high_bpm)s OR heart_rate < %(low_bpm)s
+FROM stage_messages
+WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL
+  AND customer_id IN (
+    SELECT customer_id FROM stage_messages
+    WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL
+      AND (heart_rate > %(high_bpm)s OR heart_rate < %(low_bpm)s)
     UNION
     SELECT customer_id FROM alert_trackers WHERE sink_id = %(sink_id)s
-)
+  )
 """
 
 _MOVE_REJECTED = """
