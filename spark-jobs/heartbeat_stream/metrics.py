@@ -66,7 +66,9 @@ class PipelineMetricsListener(StreamingQueryListener):
         )
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg2.connect(**self.config.libpq_params)
+                self._conn = psycopg2.connect(
+                    **{**self.config.libpq_params, "application_name": "heartbeat-metrics"}
+                )
             with self._conn, self._conn.cursor() as cur:
                 cur.execute(_UPSERT, row)
         except psycopg2.Error as error:

@@ -14,6 +14,7 @@ from kafka.admin import NewTopic
 from heartbeat_contract import encode_reading
 from heartbeat_ops.stream_job import StreamJob, wait_for
 from heartbeat_stream.config import sink_id_for
+from tests.integration.sink_activity import batch_transaction_open
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +103,10 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
     )[0][0]
     try:
         job.start()
-        wait_for(lambda: readings() >= 300, 180, "some batches to commit")
+        wait_for(
+            lambda: readings() >= 300 and batch_transaction_open(stack),
+            180, "a batch transaction after some batches committed", poll=0.005,
+        )  # fmt: skip
         job.kill()
         assert readings() < len(messages), "the job drained everything before the crash"
         job.start()

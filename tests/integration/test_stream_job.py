@@ -17,6 +17,7 @@ from heartbeat_producer.mix import known_mix
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Simulator
 from heartbeat_stream.config import sink_id_for
+from tests.integration.sink_activity import batch_transaction_open
 
 pytestmark = pytest.mark.integration
 
@@ -78,6 +79,29 @@ class Tables:
             "SELECT count(*) FROM stage_messages WHERE kafka_topic = %s AND sink_id = %s", sink_id
         )[0][0]
 
+    def rollup_mismatches(self) -> list[tuple]:
+        """(customer, minute) keys of this topic's readings whose stored rollup differs from SQL
+        over all raw readings of that key (other tests may share customers and minutes)."""
+        return self._query(
+            """
+            WITH keys AS (
+                SELECT DISTINCT customer_id, date_trunc('minute', "timestamp", 'UTC') AS minute
+                FROM heart_rate_readings WHERE kafka_topic = %s
+            ), raw AS (
+                SELECT k.customer_id, k.minute, count(*)::int AS readings,
+                       sum(r.heart_rate)::bigint AS sum_bpm, min(r.heart_rate) AS min_bpm,
+                       max(r.heart_rate) AS max_bpm
+                FROM keys k JOIN heart_rate_readings r ON r.customer_id = k.customer_id
+                 AND r."timestamp" >= k.minute AND r."timestamp" < k.minute + interval '1 minute'
+                GROUP BY 1, 2
+            )
+            SELECT raw.*, m.readings, m.sum_bpm, m.min_bpm, m.max_bpm
+            FROM raw LEFT JOIN heart_rate_minute m USING (customer_id, minute)
+            WHERE (m.readings, m.sum_bpm, m.min_bpm, m.max_bpm)
+                  IS DISTINCT FROM (raw.readings, raw.sum_bpm, raw.min_bpm, raw.max_bpm)
+            """
+        )
+
     def distinct_offsets(self) -> int:
         return self._query(
             "SELECT count(*) FROM (SELECT kafka_partition, kafka_offset FROM heart_rate_readings"
@@ -136,8 +160,9 @@ def test_known_mix_lands_exactly_with_reasons(stack, fresh_topic, job_factory):
     assert as_bytes == sent
 
 
+@pytest.mark.parametrize("moment", ["staged", "in the batch transaction"])
 def test_sigkill_mid_write_then_restart_loses_and_duplicates_nothing(
-    stack, fresh_topic, job_factory, tmp_path
+    stack, fresh_topic, job_factory, tmp_path, moment
 ):
     first = mixed_messages(60_000, seed=2)
     publish(stack, fresh_topic, [value for value, _ in first])
@@ -146,8 +171,13 @@ def test_sigkill_mid_write_then_restart_loses_and_duplicates_nothing(
 
     job = job_factory(HEARTBEAT_MAX_OFFSETS_PER_TRIGGER="6000")
     job.start()
-    # Kill while a batch sits in the staging table: written by JDBC, not yet moved.
-    wait_for(lambda: tables.staged(sink_id) > 0, 180, "a batch to be staged", poll=0.02)
+    if moment == "staged":  # written by JDBC, not yet moved (or being moved)
+        wait_for(lambda: tables.staged(sink_id) > 0, 180, "a batch to be staged", poll=0.02)
+    else:  # the move, rollup merge and alert state are half done, uncommitted
+        wait_for(
+            lambda: tables.total() > 0 and batch_transaction_open(stack),
+            180, "a batch transaction after the first commit", poll=0.01,
+        )  # fmt: skip
     job.kill()
     at_kill = tables.total()
     assert at_kill < len(first), "the job finished before it could be killed mid-write"
@@ -161,6 +191,7 @@ def test_sigkill_mid_write_then_restart_loses_and_duplicates_nothing(
     assert tables.outcomes() == Counter(outcome for _, outcome in first + second)
     assert tables.distinct_offsets() == expected
     assert tables.staged(sink_id) == 0
+    assert tables.rollup_mismatches() == []
 
 
 def test_postgres_unreachable_fails_the_job_without_losing_the_batch(
