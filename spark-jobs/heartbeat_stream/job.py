@@ -18,6 +18,7 @@ from . import config as job_config
 from .metrics import PipelineMetricsListener
 from .retention import RetentionTimer
 from .sink import ReadingsSink
+from .validation import parse_messages
 
 log = logging.getLogger("heartbeat.job")
 
@@ -36,9 +37,12 @@ def kafka_source(spark: SparkSession, config: job_config.JobConfig) -> DataFrame
 
 
 def start_readings(spark: SparkSession, config: job_config.JobConfig) -> StreamingQuery:
+    """Classification is part of the stream's plan, built once here: each micro-batch reaches the
+    sink already classified (its current_timestamp() is the batch's), so a small batch does not
+    pay for building the expressions again from Python."""
+    messages = parse_messages(kafka_source(spark, config), naive_zone=config.naive_timestamp_zone)
     return (
-        kafka_source(spark, config)
-        .writeStream.queryName("readings")
+        messages.writeStream.queryName("readings")
         .foreachBatch(ReadingsSink(config))
         .option("checkpointLocation", config.readings_checkpoint)
         .trigger(processingTime=config.trigger_interval)

@@ -1,11 +1,12 @@
 """The foreachBatch sink: each message lands exactly once, as a reading or quarantined, and the
 minute rollups and alert state advance from the same classified batch.
 
-Per batch: one Spark job (parse, classify and append the batch over JDBC into the UNLOGGED
-stage), then one transaction on the driver's connection (repository.commit_batch), then the
-alert outbox. Why a stage: Spark's JDBC writer appends from many tasks without one transaction,
-and can append twice on a task retry; the transaction moves the batch, merges rollups, advances
-alert state and records the batch id atomically, so a replay changes nothing.
+Per batch: one Spark job (read, parse and classify the batch as the stream's plan says, and
+append it over JDBC into the UNLOGGED stage), then one transaction on the driver's connection
+(repository.commit_batch), then the alert outbox. Why a stage: Spark's JDBC writer appends from
+many tasks without one transaction, and can append twice on a task retry; the transaction moves
+the batch, merges rollups, advances alert state and records the batch id atomically, so a
+replay changes nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from .database import Database
 from .quarantine_log import QuarantineLog
 from .repository import BatchOutcome, commit_batch
 from .retry import with_retry
-from .validation import parse_messages
 
 log = logging.getLogger("heartbeat.sink")
 
@@ -53,10 +53,10 @@ class ReadingsSink:
         self.database = Database(config.libpq_params)
         self._producer: KafkaProducer | None = None
 
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+    def __call__(self, messages: DataFrame, batch_id: int) -> None:
         clock = _Stopwatch()
         outcome = with_retry(
-            lambda: self._write(batch, batch_id, clock),
+            lambda: self._write(messages, batch_id, clock),
             give_up_after=self.config.sink_retry_seconds,
             what=f"writing batch {batch_id}",
         )
@@ -80,9 +80,9 @@ class ReadingsSink:
             clock,
         )
 
-    def _write(self, batch: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
-        parsed = parse_messages(batch, naive_zone=self.config.naive_timestamp_zone)
-        staged = parsed.select(
+    def _write(self, messages: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
+        """`messages`: the batch as validation.parse_messages classified it."""
+        staged = messages.select(
             F.lit(self.config.sink_id).alias("sink_id"),
             F.lit(batch_id).cast("long").alias("batch_id"),
             "*",

@@ -86,9 +86,14 @@ def parse_messages(
         F.is_valid_utf8(text).alias("_utf8"),
         storable_text.alias("_storable"),
     )
+    # Valid JSON whose first character (after JSON whitespace) opens an object is an object;
+    # cheaper per row than asking the parsed value for its schema.
     frame = frame.withColumn(
         "_v", F.when(F.col("_utf8"), F.try_parse_json(F.col("_text")))
-    ).withColumn("_v_type", _type_of(F.col("_v")))
+    ).withColumn(
+        "_is_object",
+        F.col("_v").isNotNull() & F.ltrim(F.col("_text"), F.lit(" \t\n\r")).startswith("{"),
+    )
 
     fields = {name: F.variant_get(F.col("_v"), f"$.{name}", "variant") for name in REQUIRED_FIELDS}
     types = {name: _type_of(column) for name, column in fields.items()}
@@ -100,7 +105,10 @@ def parse_messages(
         F.try_variant_get(F.col("_v"), f"$.{TIMESTAMP}", "string").alias("_timestamp_text"),
         F.try_variant_get(F.col("_v"), f"$.{HEART_RATE}", "bigint").alias("_heart_rate"),
     ).withColumn("_timestamp", _event_time(F.col("_timestamp_text"), naive_zone))
-    frame = frame.withColumns(_outcome(now, naive_zone))
+    first_failed, reason, detail = _outcome(now, naive_zone)
+    frame = frame.withColumn("_rule", first_failed).withColumns(
+        {"reason": reason, "detail": detail}
+    )
     return frame.select(
         "kafka_topic",
         "kafka_partition",
@@ -137,9 +145,9 @@ def _missing_fields() -> Column:
     return F.concat_ws(", ", *missing)
 
 
-def _outcome(now: Column, naive_zone: str) -> dict[str, Column]:
-    """reason and detail columns, checked in the documented order."""
-    v_type = F.col("_v_type")
+def _outcome(now: Column, naive_zone: str) -> tuple[Column, Column, Column]:
+    """The index of the first failing rule (the `_rule` column), and reason and detail from it:
+    the rules in the documented order."""
     hr_type = F.col(f"_{HEART_RATE}_type")
     cid_type = F.col(f"_{CUSTOMER_ID}_type")
     customer_id = F.col("_customer_id")
@@ -149,11 +157,15 @@ def _outcome(now: Column, naive_zone: str) -> dict[str, Column]:
     rules: list[tuple[Column, str, Column]] = [
         (F.col("_value").isNull(), MALFORMED_JSON, F.lit("value is null")),
         (~F.col("_utf8"), MALFORMED_JSON, F.lit("value is not valid UTF-8")),
-        (v_type.isNull(), MALFORMED_JSON, F.lit("value is not valid JSON")),
+        (F.col("_v").isNull(), MALFORMED_JSON, F.lit("value is not valid JSON")),
         (
-            ~v_type.startswith("OBJECT"),
+            ~F.col("_is_object"),
             MALFORMED_JSON,
-            F.concat(F.lit("value is JSON "), F.split(v_type, "<")[0], F.lit(", not an object")),
+            F.concat(
+                F.lit("value is JSON "),
+                F.split(_type_of(F.col("_v")), "<")[0],
+                F.lit(", not an object"),
+            ),
         ),
         (missing != "", MISSING_FIELD, F.concat(F.lit("missing or null: "), missing)),
         (
@@ -199,8 +211,15 @@ def _outcome(now: Column, naive_zone: str) -> dict[str, Column]:
             ),
         ),
     ]
-    # The first rule that holds decides: coalesce keeps the first non-null.
-    return {
-        "reason": F.coalesce(*(F.when(condition, F.lit(code)) for condition, code, _ in rules)),
-        "detail": F.coalesce(*(F.when(condition, text) for condition, _, text in rules)),
-    }
+    # The first rule that holds decides; each condition is evaluated once per message.
+    first_failed = F.coalesce(
+        *(F.when(condition, F.lit(i)) for i, (condition, _, _) in enumerate(rules))
+    )
+    reason = F.when(
+        F.col("_rule").isNotNull(),
+        F.element_at(F.array(*(F.lit(code) for _, code, _ in rules)), F.col("_rule") + 1),
+    )
+    detail = F.coalesce(
+        *(F.when(F.col("_rule") == i, text) for i, (_, _, text) in enumerate(rules))
+    )
+    return first_failed, reason, detail
