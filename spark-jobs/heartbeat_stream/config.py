@@ -42,6 +42,7 @@ class JobConfig:
     pg_user: str
     pg_password: str
     jdbc_batch_size: int
+    jdbc_writers: int | None  # None: one per core Spark has (its default parallelism)
     sink_retry_seconds: float
     raw_retention_days: int
     metrics_retention_days: int
@@ -133,6 +134,7 @@ def load() -> JobConfig:
         pg_user=_env("PGUSER", "heartbeat_app"),
         pg_password=_env("PGPASSWORD", ""),
         jdbc_batch_size=int(_env("HEARTBEAT_JDBC_BATCH_SIZE", "10000")),
+        jdbc_writers=int(_env("HEARTBEAT_JDBC_WRITERS", "0")) or None,
         sink_retry_seconds=float(_env("HEARTBEAT_SINK_RETRY_SECONDS", "60")),
         raw_retention_days=int(_env("HEARTBEAT_RAW_RETENTION_DAYS", "30")),
         metrics_retention_days=int(_env("HEARTBEAT_METRICS_RETENTION_DAYS", "14")),

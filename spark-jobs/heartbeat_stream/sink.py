@@ -52,6 +52,7 @@ class ReadingsSink:
         self.quarantine_log = quarantine_log or QuarantineLog()
         self.database = Database(config.libpq_params)
         self._producer: KafkaProducer | None = None
+        self._jdbc_writers: int | None = None
 
     def __call__(self, messages: DataFrame, batch_id: int) -> None:
         clock = _Stopwatch()
@@ -91,7 +92,7 @@ class ReadingsSink:
             self.config.jdbc_url,
             "stage_messages",
             mode="append",
-            properties=self.config.jdbc_properties,
+            properties={**self.config.jdbc_properties, "numPartitions": str(self._writers(staged))},
         )
         clock.lap("stage")
         outcome = self.database.run(
@@ -105,6 +106,15 @@ class ReadingsSink:
         )
         clock.lap("commit")
         return outcome
+
+    def _writers(self, staged: DataFrame) -> int:
+        """How many tasks append to the stage at most: as many as Spark has cores, so that three
+        Kafka partitions on two cores do not run as two rounds of tasks (nor open a database
+        connection each for a small batch)."""
+        if self._jdbc_writers is None:
+            default = staged.sparkSession.sparkContext.defaultParallelism
+            self._jdbc_writers = self.config.jdbc_writers or default
+        return self._jdbc_writers
 
     def _publish_alerts(self, conn) -> int:
         if self._producer is None:
