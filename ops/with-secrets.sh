@@ -12,6 +12,8 @@ if [ -r "$file" ]; then
   done < "$file"
 fi
 if [ -n "${HEARTBEAT_RUN_AS:-}" ] && [ "$(id -u)" = 0 ]; then
+  # The user's own HOME, not root's: tools write there (gunicorn's control socket, caches).
+  HOME="$(getent passwd "$HEARTBEAT_RUN_AS" | cut -d: -f6)" && export HOME
   exec setpriv --reuid="$HEARTBEAT_RUN_AS" --regid="$HEARTBEAT_RUN_AS" --init-groups "$@"
 fi
 exec "$@"
