@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import database, health, nodes, supervisor, topics
+from . import container, database, health, nodes, supervisor, topics
 from .config import StackConfig, ensure_secrets, load, var_dir
 from .programs import all_programs
 
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         func=cmd_status
     )
     sub.add_parser("logs", help="where each component logs").set_defaults(func=cmd_logs)
+    container.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
