@@ -50,6 +50,22 @@ start_daemon() {
   return 1
 }
 
+# Each table as it was: restored from the snapshot, or emptied (policies ACCEPT) if it had no
+# rules then. iptables-restore -T flushes the one table before restoring it.
+restore_iptables() {
+  local table chain
+  for table in filter nat; do
+    if grep -q "^\*$table\$" "$STATE/iptables.before"; then
+      iptables-restore -T "$table" < "$STATE/iptables.before"
+    else
+      iptables -t "$table" -F && iptables -t "$table" -X
+      for chain in $(iptables -t "$table" -S | awk '$1 == "-P" {print $2}'); do
+        iptables -t "$table" -P "$chain" ACCEPT
+      done
+    fi
+  done
+}
+
 stop_daemon() {
   [ -f "$STATE/dockerd.started-by-us" ] || { say "dockerd was not started by us: left running"; return 0; }
   local pid; pid="$(cat "$STATE/dockerd.started-by-us")"
@@ -59,7 +75,7 @@ stop_daemon() {
     for _ in $(seq 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -0 "$pid" 2>/dev/null && { echo "dockerd did not stop; killing it" >&2; kill -KILL "$pid"; }
   fi
-  iptables-restore < "$STATE/iptables.before"
+  restore_iptables
   sysctl -q -w net.ipv4.ip_forward="$(cat "$STATE/ip_forward.before")"
   if [ ! -f "$STATE/docker0.before" ] && ip link show docker0 >/dev/null 2>&1; then
     ip link delete docker0
