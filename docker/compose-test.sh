@@ -74,8 +74,12 @@ say "docker-compose up -d (--scale spark-worker=$SPARK_WORKERS)"
 t0=$SECONDS
 # A leftover project from an interrupted run would share its volumes: start clean.
 docker-compose down -v --remove-orphans >/dev/null 2>&1 || true
-timed "up -d" docker-compose up -d --scale spark-worker="$SPARK_WORKERS"
-check healthy
+# `up -d` waits for dependencies to be healthy, and forever if one crash-loops: run it aside and
+# let the health check, which fails fast on a crash loop, decide.
+docker-compose up -d --scale spark-worker="$SPARK_WORKERS" &
+up_pid=$!
+if ! UP_PID="$up_pid" check healthy; then kill "$up_pid" 2>/dev/null; wait "$up_pid" || true; exit 1; fi
+wait "$up_pid"  # and `up -d` itself succeeded
 printf '%-28s %4ds\n' "up -d to all healthy" $((SECONDS - t0)) | tee -a "$timings"
 docker-compose ps
 

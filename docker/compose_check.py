@@ -67,9 +67,27 @@ def _service(container: dict) -> str:
     return container["Config"]["Labels"]["com.docker.compose.service"]
 
 
+def _up_running() -> bool:
+    """Is the `docker-compose up` that compose-test started (UP_PID) still creating services?"""
+    pid = int(os.environ.get("UP_PID", "0"))
+    if not pid:
+        return True
+    try:  # exited but not yet reaped by the script: a zombie ("Z") counts as ended
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def all_healthy() -> bool:
-    pending = []
-    for c in containers():
+    current = containers()
+    wanted = dict.fromkeys(compose("config", "--services").split(), 1)
+    wanted["spark-worker"] = int(os.environ.get("SPARK_WORKERS", "1"))
+    created = [_service(c) for c in current]
+    pending = [f"{s} not created" for s, n in wanted.items() if created.count(s) < n]
+    if pending and not _up_running():
+        raise SystemExit(f"docker-compose up ended with services missing: {pending}")
+    for c in current:
         name, state = c["Name"].lstrip("/"), c["State"]
         if _service(c) in ONE_SHOT:
             if state["Status"] == "exited" and state["ExitCode"] != 0:
