@@ -1,7 +1,7 @@
 #!/usr/bin/env sh
 # Container entrypoint wrapper for docker compose: export the secrets generated on first run
-# (`heartbeat-ops secrets` writes $HEARTBEAT_VAR_DIR/secrets.env, mode 0600, root only) unless
-# the environment already sets them, then drop to $HEARTBEAT_RUN_AS (if set) and exec the
+# (`heartbeat-ops serve postgres` writes $HEARTBEAT_VAR_DIR/secrets.env, mode 0600, root only)
+# unless the environment already sets them, then drop to $HEARTBEAT_RUN_AS (if set) and exec the
 # command. Natively, heartbeat-ops hands supervisord the same values.
 set -eu
 file="${HEARTBEAT_VAR_DIR:-/var/lib/heartbeat}/secrets.env"

@@ -57,14 +57,14 @@ def provision(config: StackConfig, steps: Steps) -> None:
 
 
 def cmd_provision(_: argparse.Namespace) -> int:
-    """What docker compose's one-shot `provision` service runs against its containers."""
+    """What docker compose's one-shot `init` service runs against its containers."""
     ensure_secrets()
     provision(load(), Steps())
     return 0
 
 
 def cmd_secrets(_: argparse.Namespace) -> int:
-    """Generate missing secrets into var/secrets.env (docker compose's first one-shot step)."""
+    """Generate missing secrets into var/secrets.env (in compose, `serve postgres` does this)."""
     names = sorted(ensure_secrets())
     print(f"secrets in {var_dir() / 'secrets.env'}: {', '.join(names)}")
     return 0
