@@ -5,7 +5,7 @@ VENV  := $(VAR)/venv
 OPS   := $(VENV)/bin/heartbeat-ops
 PY    := $(VENV)/bin/python
 
-.PHONY: help install up infra down clean status logs test test-unit lint bench
+.PHONY: help install up infra down clean status logs test test-unit lint bench compose-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,3 +43,6 @@ lint: install  ## ruff
 
 bench: infra  ## measure throughput and latency; prints figures
 	@$(PY) -m benchmarks $(BENCH)
+
+compose-test:  ## the stack in docker compose, end to end (installs Docker; see docker/compose-test.sh)
+	@bash docker/compose-test.sh

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import database, health, nodes, supervisor, topics
+from . import container, database, health, nodes, supervisor, topics
 from .config import StackConfig, ensure_secrets, load, var_dir
 from .programs import all_programs
 
@@ -57,14 +57,14 @@ def provision(config: StackConfig, steps: Steps) -> None:
 
 
 def cmd_provision(_: argparse.Namespace) -> int:
-    """What docker compose's one-shot `provision` service runs against its containers."""
+    """What docker compose's one-shot `init` service runs against its containers."""
     ensure_secrets()
     provision(load(), Steps())
     return 0
 
 
 def cmd_secrets(_: argparse.Namespace) -> int:
-    """Generate missing secrets into var/secrets.env (docker compose's first one-shot step)."""
+    """Generate missing secrets into var/secrets.env (in compose, `serve postgres` does this)."""
     names = sorted(ensure_secrets())
     print(f"secrets in {var_dir() / 'secrets.env'}: {', '.join(names)}")
     return 0
@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         func=cmd_status
     )
     sub.add_parser("logs", help="where each component logs").set_defaults(func=cmd_logs)
+    container.add_commands(sub)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

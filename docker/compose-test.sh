@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# make compose-test: the whole stack in containers, end to end, then nothing left behind.
+#
+# Installs docker.io, docker-compose and debootstrap if missing; starts dockerd if none runs (and
+# then stops it and undoes its host changes at the end); makes the base image; builds; up -d with
+# two Spark workers; waits until every service is healthy; publishes valid and invalid readings
+# through the producer's container and checks each lands exactly once; checks on the Spark
+# master's /json/ that the job runs on the standalone cluster; opens the dashboard through the
+# published Superset port in headless Chromium; down -v; checks nothing of the project is left.
+# Fails (non-zero) as soon as a service cannot start. Timings go to var/compose/timings.txt.
+#
+# Published ports (127.0.0.1 only) avoid the native stack's (make test runs alongside in CI).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+STATE="$ROOT/var/compose"
+mkdir -p "$STATE"
+
+export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-heartbeat-compose-test}"
+export POSTGRES_HOST_PORT="${POSTGRES_HOST_PORT:-15432}"
+export SUPERSET_HOST_PORT="${SUPERSET_HOST_PORT:-18088}"
+export SPARK_MASTER_UI_HOST_PORT="${SPARK_MASTER_UI_HOST_PORT:-18080}"
+export SPARK_WORKERS="${SPARK_WORKERS:-2}"
+export COMPOSE_HTTP_TIMEOUT=300
+# Secrets come from the stack's own first start, never from the caller's shell.
+unset POSTGRES_PASSWORD PGPASSWORD HEARTBEAT_READER_PASSWORD SUPERSET_DB_PASSWORD \
+      SUPERSET_SECRET_KEY SUPERSET_ADMIN_PASSWORD
+# The build trusts the host's CAs (a TLS-intercepting proxy's among them): docker/ca/README.md.
+EXTRA_CA="${COMPOSE_EXTRA_CA:-/etc/ssl/certs/ca-certificates.crt}"
+
+say() { printf '\n==> %s\n' "$*"; }
+timings="$STATE/timings.txt"
+: > "$timings"
+timed() {  # timed LABEL command...: run it, record its wall time
+  local label="$1" t0=$SECONDS; shift
+  "$@"
+  printf '%-28s %4ds\n' "$label" $((SECONDS - t0)) | tee -a "$timings"
+}
+check() { python3 "$ROOT/docker/compose_check.py" "$@"; }
+
+finish() {
+  local rc=$?
+  set +e
+  if [ "$rc" -ne 0 ] && docker info >/dev/null 2>&1; then
+    say "FAILED ($rc): state and last log lines (all logs: $STATE/failure-logs.txt)"
+    docker-compose ps -a
+    docker-compose logs --no-color --timestamps > "$STATE/failure-logs.txt" 2>&1
+    docker-compose logs --no-color --tail=25 2>&1 | cut -c1-400
+  fi
+  if docker info >/dev/null 2>&1; then
+    say "docker-compose down -v"
+    docker-compose down -v --remove-orphans --timeout 60 || rc=1
+    check leftovers || rc=1
+  fi
+  bash "$ROOT/docker/host.sh" stop-daemon || rc=1
+  [ "$rc" -eq 0 ] && say "compose-test passed" || say "compose-test FAILED"
+  exit "$rc"
+}
+trap finish EXIT
+
+say "host: packages, daemon, base image"
+timed "install packages" bash docker/host.sh install
+timed "start dockerd" bash docker/host.sh start-daemon
+timed "base image" bash docker/host.sh base-image
+if [ -f "$EXTRA_CA" ]; then cp "$EXTRA_CA" docker/ca/build-extra-ca.pem; fi
+
+say "docker-compose build"
+timed "build" docker-compose build -q
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^(heartbeat|debian)' |
+  sed 's/^/image /' | tee -a "$timings"
+
+say "docker-compose up -d (--scale spark-worker=$SPARK_WORKERS)"
+t0=$SECONDS
+# A leftover project from an interrupted run would share its volumes: start clean.
+docker-compose down -v --remove-orphans >/dev/null 2>&1 || true
+# `up -d` waits for dependencies to be healthy, and forever if one crash-loops: run it aside and
+# let the health check, which fails fast on a crash loop, decide.
+docker-compose up -d --scale spark-worker="$SPARK_WORKERS" &
+up_pid=$!
+if ! UP_PID="$up_pid" check healthy; then kill "$up_pid" 2>/dev/null; wait "$up_pid" || true; exit 1; fi
+wait "$up_pid"  # and `up -d` itself succeeded
+printf '%-28s %4ds\n' "up -d to all healthy" $((SECONDS - t0)) | tee -a "$timings"
+docker-compose ps
+
+say "readings through the producer's container land exactly once"
+timed "pipeline check" check pipeline
+say "the job runs on the Spark standalone cluster"
+check spark
+
+say "the dashboard in headless Chromium, through 127.0.0.1:$SUPERSET_HOST_PORT"
+timed "browser check" bash docker/browser-check.sh
+
+say "memory at steady load (RSS per container)"
+check rss | tee -a "$timings"

@@ -1,0 +1,287 @@
+"""The end-to-end checks of `make compose-test` against a running compose project.
+
+Standard library only (the host's python3): it talks to the stack through `docker-compose`
+(exec/run) and the ports published on 127.0.0.1, nothing else.
+
+  compose_check.py healthy      every service healthy (init exited 0); fails fast on a crash
+  compose_check.py pipeline     readings published through the producer land exactly once
+  compose_check.py spark        the master's /json/ shows the job running on its workers
+  compose_check.py rss          resident memory of each container's processes (ps RSS, summed)
+  compose_check.py leftovers    no container, network or volume of the project is left
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+PROJECT = os.environ["COMPOSE_PROJECT_NAME"]
+ONE_SHOT = {"init"}
+# A service restarted this often is crash-looping: fail now instead of at the deadline.
+MAX_RESTARTS = 2
+
+
+def compose(*args: str, check: bool = True, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        ["docker-compose", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if check and result.returncode != 0:
+        raise SystemExit(f"docker-compose {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(
+        ["docker", *args], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+
+
+def poll(what: str, check, timeout: float, interval: float = 2.0):
+    """Call `check` until it returns a true value; it may raise SystemExit to fail at once."""
+    started = time.monotonic()
+    while True:
+        value = check()
+        if value:
+            print(f"    {what}: ok after {time.monotonic() - started:.0f}s", flush=True)
+            return value
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"timed out after {timeout:.0f}s waiting for: {what}")
+        time.sleep(interval)
+
+
+def containers() -> list[dict]:
+    ids = compose("ps", "-q", "-a").split()
+    return json.loads(docker("inspect", *ids)) if ids else []
+
+
+def _service(container: dict) -> str:
+    return container["Config"]["Labels"]["com.docker.compose.service"]
+
+
+def _up_running() -> bool:
+    """Is the `docker-compose up` that compose-test started (UP_PID) still creating services?"""
+    pid = int(os.environ.get("UP_PID", "0"))
+    if not pid:
+        return True
+    try:  # exited but not yet reaped by the script: a zombie ("Z") counts as ended
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def all_healthy() -> bool:
+    current = containers()
+    wanted = dict.fromkeys(compose("config", "--services").split(), 1)
+    wanted["spark-worker"] = int(os.environ.get("SPARK_WORKERS", "1"))
+    created = [_service(c) for c in current]
+    pending = [f"{s} not created" for s, n in wanted.items() if created.count(s) < n]
+    if pending and not _up_running():
+        raise SystemExit(f"docker-compose up ended with services missing: {pending}")
+    for c in current:
+        name, state = c["Name"].lstrip("/"), c["State"]
+        if _service(c) in ONE_SHOT:
+            if state["Status"] == "exited" and state["ExitCode"] != 0:
+                raise SystemExit(f"{name} exited with {state['ExitCode']}")
+            if state["Status"] != "exited":
+                pending.append(f"{name} running")
+            continue
+        if c["RestartCount"] > MAX_RESTARTS or state["Status"] in {"exited", "dead"}:
+            raise SystemExit(
+                f"{name} cannot start: {state['Status']}, {c['RestartCount']} restarts"
+            )
+        health = state.get("Health", {}).get("Status", "none")
+        if health == "unhealthy":
+            raise SystemExit(f"{name} is unhealthy")
+        if health != "healthy":
+            pending.append(f"{name} {health}")
+    if pending:
+        print(f"    waiting: {', '.join(pending)}", flush=True)
+    return not pending
+
+
+def cmd_healthy() -> None:
+    poll("every service healthy", all_healthy, float(os.environ.get("HEALTH_TIMEOUT", "900")), 5)
+
+
+def psql(sql: str, **variables: str) -> list[list[str]]:
+    """Run SQL as the superuser over the container's socket; values go in as psql variables,
+    quoted by psql itself (:'name'), never pasted into the text."""
+    args = [
+        "exec",
+        "-T",
+        "--user",
+        "postgres",
+        "postgres",
+        "sh",
+        "-c",
+        'exec psql -X -q -A -t -F "|" -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" '
+        '-h /var/lib/heartbeat/run/postgresql -d "$PGDATABASE" "$@"',
+        "psql",
+    ]
+    for name, value in variables.items():
+        args += ["-v", f"{name}={value}"]
+    # From stdin: psql interpolates :'name' there, not in a -c string.
+    out = compose(*args, stdin=sql)
+    return [line.split("|") for line in out.splitlines() if line]
+
+
+END_OFFSETS = """
+import json, os
+from kafka import KafkaConsumer, TopicPartition
+c = KafkaConsumer(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"])
+topic = os.environ["KAFKA_TOPIC"]
+parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
+print(json.dumps({tp.partition: o for tp, o in c.end_offsets(parts).items()}))
+"""
+
+COVERAGE = """
+SELECT kafka_partition, count(*), count(DISTINCT kafka_offset), coalesce(max(kafka_offset), -1)
+FROM (SELECT kafka_partition, kafka_offset FROM heart_rate_readings WHERE kafka_topic = :'topic'
+      UNION ALL
+      SELECT kafka_partition, kafka_offset FROM rejected_readings WHERE kafka_topic = :'topic') m
+GROUP BY kafka_partition
+"""
+
+COUNTS = """
+SELECT 'valid', count(*) FROM heart_rate_readings
+UNION ALL SELECT reason, count(*) FROM rejected_readings GROUP BY reason
+"""
+
+
+def topic_end_offsets() -> dict[int, int]:
+    out = compose("exec", "-T", "kafka", "python", "-c", END_OFFSETS)
+    return {int(p): int(o) for p, o in json.loads(out).items()}
+
+
+def every_offset_landed_once(topic: str, ends: dict[int, int]) -> bool:
+    """Every message of every partition is in exactly one of the two tables, none twice:
+    per partition, rows == distinct offsets == the partition's end offset."""
+    seen = {int(p): (int(n), int(d), int(m)) for p, n, d, m in psql(COVERAGE, topic=topic)}
+    for partition, end in ends.items():
+        rows, distinct, highest = seen.get(partition, (0, 0, -1))
+        if rows != distinct:
+            raise SystemExit(f"partition {partition}: {rows - distinct} offsets landed twice")
+        if distinct != end or highest != end - 1:
+            return False
+    return True
+
+
+def outcome_counts() -> dict[str, int]:
+    return {outcome: int(n) for outcome, n in psql(COUNTS)}
+
+
+def cmd_pipeline() -> None:
+    topic = os.environ.get("KAFKA_TOPIC", "heart-rate-readings")
+    poll(
+        "the running producer's readings reach PostgreSQL",
+        lambda: outcome_counts().get("valid", 0) > 0,
+        600,
+        5,
+    )
+    # Stop the free-running producer so that the topic's end is known, and let the job drain.
+    compose("stop", "producer")
+    ends = topic_end_offsets()
+    poll(
+        f"all {sum(ends.values())} messages so far landed once",
+        lambda: every_offset_landed_once(topic, ends),
+        300,
+    )
+    before = outcome_counts()
+
+    # A bounded run through the producer's container: valid, out-of-range and malformed.
+    count = int(os.environ.get("CHECK_READINGS", "2000"))
+    out = compose(
+        "run",
+        "--rm",
+        "--no-deps",
+        "-T",
+        "producer",
+        "sh",
+        "-c",
+        f"heartbeat-producer --count {count} --rate 500 --customers 20 --seed 7 "
+        "--invalid-rate 0.05 --malformed-rate 0.05 --log-level WARNING "
+        "--ledger /tmp/ledger.json && cat /tmp/ledger.json",
+    )
+    ledger = json.loads(out[out.index("{") :])
+    assert ledger["sent"] == count and ledger["failed"] == 0, ledger
+    expected = ledger["outcomes"]
+    print(f"    published {count} readings through the producer: {expected}", flush=True)
+
+    ends = topic_end_offsets()
+    poll(
+        f"all {sum(ends.values())} messages landed once",
+        lambda: every_offset_landed_once(topic, ends),
+        300,
+    )
+    after = outcome_counts()
+    landed = {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)}
+    landed = {k: v for k, v in landed.items() if v}
+    if landed != expected:
+        raise SystemExit(f"landed {landed}, expected {expected}")
+    print(f"    each landed exactly once, in the right table: {landed}", flush=True)
+    compose("start", "producer")
+
+
+def cmd_spark() -> None:
+    url = f"http://127.0.0.1:{os.environ['SPARK_MASTER_UI_HOST_PORT']}/json/"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        master = json.load(response)
+    workers = [w for w in master["workers"] if w["state"] == "ALIVE"]
+    apps = [a for a in master["activeapps"] if a["name"] == "heartbeat-stream"]
+    wanted = int(os.environ.get("SPARK_WORKERS", "2"))
+    if len(workers) < wanted or len(apps) != 1 or apps[0]["state"] != "RUNNING":
+        raise SystemExit(f"master {url}: {len(workers)} workers, apps {master['activeapps']}")
+    busy = [w["host"] for w in workers if w["coresused"] > 0]
+    if len(busy) < wanted:
+        raise SystemExit(f"executors on {busy} only, {wanted} workers expected to run one")
+    print(
+        f"    {url}: heartbeat-stream RUNNING with {apps[0]['cores']} cores on "
+        f"{len(busy)} workers ({', '.join(busy)})",
+        flush=True,
+    )
+
+
+def cmd_rss() -> None:
+    """RSS, not `docker stats`' cgroup usage (which counts the page cache too)."""
+    total = 0
+    for c in containers():
+        if c["State"]["Status"] != "running":
+            continue
+        rows = docker("top", c["Id"], "-o", "pid,rss").splitlines()[1:]  # PID, RSS in kB
+        rss = sum(int(row.split()[1]) for row in rows) // 1024
+        total += rss
+        print(f"rss {c['Name'].lstrip('/'):<40} {rss:>6} MiB", flush=True)
+    print(f"rss {'total':<40} {total:>6} MiB", flush=True)
+
+
+def cmd_leftovers() -> None:
+    label = f"label=com.docker.compose.project={PROJECT}"
+    left = {
+        "containers": docker("ps", "-a", "-q", "--filter", label).split(),
+        "networks": docker("network", "ls", "-q", "--filter", label).split(),
+        "volumes": docker("volume", "ls", "-q", "--filter", label).split(),
+    }
+    if any(left.values()):
+        raise SystemExit(f"left behind by {PROJECT}: {left}")
+    print(f"    nothing of project {PROJECT} is left", flush=True)
+
+
+if __name__ == "__main__":
+    commands = {
+        "healthy": cmd_healthy,
+        "pipeline": cmd_pipeline,
+        "spark": cmd_spark,
+        "rss": cmd_rss,
+        "leftovers": cmd_leftovers,
+    }
+    commands[sys.argv[1]]()

@@ -1,0 +1,89 @@
+"""docker compose's side of heartbeat-ops: one program per container, in the foreground.
+
+`make up` hands PostgreSQL and Kafka to supervisord; a container runs one of them instead, so
+`heartbeat-ops serve postgres|kafka` prepares the data folder exactly as `up` does
+(nodes.prepare_*) and execs the same command, plus what a container needs: PostgreSQL listens
+on the compose network with password auth, and neither server runs as root.
+`heartbeat-ops ready NAME|URL` is the services' healthcheck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import urllib.request
+
+from . import health, nodes
+from .config import ensure_secrets, load, var_dir
+from .programs import kafka_program, postgres_os_user, postgres_program
+
+# Other containers reach PostgreSQL over the compose network's subnet only, with a password.
+HBA_RULE = "host all all samenet scram-sha-256"
+
+
+def _exec_as(user: str | None, command: list[str]) -> None:
+    if user and os.geteuid() == 0:
+        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", *command]
+    print(f"exec {command[0]} ...", flush=True)
+    os.execvp(command[0], command)
+
+
+def serve_postgres() -> None:
+    # The first service up makes the secrets: initdb needs POSTGRES_PASSWORD. Never overwrites.
+    ensure_secrets()
+    config = load()
+    if nodes.prepare_postgres(config):
+        print("initialised the PostgreSQL cluster", flush=True)
+    hba = var_dir() / "data" / "postgres" / "pg_hba.conf"
+    if HBA_RULE not in hba.read_text().splitlines():
+        with hba.open("a") as handle:
+            handle.write(f"# heartbeat-ops serve: the compose network\n{HBA_RULE}\n")
+    program = postgres_program(config)
+    # A later -c wins: listen on the container's interfaces, not only on its loopback.
+    _exec_as(postgres_os_user(), [*program.command, "-c", "listen_addresses=*"])
+
+
+def serve_kafka() -> None:
+    config = load()
+    if nodes.prepare_kafka(config):
+        print("formatted the Kafka storage", flush=True)
+    _exec_as(None, kafka_program(config).command)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    {"postgres": serve_postgres, "kafka": serve_kafka}[args.program]()
+    return 1  # only reached if exec failed
+
+
+def _http_ready(url: str, status: str | None) -> bool:
+    """200, and if `status` is given, a JSON body whose "status" is that (Spark's master)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read()
+            if response.status != 200:
+                return False
+    except OSError:
+        return False
+    return status is None or json.loads(body).get("status") == status
+
+
+def cmd_ready(args: argparse.Namespace) -> int:
+    if args.target == "kafka":
+        ok = health.kafka_ready(load())
+    elif args.target == "postgres":
+        ok = health.postgres_ready(load())
+    else:
+        ok = _http_ready(args.target, args.status)
+    print("ready" if ok else "not ready")
+    return 0 if ok else 1
+
+
+def add_commands(sub) -> None:
+    serve = sub.add_parser("serve", help="(containers) prepare and run postgres or kafka")
+    serve.add_argument("program", choices=["postgres", "kafka"])
+    serve.set_defaults(func=cmd_serve)
+    ready = sub.add_parser("ready", help="(containers) healthcheck: postgres, kafka or a URL")
+    ready.add_argument("target", help="postgres, kafka, or an http:// URL that must answer 200")
+    ready.add_argument("--status", help="the URL's JSON must have this `status` (e.g. ALIVE)")
+    ready.set_defaults(func=cmd_ready)
