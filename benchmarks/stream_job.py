@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import socket
 import statistics
@@ -369,6 +370,8 @@ def _rss_line(rss: dict[str, float]) -> str:
 
 
 def run() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.ERROR)  # selector timing warnings under load
     stack = load()
     conn = _superuser(stack)
     topics = Topics(stack)
