@@ -115,7 +115,7 @@ def load() -> JobConfig:
         kafka_topic=_env("KAFKA_TOPIC", "heart-rate-readings"),
         alerts_topic=_env("KAFKA_ALERTS_TOPIC", "heart-rate-alerts"),
         starting_offsets=_env("HEARTBEAT_STARTING_OFFSETS", "earliest"),
-        max_offsets_per_trigger=int(_env("HEARTBEAT_MAX_OFFSETS_PER_TRIGGER", "200000")),
+        max_offsets_per_trigger=int(_env("HEARTBEAT_MAX_OFFSETS_PER_TRIGGER", "100000")),
         fail_on_data_loss=_env("HEARTBEAT_FAIL_ON_DATA_LOSS", "true").lower() == "true",
         checkpoint_dir=_env("HEARTBEAT_CHECKPOINT_DIR", str(var_dir / "checkpoints" / "stream")),
         # A batch starts at most this often; a batch that takes longer is followed at once.

@@ -36,17 +36,21 @@ SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM merged)
 
 # What the alert state needs from this batch: the valid readings of customers with an abnormal
 # reading now or a run in progress, once each (a retried Spark task may stage a row twice).
+# Two statements, the second given the customers as an array: the stage's statistics are often
+# stale (it is emptied after every batch), and as one statement with IN (subquery) the planner
+# then chose a nested loop that rescanned the stage for every staged row (43 s for 200k rows).
+_WATCHED_CUSTOMERS = """
+SELECT customer_id FROM stage_messages
+WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL
+  AND (heart_rate > %(high_bpm)s OR heart_rate < %(low_bpm)s)
+UNION
+SELECT customer_id FROM alert_trackers WHERE sink_id = %(sink_id)s
+"""
 _ALERT_READINGS = """
 SELECT DISTINCT kafka_topic, kafka_partition, kafka_offset, customer_id, "timestamp", heart_rate
 FROM stage_messages
 WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL
-  AND customer_id IN (
-    SELECT customer_id FROM stage_messages
-    WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL
-      AND (heart_rate > %(high_bpm)s OR heart_rate < %(low_bpm)s)
-    UNION
-    SELECT customer_id FROM alert_trackers WHERE sink_id = %(sink_id)s
-  )
+  AND customer_id = ANY(%(watched)s)
 """
 
 _MOVE_REJECTED = """
@@ -153,7 +157,9 @@ def commit_batch(
         valid, minutes = cur.fetchone()
         cur.execute(_MOVE_REJECTED, params)
         rejected = dict(cur.fetchall())
-        cur.execute(_ALERT_READINGS, params)
+        cur.execute(_WATCHED_CUSTOMERS, params)
+        watched = [customer for (customer,) in cur.fetchall()]
+        cur.execute(_ALERT_READINGS, {**params, "watched": watched})
         readings = ((customer, at, bpm) for *_, customer, at, bpm in cur.fetchall())
         runs = runs_by_customer(readings, thresholds)
         episodes = alert_store.apply_runs(cur, sink_id, runs, thresholds)
