@@ -95,3 +95,14 @@ def app_db(stack: StackConfig) -> Iterator[psycopg2.extensions.connection]:
 @pytest.fixture
 def tmp_checkpoint(tmp_path: Path) -> str:
     return str(tmp_path / "checkpoint")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the reliability figures (recovery times, ledger results) the tests measured."""
+    from tests.support.figures import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for entry in FIGURES:
+            values = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("test", "at"))
+            terminalreporter.write_line(f"{entry['test']}: {values}")

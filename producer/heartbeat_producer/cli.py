@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this many seconds (default: run until SIGINT/SIGTERM)",
     )
     limit.add_argument("--count", type=_positive_int, metavar="N", help="stop after N readings")
+    sim.add_argument(
+        "--customer-prefix",
+        default="C",
+        metavar="TEXT",
+        help="customer ids are TEXT0001, TEXT0002, ... (keeps runs side by side apart)",
+    )
     sim.add_argument("--seed", type=int, help="makes the run reproducible (default: random)")
     sim.add_argument(
         "--start",
@@ -186,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             invalid_rate=args.invalid_rate,
             abnormal_rate=args.abnormal_rate,
             malformed_rate=args.malformed_rate,
+            customer_prefix=args.customer_prefix,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -39,8 +39,11 @@ class SimulationConfig:
     invalid_rate: float = DEFAULT_INVALID_RATE
     abnormal_rate: float = DEFAULT_ABNORMAL_RATE
     malformed_rate: float = DEFAULT_MALFORMED_RATE
+    customer_prefix: str = "C"
 
     def __post_init__(self) -> None:
+        if not 1 <= len(self.customer_prefix) <= 40 or not self.customer_prefix.isprintable():
+            raise ValueError("customer_prefix must be 1-40 printable characters")
         if self.customers < 1:
             raise ValueError(f"customers must be at least 1, got {self.customers}")
         for name in ("invalid_rate", "abnormal_rate", "malformed_rate"):
