@@ -149,12 +149,16 @@ def test_postgres_stopped_for_30_seconds(rig):
 
 
 def test_job_sigkilled_five_times_at_random_points(rig):
+    """Kills 1, 3, 5 at random moments; 2 and 4 just after a commit (the replay window)."""
     rig.start_producer("sigkill")
     baseline = rig.running_normally()
     chooser = random.Random()
     recoveries = []
     for kill in range(5):
-        time.sleep(chooser.uniform(0.2, 4.0))  # a random point in the job's work, not a wait
+        if kill % 2:  # kills 2 and 4: right after a batch commits, before Spark records it
+            harness.wait_for_a_commit(rig.stack)
+        else:
+            time.sleep(chooser.uniform(0.2, 4.0))  # a random point in the job's work
         starts = rig.job.starts
         rig.job.kill()
         wait_for(lambda s=starts: rig.job.starts > s, 30, f"restart after kill {kill + 1}")

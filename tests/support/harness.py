@@ -167,6 +167,31 @@ def stored(stack: StackConfig, topic: str) -> int | None:
         return None
 
 
+def wait_for_a_commit(stack: StackConfig, timeout: float = 120.0) -> None:
+    """Return the moment a batch's rows become visible (its transaction just committed).
+
+    Polls the readings' identity every few milliseconds, so a kill that follows lands in the
+    short window after the sink's commit and before Spark records the batch as done: the
+    replay case an idempotent sink must absorb.
+    """
+    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT max(id) FROM heart_rate_readings")
+            first = cur.fetchone()[0]
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                cur.execute("SELECT max(id) FROM heart_rate_readings")
+                if cur.fetchone()[0] != first:
+                    return
+                time.sleep(0.003)  # polling interval
+        raise AssertionError(f"no batch committed within {timeout:.0f}s")
+    finally:
+        conn.close()
+
+
 def lag(stack: StackConfig, topic: str) -> int | None:
     end, landed = topic_end(stack, topic), stored(stack, topic)
     return None if end is None or landed is None else end - landed
