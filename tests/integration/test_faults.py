@@ -77,9 +77,17 @@ class Rig:
         harness.wait_caught_up(self.stack, self.topic, 15 * RATE, timeout, "a healthy lag")
         return harness.baseline_lag(self.stack, self.topic)
 
-    def recover(self, baseline: float, what: str) -> float:
+    def topic_end(self) -> int:
+        end = harness.topic_end(self.stack, self.topic)
+        assert end is not None, "the broker is not answering"
+        return end
+
+    def recover(self, baseline: float, what: str, must_store: int) -> float:
+        """Seconds until the lag is normal again and everything in the topic when the fault
+        began (`must_store` messages) is stored."""
         threshold = harness.normal_lag(baseline, RATE)
-        return harness.wait_caught_up(self.stack, self.topic, threshold, CATCH_UP, what)
+        return harness.wait_caught_up(self.stack, self.topic, threshold, CATCH_UP, what,
+                                      must_store=must_store)  # fmt: skip
 
     def finish(self, test: str, **values: object) -> None:
         """Stop the producer (SIGTERM), check the ledger of every run so far, record figures."""
@@ -126,11 +134,13 @@ def test_kafka_broker_sigkilled_and_restarted(rig):
     producer = rig.start_producer("kafka")
     baseline = rig.running_normally()
     sent_before = producer.sent()
+    end_at_fault = rig.topic_end()
     killed = harness.sigkill_service("kafka")
     down_at = time.monotonic()
     harness.wait_service_back("kafka", killed)
     broker_back = time.monotonic() - down_at
-    recovery = rig.recover(baseline, "catch-up after the broker restarted")
+    recovery = rig.recover(baseline, "catch-up after the broker restarted", end_at_fault)
+    recovery += broker_back  # measured from the kill
     wait_for(lambda: producer.sent() > sent_before + RATE, 120, "the producer to resume")
     rig.finish("Kafka SIGKILL", broker_back_s=round(broker_back, 1),
                recovery_s=round(recovery, 1), baseline_lag=baseline)  # fmt: skip
@@ -139,12 +149,14 @@ def test_kafka_broker_sigkilled_and_restarted(rig):
 def test_postgres_stopped_for_30_seconds(rig):
     rig.start_producer("pgdown")
     baseline = rig.running_normally()
+    end_at_fault = rig.topic_end()
     harness.stop_service("postgres")
     try:
         time.sleep(30)  # the outage itself
     finally:
         harness.start_service("postgres")
-    recovery = rig.recover(baseline, "catch-up after PostgreSQL came back")
+    # Measured from PostgreSQL's return.
+    recovery = rig.recover(baseline, "catch-up after PostgreSQL came back", end_at_fault)
     rig.finish("PostgreSQL down 30 s", recovery_s=round(recovery, 1), baseline_lag=baseline)
 
 
@@ -159,10 +171,12 @@ def test_job_sigkilled_five_times_at_random_points(rig):
             harness.wait_for_a_commit(rig.stack)
         else:
             time.sleep(chooser.uniform(0.2, 4.0))  # a random point in the job's work
-        starts = rig.job.starts
+        starts, end_at_kill = rig.job.starts, rig.topic_end()
+        killed_at = time.monotonic()
         rig.job.kill()
         wait_for(lambda s=starts: rig.job.starts > s, 30, f"restart after kill {kill + 1}")
-        recoveries.append(round(rig.recover(baseline, f"catch-up after kill {kill + 1}"), 1))
+        rig.recover(baseline, f"catch-up after kill {kill + 1}", end_at_kill)
+        recoveries.append(round(time.monotonic() - killed_at, 1))
     rig.finish("job SIGKILL x5", recovery_s=recoveries, baseline_lag=baseline)
 
 

@@ -24,7 +24,9 @@ from heartbeat_producer.config import PublisherSettings
 from heartbeat_producer.publisher import Publisher
 from heartbeat_producer.simulator import Message
 from tests.support import figures
+from tests.support.harness import process_group
 from tests.support.hostile import VALID, Hostile, hostile_messages
+from tests.support.sockets import is_loopback, listening_addresses
 
 pytestmark = pytest.mark.integration
 
@@ -148,3 +150,13 @@ def test_message_over_the_size_limit_is_refused_with_a_clear_error(stack, fresh_
     ]
     assert sum(consumer.end_offsets(partitions).values()) == 1  # only the small one
     consumer.close()
+
+
+def test_the_job_listens_on_loopback_only(running_job):
+    """The Spark driver's RPC, block manager and UI ports: never on a public address."""
+    job, _ = running_job
+    assert job.process is not None
+    sockets = listening_addresses(process_group(job.process.pid))
+    assert sockets, "the job has no listening socket: the check would be vacuous"
+    exposed = {pid: a for pid, addrs in sockets.items() for a in addrs if not is_loopback(a)}
+    assert exposed == {}, f"the job listens beyond loopback: {exposed}"

@@ -56,7 +56,9 @@ def two_readings(stack):
         "TRUNCATE heart_rate_readings",
         "CREATE INDEX nope ON heart_rate_readings (heart_rate)",
         "DROP TRIGGER heart_rate_readings_retention_only ON heart_rate_readings",
-        "GRANT SELECT ON heart_rate_readings TO PUBLIC",
+        "CREATE SCHEMA intruder",
+        "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "ALTER ROLE heartbeat_writer SUPERUSER",
         "UPDATE heart_rate_readings SET heart_rate = 100",
     ],
 )
@@ -99,11 +101,13 @@ def test_reader_role_is_refused_any_write(stack, statement):
         conn.close()
 
 
-def test_every_native_service_listens_on_loopback_only():
+def test_every_native_service_listens_on_loopback_only(stack):
     assert supervisor.is_running(), "run `make infra` first"
     supervisord_pid = int(supervisor.pid_path().read_text().strip())
     sockets = listening_addresses(descendants(supervisord_pid))
-    assert sockets, "no listening socket found under supervisord: is the stack up?"
+    ports = {int(a.rsplit(":", 1)[1]) for addrs in sockets.values() for a in addrs}
+    # Not vacuous: PostgreSQL's and Kafka's (broker and controller) sockets were found.
+    assert {stack.pg_port, stack.kafka_port, stack.kafka_controller_port} <= ports, sockets
     exposed = {pid: a for pid, addrs in sockets.items() for a in addrs if not is_loopback(a)}
     assert exposed == {}, f"listening beyond loopback: {exposed}"
 

@@ -209,14 +209,19 @@ def baseline_lag(stack: StackConfig, topic: str, samples: int = 5) -> float:
 
 
 def wait_caught_up(
-    stack: StackConfig, topic: str, threshold: float, timeout: float, what: str
-) -> float:
-    """Seconds until the lag is back at or under `threshold` messages."""
+    stack: StackConfig, topic: str, threshold: float, timeout: float, what: str,
+    must_store: int = 0,
+) -> float:  # fmt: skip
+    """Seconds until the lag is back at or under `threshold` messages, with at least
+    `must_store` messages stored (what the topic held when the fault began: a job that was
+    just killed has not caught up merely because the lag has not grown yet)."""
     started = time.monotonic()
 
     def normal() -> bool:
-        value = lag(stack, topic)
-        return value is not None and value <= threshold
+        end, landed = topic_end(stack, topic), stored(stack, topic)
+        if end is None or landed is None:
+            return False
+        return landed >= must_store and end - landed <= threshold
 
     wait_for(normal, timeout, what, poll=0.5)
     return time.monotonic() - started
