@@ -64,8 +64,10 @@ class Rig:
 
     def start_producer(self, name: str) -> harness.SteadyProducer:
         # No abnormal episodes from the simulator: only the alert test's patient opens one.
+        # Customer ids unique to this run: rollups of earlier runs share the table.
+        prefix = f"{name}-{self.topic.rsplit('-', 1)[-1]}-"
         self.producer = harness.SteadyProducer(
-            self.stack, self.topic, self.workdir, prefix=f"{name}-", rate=RATE,
+            self.stack, self.topic, self.workdir, prefix=prefix, rate=RATE,
             seed=len(self.ledgers) + 1, abnormal_rate=0.0,
         )  # fmt: skip
         return self.producer
