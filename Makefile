@@ -5,7 +5,7 @@ VENV  := $(VAR)/venv
 OPS   := $(VENV)/bin/heartbeat-ops
 PY    := $(VENV)/bin/python
 
-.PHONY: help install up infra down clean status logs test test-unit lint bench compose-test
+.PHONY: help install up infra down clean status logs test test-unit lint bench soak compose-test
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,11 @@ lint: install  ## ruff
 
 bench: infra  ## measure throughput and latency; prints figures
 	@$(PY) -m benchmarks $(BENCH)
+
+SOAK_RATE    ?= 100
+SOAK_MINUTES ?= 30
+soak: infra  ## steady load for SOAK_MINUTES at SOAK_RATE/s: lag, memory over time, ledger (not in CI)
+	@$(PY) -m tests.soak --rate $(SOAK_RATE) --minutes $(SOAK_MINUTES)
 
 compose-test:  ## the stack in docker compose, end to end (installs Docker; see docker/compose-test.sh)
 	@bash docker/compose-test.sh

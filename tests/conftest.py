@@ -1,7 +1,13 @@
-"""Shared fixtures: the real stack started by `make infra`, fresh topics, a real Spark session."""
+"""Shared fixtures: the real stack started by `make infra`, fresh topics, a real Spark session.
+
+Tests never touch the live `heartbeat` database: the session creates and migrates a database of
+its own (HEARTBEAT_TEST_DATABASE, default `heartbeat_test`) with the same roles, so a running
+dashboard never shows test rows and no test depends on the live stack's rows.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -12,13 +18,26 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from heartbeat_ops.config import StackConfig, load, var_dir
+from heartbeat_ops import database
+from heartbeat_ops.config import StackConfig, load, scrub_ambient_libpq, var_dir
+
+TEST_DATABASE = os.environ.get("HEARTBEAT_TEST_DATABASE") or "heartbeat_test"
 
 
 @pytest.fixture(scope="session")
-def stack() -> StackConfig:
-    """The running stack's configuration (env first, then var/secrets.env)."""
+def live_stack() -> StackConfig:
+    """The running stack's configuration (env first, then var/secrets.env), live database."""
+    scrub_ambient_libpq()  # as heartbeat-ops does: a psql user's PGUSER must not leak in
     return load()
+
+
+@pytest.fixture(scope="session")
+def stack(live_stack: StackConfig) -> StackConfig:
+    """The stack, pointed at the tests' own database: created and migrated once per session."""
+    assert live_stack.pg_database != TEST_DATABASE, "the test database must not be the live one"
+    config = dataclasses.replace(live_stack, pg_database=TEST_DATABASE)
+    database.bootstrap(config)
+    return config
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +84,7 @@ def fresh_topic(stack: StackConfig) -> Iterator[str]:
 
 @pytest.fixture
 def app_db(stack: StackConfig) -> Iterator[psycopg2.extensions.connection]:
-    """A connection as the job's least-privilege role (PGUSER)."""
+    """A connection as the job's least-privilege role (HEARTBEAT_APP_USER)."""
     conn = psycopg2.connect(stack.app_dsn)
     try:
         yield conn
@@ -76,3 +95,14 @@ def app_db(stack: StackConfig) -> Iterator[psycopg2.extensions.connection]:
 @pytest.fixture
 def tmp_checkpoint(tmp_path: Path) -> str:
     return str(tmp_path / "checkpoint")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the reliability figures (recovery times, ledger results) the tests measured."""
+    from tests.support.figures import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("reliability figures")
+        for entry in FIGURES:
+            values = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("test", "at"))
+            terminalreporter.write_line(f"{entry['test']}: {values}")

@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable
 
 from . import container, database, health, nodes, supervisor, topics
-from .config import StackConfig, ensure_secrets, load, var_dir
+from .config import StackConfig, ensure_secrets, load, scrub_ambient_libpq, var_dir
+from .database import ConfigurationError
 from .programs import all_programs
 
 INFRASTRUCTURE = ("postgres", "kafka")
@@ -158,8 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("logs", help="where each component logs").set_defaults(func=cmd_logs)
     container.add_commands(sub)
     args = parser.parse_args(argv)
+    ignored = scrub_ambient_libpq()  # before anything connects or starts a child
+    if ignored and args.command in ("up", "provision"):
+        print(f"note: ignoring {', '.join(ignored)} from your shell (the stack's roles come from"
+              " HEARTBEAT_* variables or var/secrets.env; README, Configuration)")  # fmt: skip
     try:
         return args.func(args)
+    except ConfigurationError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
     except (health.NotReady, TimeoutError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,6 +1,9 @@
 """Stack configuration: environment variables first, then generated secrets, then defaults.
 
 The same variable names configure docker compose, so one set of names serves both modes.
+The stack's own roles and passwords are read only from HEARTBEAT_* / POSTGRES_* / SUPERSET_*
+names, never from libpq's generic PGUSER/PGPASSWORD: a psql user's shell must not decide which
+role the stack creates or which password it sets (README, "Configuration").
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Secrets generated once on first run and kept in var/secrets.env (mode 0600, outside git).
 GENERATED_SECRETS = (
     "POSTGRES_PASSWORD",
-    "PGPASSWORD",
+    "HEARTBEAT_APP_PASSWORD",
     "HEARTBEAT_READER_PASSWORD",
     "SUPERSET_DB_PASSWORD",
     "SUPERSET_SECRET_KEY",
@@ -45,13 +48,46 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+# Keys older secrets files used; carried over once so an existing stack keeps its passwords.
+LEGACY_SECRET_NAMES = {"PGPASSWORD": "HEARTBEAT_APP_PASSWORD"}
+
+# libpq reads these from the environment; only where to connect (host, port, database) is taken
+# from them. The rest (who, with which password, options, service files) is dropped from the
+# processes the stack starts, so an ambient PGUSER=postgres or PGOPTIONS cannot leak in.
+LIBPQ_LOCATION_VARIABLES = ("PGHOST", "PGPORT", "PGDATABASE")
+
+
+def ambient_libpq_variables(environ: dict[str, str] | None = None) -> list[str]:
+    """Names of libpq variables in `environ` that the stack ignores and scrubs."""
+    env = os.environ if environ is None else environ
+    return sorted(
+        name
+        for name in env
+        if name.startswith("PG") and name not in LIBPQ_LOCATION_VARIABLES and name != "PG_BIN_DIR"
+    )
+
+
+def scrub_ambient_libpq() -> list[str]:
+    """Drop ambient libpq identity variables from this process (and so from its children)."""
+    names = ambient_libpq_variables()
+    for name in names:
+        os.environ.pop(name, None)
+    return names
+
+
 def ensure_secrets() -> dict[str, str]:
     """Create any missing secret in var/secrets.env; never overwrite an existing one."""
     path = secrets_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     existing = read_env_file(path)
+    renamed = False
+    for old, new in LEGACY_SECRET_NAMES.items():
+        if old in existing:
+            existing.setdefault(new, existing[old])
+            del existing[old]
+            renamed = True
     missing = [name for name in GENERATED_SECRETS if name not in existing]
-    if missing:
+    if missing or renamed:
         existing.update({name: secrets.token_urlsafe(32) for name in missing})
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -63,6 +99,16 @@ def ensure_secrets() -> dict[str, str]:
 
 def _setting(name: str, default: str, stored: dict[str, str]) -> str:
     return os.environ.get(name) or stored.get(name) or default
+
+
+def source_of(name: str, stored: dict[str, str] | None = None) -> str:
+    """Where a setting's value comes from, for error messages that say what to change."""
+    s = read_env_file(secrets_file()) if stored is None else stored
+    if os.environ.get(name):
+        return f"the environment variable {name}"
+    if s.get(name):
+        return f"{name} in {secrets_file()}"
+    return f"the default of {name}"
 
 
 @dataclass(frozen=True)
@@ -78,8 +124,8 @@ class StackConfig:
     pg_host: str
     pg_port: int
     pg_database: str
-    pg_user: str
-    pg_password: str
+    pg_user: str  # the job's role: HEARTBEAT_APP_USER
+    pg_password: str  # HEARTBEAT_APP_PASSWORD
     pg_superuser: str
     pg_superuser_password: str
     reader_user: str
@@ -126,6 +172,9 @@ class StackConfig:
             "PGHOST": self.pg_host,
             "PGPORT": str(self.pg_port),
             "PGDATABASE": self.pg_database,
+            "HEARTBEAT_APP_USER": self.pg_user,
+            "HEARTBEAT_APP_PASSWORD": self.pg_password,
+            # The job connects with libpq/JDBC defaults: set explicitly, never inherited.
             "PGUSER": self.pg_user,
             "PGPASSWORD": self.pg_password,
             "HEARTBEAT_READER_USER": self.reader_user,
@@ -140,6 +189,9 @@ class StackConfig:
 def load(stored: dict[str, str] | None = None) -> StackConfig:
     """Resolve the configuration; `stored` defaults to the secrets file's content."""
     s = read_env_file(secrets_file()) if stored is None else stored
+    for old, new in LEGACY_SECRET_NAMES.items():  # a secrets file not yet migrated
+        if old in s and new not in s:
+            s = {**s, new: s[old]}
     return StackConfig(
         kafka_bootstrap_servers=_setting("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", s),
         kafka_topic=_setting("KAFKA_TOPIC", "heart-rate-readings", s),
@@ -150,8 +202,8 @@ def load(stored: dict[str, str] | None = None) -> StackConfig:
         pg_host=_setting("PGHOST", "localhost", s),
         pg_port=int(_setting("PGPORT", "5432", s)),
         pg_database=_setting("PGDATABASE", "heartbeat", s),
-        pg_user=_setting("PGUSER", "heartbeat_app", s),
-        pg_password=_setting("PGPASSWORD", "", s),
+        pg_user=_setting("HEARTBEAT_APP_USER", "heartbeat_app", s),
+        pg_password=_setting("HEARTBEAT_APP_PASSWORD", "", s),
         pg_superuser=_setting("POSTGRES_USER", "postgres", s),
         pg_superuser_password=_setting("POSTGRES_PASSWORD", "", s),
         reader_user=_setting("HEARTBEAT_READER_USER", "heartbeat_reader", s),

@@ -1,4 +1,9 @@
-"""Create the databases and least-privilege login roles, then migrate. Safe to run every start."""
+"""Create the databases and least-privilege login roles, then migrate. Safe to run every start.
+
+An existing role is never altered: its password is checked instead, and a mismatch stops the
+start with the name of the variable to fix (an ALTER here would silently break every other
+client that still uses the old password).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,74 @@ import psycopg2
 from psycopg2 import sql
 
 from . import migrate
-from .config import StackConfig
+from .config import StackConfig, source_of
+
+# Each stack role: (config attribute of its name, of its password, variable names).
+STACK_ROLES = (
+    ("pg_user", "pg_password", "HEARTBEAT_APP_USER", "HEARTBEAT_APP_PASSWORD"),
+    ("reader_user", "reader_password", "HEARTBEAT_READER_USER", "HEARTBEAT_READER_PASSWORD"),
+    ("superset_db_user", "superset_db_password", "SUPERSET_DB_USER", "SUPERSET_DB_PASSWORD"),
+)
 
 
-def _ensure_login_role(cur, name: str, password: str) -> None:
-    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
-    verb = "ALTER" if cur.fetchone() else "CREATE"
-    # psycopg2 binds the password client-side; the role name is quoted as an identifier.
-    cur.execute(
-        sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %s").format(
-            sql.Identifier(name)
-        ),
-        (password,),
-    )
+class ConfigurationError(RuntimeError):
+    """The configuration contradicts the running database; the message names the variable."""
+
+
+def check_role_names(config: StackConfig) -> None:
+    """The stack's roles are distinct, unprivileged, and never the superuser."""
+    names: dict[str, str] = {}
+    for user_attr, _, user_var, _ in STACK_ROLES:
+        name = getattr(config, user_attr)
+        if name == config.pg_superuser:
+            raise ConfigurationError(
+                f"{user_var}={name} names the superuser (POSTGRES_USER); the stack's roles must"
+                f" be their own. Unset {user_var} (default) or choose another name."
+            )
+        if name in names:
+            raise ConfigurationError(
+                f"{user_var} and {names[name]} both name the role {name!r}; each needs its own."
+            )
+        names[name] = user_var
+
+
+def _password_works(config: StackConfig, name: str, password: str) -> bool:
+    try:
+        psycopg2.connect(config.dsn(user=name, password=password, database="postgres")).close()
+    except psycopg2.OperationalError as error:
+        if "password authentication failed" in str(error):
+            return False
+        raise
+    return True
+
+
+def _ensure_login_role(
+    cur, config: StackConfig, name: str, password: str, user_var: str, password_var: str
+) -> None:
+    cur.execute("SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = %s", (name,))
+    row = cur.fetchone()
+    if row is None:
+        # psycopg2 binds the password client-side; the role name is quoted as an identifier.
+        cur.execute(
+            sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %s").format(
+                sql.Identifier(name)
+            ),
+            (password,),
+        )
+        return
+    superuser, can_login = row
+    if superuser or not can_login:
+        raise ConfigurationError(
+            f"role {name!r} ({source_of(user_var)}) exists but is "
+            f"{'a superuser' if superuser else 'not a login role'}; the stack will not change"
+            f" it. Set {user_var} to a role of the stack's own (default: unset it)."
+        )
+    if not _password_works(config, name, password):
+        raise ConfigurationError(
+            f"role {name!r} exists and rejects the password from {source_of(password_var)}."
+            f" Set {password_var} to that role's password, or unset it so the generated one in"
+            " var/secrets.env is used. (PGPASSWORD/PGUSER are never read for the stack's roles.)"
+        )
 
 
 def _ensure_database(cur, name: str, owner: str | None = None) -> None:
@@ -30,14 +90,34 @@ def _ensure_database(cur, name: str, owner: str | None = None) -> None:
         cur.execute(statement)
 
 
+def _connect_as_superuser(config: StackConfig, database: str) -> psycopg2.extensions.connection:
+    try:
+        return psycopg2.connect(
+            config.dsn(user=config.pg_superuser, password=config.pg_superuser_password,
+                       database=database)
+        )  # fmt: skip
+    except psycopg2.OperationalError as error:
+        if "password authentication failed" in str(error):
+            raise ConfigurationError(
+                f"PostgreSQL rejects the superuser {config.pg_superuser!r} with the password from"
+                f" {source_of('POSTGRES_PASSWORD')}. Set POSTGRES_PASSWORD to the cluster's"
+                " superuser password, or unset it to use the generated one."
+            ) from None
+        raise
+
+
 def bootstrap(config: StackConfig) -> list[str]:
     """Roles, databases, migrations; returns the names of migrations applied now."""
-    admin = psycopg2.connect(config.superuser_dsn)
+    check_role_names(config)
+    admin = _connect_as_superuser(config, "postgres")
     admin.autocommit = True  # CREATE DATABASE refuses to run inside a transaction
     try:
         with admin.cursor() as cur:
             _ensure_database(cur, config.pg_database)
-            _ensure_login_role(cur, config.superset_db_user, config.superset_db_password)
+            _ensure_login_role(
+                cur, config, config.superset_db_user, config.superset_db_password,
+                "SUPERSET_DB_USER", "SUPERSET_DB_PASSWORD",
+            )  # fmt: skip
             _ensure_database(cur, "superset", owner=config.superset_db_user)
     finally:
         admin.close()
@@ -59,8 +139,11 @@ def bootstrap(config: StackConfig) -> list[str]:
                 database
             )
         )
-        _ensure_login_role(cur, config.pg_user, config.pg_password)
-        _ensure_login_role(cur, config.reader_user, config.reader_password)
+        for user_attr, password_attr, user_var, password_var in STACK_ROLES[:2]:
+            _ensure_login_role(
+                cur, config, getattr(config, user_attr), getattr(config, password_attr),
+                user_var, password_var,
+            )  # fmt: skip
         cur.execute(sql.SQL("GRANT heartbeat_writer TO {}").format(sql.Identifier(config.pg_user)))
         cur.execute(
             sql.SQL("GRANT heartbeat_readonly TO {}").format(sql.Identifier(config.reader_user))

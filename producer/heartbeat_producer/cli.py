@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this many seconds (default: run until SIGINT/SIGTERM)",
     )
     limit.add_argument("--count", type=_positive_int, metavar="N", help="stop after N readings")
+    sim.add_argument(
+        "--customer-prefix",
+        default="C",
+        metavar="TEXT",
+        help="customer ids are TEXT0001, TEXT0002, ... (keeps runs side by side apart)",
+    )
     sim.add_argument("--seed", type=int, help="makes the run reproducible (default: random)")
     sim.add_argument(
         "--start",
@@ -207,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             invalid_rate=args.invalid_rate,
             abnormal_rate=args.abnormal_rate,
             malformed_rate=args.malformed_rate,
+            customer_prefix=args.customer_prefix,
             message_format=args.format,
             legacy_zone=zone,
         )

@@ -43,10 +43,13 @@ class SimulationConfig:
     invalid_rate: float = DEFAULT_INVALID_RATE
     abnormal_rate: float = DEFAULT_ABNORMAL_RATE
     malformed_rate: float = DEFAULT_MALFORMED_RATE
+    customer_prefix: str = "C"
     message_format: str = CONTRACT_FORMAT
     legacy_zone: str = "UTC"  # the zone of the legacy format's wall-clock timestamps
 
     def __post_init__(self) -> None:
+        if not 1 <= len(self.customer_prefix) <= 40 or not self.customer_prefix.isprintable():
+            raise ValueError("customer_prefix must be 1-40 printable characters")
         if self.message_format not in MESSAGE_FORMATS:
             raise ValueError(f"message format must be one of {MESSAGE_FORMATS}")
         if self.message_format == LEGACY_FORMAT and self.malformed_rate:

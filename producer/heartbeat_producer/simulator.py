@@ -38,10 +38,13 @@ class Message(NamedTuple):
     abnormal: bool  # valid, and part of an abnormal episode (outside the normal band)
 
 
-def customer_ids(count: int) -> list[str]:
-    """C0001, C0002, ...: zero-padded to 4 digits, or wider for very large populations."""
+def customer_ids(count: int, prefix: str = "C") -> list[str]:
+    """C0001, C0002, ...: zero-padded to 4 digits, or wider for very large populations.
+
+    Another prefix keeps several producers' customers apart (tests, soak runs side by side).
+    """
     width = max(4, len(str(count)))
-    return [f"C{number:0{width}d}" for number in range(1, count + 1)]
+    return [f"{prefix}{number:0{width}d}" for number in range(1, count + 1)]
 
 
 def _epoch_ms(moment: datetime) -> int:
@@ -76,7 +79,7 @@ class Simulator:
         self.ids = (
             [str(n) for n in range(1, config.customers + 1)]
             if legacy
-            else customer_ids(config.customers)
+            else customer_ids(config.customers, config.customer_prefix)
         )
         heart_rng = Random(f"{config.seed}:hearts")
         self._hearts = [

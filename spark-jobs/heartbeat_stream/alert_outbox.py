@@ -1,12 +1,16 @@
 """Publish newly opened episodes to the alerts topic, at least once (a transactional outbox).
 
 An episode is committed with the batch first and marked published only after Kafka acked it,
-so a crash in between republishes it on the next batch rather than losing it.
+so a crash in between republishes it on the next batch rather than losing it. A crash after the
+ack but before the mark sends it again: delivery is at least once, and every event carries a
+stable `alert_id` (the same for every send of one episode) by which consumers deduplicate.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import UTC
 
 from kafka import KafkaProducer
 from psycopg2.extensions import connection
@@ -20,11 +24,19 @@ LIMIT 1000
 """
 
 
+def alert_id(customer_id: str, kind: str, started_at) -> str:
+    """Stable id of an episode: one customer has one episode of a kind starting at one moment."""
+    moment = started_at.astimezone(UTC).isoformat()  # the same whatever the session's TimeZone
+    identity = json.dumps([customer_id, kind, moment], ensure_ascii=False)
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
 def alert_message(
     customer_id: str, kind: str, started_at, extreme_bpm: int, readings: int
 ) -> tuple[bytes, bytes]:
     """(key, value) of an alert event: keyed by customer, like the readings."""
     value = {
+        "alert_id": alert_id(customer_id, kind, started_at),
         "customer_id": customer_id,
         "kind": kind,
         "started_at": started_at.isoformat(),

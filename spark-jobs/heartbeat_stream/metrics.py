@@ -31,7 +31,12 @@ def kafka_lag(end_offset: str | None, latest_offset: str | None) -> int | None:
     """
     if not end_offset or not latest_offset:
         return None
-    end, latest = json.loads(end_offset), json.loads(latest_offset)
+    try:
+        end, latest = json.loads(end_offset), json.loads(latest_offset)
+    except ValueError:  # while the broker is away Spark reports a non-JSON latest offset
+        return None
+    if not isinstance(end, dict) or not isinstance(latest, dict):
+        return None
     return sum(
         max(0, int(offset) - int(end.get(topic, {}).get(partition, 0)))
         for topic, partitions in latest.items()

@@ -1,21 +1,30 @@
-"""Fixtures for the Superset tests: a running Superset (started under supervisord when it is not),
-a logged-in REST client, and a small, self-cleaning set of rows in every table the dashboard reads.
+"""Fixtures for the Superset tests: a Superset of the tests' own, a logged-in REST client, and a
+small, self-cleaning set of rows in every table the dashboard reads.
+
+The tests' Superset reads the tests' database (`heartbeat_test`) and keeps its metadata in
+`superset_test`, on a free port: the live dashboard (supervisord's `superset`) never shows test
+rows, and importing the bundle here never re-points the live dashboard's connection.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 from superset_api import SupersetClient, wait_healthy
 
-from heartbeat_ops import supervisor
-from heartbeat_ops.config import StackConfig, read_env_file, secrets_file, var_dir
+from heartbeat_ops.config import ROOT, StackConfig, read_env_file, secrets_file, var_dir
 from heartbeat_stream.rollups import merge_sql
+
+SUPERSET_TEST_METADATA_DB = "superset_test"
 
 
 @dataclass(frozen=True)
@@ -31,24 +40,78 @@ def _secret(name: str, default: str | None = None) -> str:
     return value
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
-def superset(stack: StackConfig) -> SupersetAdmin:
-    """Superset serving on SUPERSET_PORT: started via supervisorctl if it is not RUNNING."""
-    url = f"http://localhost:{stack.superset_port}"
-    state = supervisor.states().get("superset")
-    if state is None:
-        pytest.fail("supervisord has no `superset` program: run `make infra` (or `make up`)")
-    if state in ("STOPPED", "EXITED", "FATAL"):
-        result = supervisor.ctl("start", "superset")  # blocks until RUNNING or failed
-        assert "ERROR" not in result.stdout, (
-            f"{result.stdout}{result.stderr}; see {var_dir() / 'log' / 'superset.log'}"
+def superset_env(stack: StackConfig) -> dict[str, str]:
+    """The environment of the tests' Superset (and of `run.sh import` against it)."""
+    admin = psycopg2.connect(
+        stack.dsn(
+            user=stack.pg_superuser, password=stack.pg_superuser_password, database="postgres"
         )
-    wait_healthy(url, timeout=300)
-    return SupersetAdmin(
-        url=url,
-        username=os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"),
-        password=_secret("SUPERSET_ADMIN_PASSWORD"),
     )
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (SUPERSET_TEST_METADATA_DB,)
+            )
+            if cur.fetchone() is None:
+                cur.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(SUPERSET_TEST_METADATA_DB),
+                        sql.Identifier(stack.superset_db_user),
+                    )
+                )
+    finally:
+        admin.close()
+    return {
+        **os.environ,
+        **stack.environment(),  # PGDATABASE is the tests' database
+        "SUPERSET_DB_NAME": SUPERSET_TEST_METADATA_DB,
+        "SUPERSET_PORT": str(_free_port()),
+        "SUPERSET_HOME": str(var_dir() / "superset-test"),
+        "SUPERSET_WORKERS": "1",
+        "SUPERSET_BIND_HOST": "127.0.0.1",
+    }
+
+
+@pytest.fixture(scope="session")
+def superset(superset_env: dict[str, str]) -> Iterator[SupersetAdmin]:
+    """A Superset of the tests' own, started for the session and stopped after it."""
+    url = f"http://localhost:{superset_env['SUPERSET_PORT']}"
+    log_path = var_dir() / "log" / "superset-test.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            ["bash", str(ROOT / "superset" / "run.sh")],
+            env=superset_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        try:
+            wait_healthy(url, timeout=300)
+        except Exception:
+            pytest.fail(f"the tests' Superset did not come up; see {log_path}")
+        yield SupersetAdmin(
+            url=url,
+            username=os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"),
+            password=_secret("SUPERSET_ADMIN_PASSWORD"),
+        )
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 @pytest.fixture(scope="session")

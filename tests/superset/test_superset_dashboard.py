@@ -64,12 +64,12 @@ def test_bundle_holds_every_dataset_once():
     assert "heart_rate_readings" not in CHART_DATASETS
 
 
-def test_bundle_import_twice_changes_nothing(superset_client, stack):
-    first = run_import(stack.environment())
+def test_bundle_import_twice_changes_nothing(superset_client, superset_env):
+    first = run_import(superset_env)
     assert first.returncode == 0, first.stdout + first.stderr
     before = _inventory(superset_client)
 
-    second = run_import(stack.environment())
+    second = run_import(superset_env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "imported" in second.stdout
     after = _inventory(superset_client)

@@ -1,0 +1,248 @@
+"""Faults under steady producer load, each followed by the ledger check and the time to recover.
+
+One job runs for the whole module, restarted by a supervisor-like loop whenever it exits, over
+one topic. Each test starts the real producer (50 readings/s, 5% malformed) under a customer
+prefix of its own, injects one fault into this checkout's own stack, measures how long the lag
+takes to return to normal, stops the producer with SIGTERM and checks the ledger of every
+producer run so far: each reading reported as sent is stored exactly once, valid or quarantined
+with its expected reason, and the minute rollups equal SQL over the stored rows. (Sharing the
+job saves a Spark start per test; a failed test makes the later ledgers fail too.)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg2
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+
+from heartbeat_contract import encode_reading
+from heartbeat_ops.config import StackConfig
+from heartbeat_ops.stream_job import StreamJob, wait_for
+from heartbeat_stream.alert_outbox import alert_id
+from heartbeat_stream.config import sink_id_for
+from tests.support import figures, harness
+from tests.support.ledger import Expected, wait_until_balanced
+
+pytestmark = pytest.mark.integration
+
+RATE = 50.0
+CATCH_UP = 300.0  # seconds a recovery may take at most on the shared 2-core machine
+SUSTAIN_SECONDS = 10  # alert episodes open after 10 s abnormal (the scripted patient: 40 s)
+
+
+class Rig:
+    """The module's topic, supervised job and the ledgers of every producer run so far."""
+
+    def __init__(self, stack: StackConfig, topic: str, alerts_topic: str, workdir: Path) -> None:
+        self.stack, self.topic, self.alerts_topic, self.workdir = (
+            stack,
+            topic,
+            alerts_topic,
+            workdir,
+        )
+        self.checkpoint = str(workdir / "checkpoint")
+        self.ledgers: list[dict] = []
+        self.job = harness.SupervisedJob(
+            StreamJob(
+                stack, topic, self.checkpoint, workdir / "job.log",
+                HEARTBEAT_TRIGGER_INTERVAL="1 second",
+                HEARTBEAT_ROLLUP_TRIGGER_INTERVAL="5 seconds",
+                HEARTBEAT_ALERT_SUSTAIN_SECONDS=str(SUSTAIN_SECONDS),
+                KAFKA_ALERTS_TOPIC=alerts_topic,  # created only by the alert test
+            )
+        )  # fmt: skip
+        self.producer: harness.SteadyProducer | None = None
+
+    def start_producer(self, name: str) -> harness.SteadyProducer:
+        # No abnormal episodes from the simulator: only the alert test's patient opens one.
+        # Customer ids unique to this run: rollups of earlier runs share the table.
+        prefix = f"{name}-{self.topic.rsplit('-', 1)[-1]}-"
+        self.producer = harness.SteadyProducer(
+            self.stack, self.topic, self.workdir, prefix=prefix, rate=RATE,
+            seed=len(self.ledgers) + 1, abnormal_rate=0.0,
+        )  # fmt: skip
+        return self.producer
+
+    def running_normally(self, timeout: float = CATCH_UP) -> float:
+        """Wait for the pipeline to keep up with the load; returns its healthy lag."""
+        wait_for(lambda: (harness.stored(self.stack, self.topic) or 0) > 0, timeout,
+                 "the job's first batch")  # fmt: skip
+        harness.wait_caught_up(self.stack, self.topic, 15 * RATE, timeout, "a healthy lag")
+        return harness.baseline_lag(self.stack, self.topic)
+
+    def topic_end(self) -> int:
+        end = harness.topic_end(self.stack, self.topic)
+        assert end is not None, "the broker is not answering"
+        return end
+
+    def recover(self, baseline: float, what: str, must_store: int) -> float:
+        """Seconds until the lag is normal again and everything in the topic when the fault
+        began (`must_store` messages) is stored."""
+        threshold = harness.normal_lag(baseline, RATE)
+        return harness.wait_caught_up(self.stack, self.topic, threshold, CATCH_UP, what,
+                                      must_store=must_store)  # fmt: skip
+
+    def finish(self, test: str, **values: object) -> None:
+        """Stop the producer (SIGTERM), check the ledger of every run so far, record figures."""
+        assert self.producer is not None
+        ledger = self.producer.stop()
+        self.producer = None
+        self.ledgers.append(ledger)
+        assert ledger["failed"] == 0 and ledger["unconfirmed"] == 0, ledger["errors"]
+        expected = Expected.from_ledgers(self.ledgers)
+        report, drained = wait_until_balanced(self.stack, self.topic, expected, timeout=CATCH_UP)
+        figures.record(test, ledger=report.summary(), drained_after_stop_s=round(drained, 1),
+                       job_starts=self.job.starts, **values)  # fmt: skip
+        assert report.ok, report.explain()
+
+
+@pytest.fixture(scope="module")
+def rig(stack, tmp_path_factory) -> Iterator[Rig]:
+    topic = f"test-faults-{uuid.uuid4().hex[:8]}"
+    alerts_topic = f"{topic}-alerts"
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    rig = Rig(stack, topic, alerts_topic, tmp_path_factory.mktemp("faults"))
+    rig.job.start()
+    try:
+        yield rig
+    finally:
+        if rig.producer is not None:
+            rig.producer.kill()
+        rig.job.stop()
+        existing = set(admin.list_topics())
+        admin.delete_topics([t for t in (topic, alerts_topic) if t in existing])
+        admin.close()
+
+
+def test_producer_sigterm_delivers_everything_it_reported(rig):
+    rig.start_producer("sigterm")
+    rig.running_normally()
+    stopped = time.monotonic()
+    rig.finish("producer SIGTERM")
+    figures.record("producer SIGTERM", stop_to_balanced_s=round(time.monotonic() - stopped, 1))
+
+
+def test_kafka_broker_sigkilled_and_restarted(rig):
+    producer = rig.start_producer("kafka")
+    baseline = rig.running_normally()
+    sent_before = producer.sent()
+    end_at_fault = rig.topic_end()
+    killed = harness.sigkill_service("kafka")
+    down_at = time.monotonic()
+    harness.wait_service_back("kafka", killed)
+    broker_back = time.monotonic() - down_at
+    recovery = rig.recover(baseline, "catch-up after the broker restarted", end_at_fault)
+    recovery += broker_back  # measured from the kill
+    wait_for(lambda: producer.sent() > sent_before + RATE, 120, "the producer to resume")
+    rig.finish("Kafka SIGKILL", broker_back_s=round(broker_back, 1),
+               recovery_s=round(recovery, 1), baseline_lag=baseline)  # fmt: skip
+
+
+def test_postgres_stopped_for_30_seconds(rig):
+    rig.start_producer("pgdown")
+    baseline = rig.running_normally()
+    end_at_fault = rig.topic_end()
+    harness.stop_service("postgres")
+    try:
+        time.sleep(30)  # the outage itself
+    finally:
+        harness.start_service("postgres")
+    # Measured from PostgreSQL's return.
+    recovery = rig.recover(baseline, "catch-up after PostgreSQL came back", end_at_fault)
+    rig.finish("PostgreSQL down 30 s", recovery_s=round(recovery, 1), baseline_lag=baseline)
+
+
+def test_job_sigkilled_five_times_at_random_points(rig):
+    """Kills 1, 3, 5 at random moments; 2 and 4 just after a commit (the replay window)."""
+    rig.start_producer("sigkill")
+    baseline = rig.running_normally()
+    chooser = random.Random()
+    recoveries = []
+    for kill in range(5):
+        if kill % 2:  # kills 2 and 4: right after a batch commits, before Spark records it
+            harness.wait_for_a_commit(rig.stack)
+        else:
+            time.sleep(chooser.uniform(0.2, 4.0))  # a random point in the job's work
+        starts, end_at_kill = rig.job.starts, rig.topic_end()
+        killed_at = time.monotonic()
+        rig.job.kill()
+        wait_for(lambda s=starts: rig.job.starts > s, 30, f"restart after kill {kill + 1}")
+        rig.recover(baseline, f"catch-up after kill {kill + 1}", end_at_kill)
+        recoveries.append(round(time.monotonic() - killed_at, 1))
+    rig.finish("job SIGKILL x5", recovery_s=recoveries, baseline_lag=baseline)
+
+
+def _patient_readings(patient: str) -> list[tuple[bytes, bytes]]:
+    """20 s normal, 40 s at 150 bpm, 20 s normal: one tachycardia episode once sustained 10 s."""
+    t0 = datetime.now(UTC) - timedelta(seconds=90)
+    rates = [75] * 20 + [150] * 40 + [75] * 20
+    return [encode_reading(patient, t0 + timedelta(seconds=i), bpm) for i, bpm in enumerate(rates)]
+
+
+def _pending_episode(stack: StackConfig, sink_id: str, patient: str) -> tuple | None:
+    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT kind, started_at, published_at FROM heart_rate_alerts"
+            " WHERE sink_id = %s AND customer_id = %s",
+            (sink_id, patient),
+        )
+        return cur.fetchone()
+
+
+def test_crash_between_commit_and_alert_publication(rig):
+    """The episode is committed, its publication pending (the alerts topic does not exist yet,
+    so the send waits for metadata); the job is SIGKILLed there. After the restart, with the
+    topic created, the alert is published exactly once, with its stable id."""
+    rig.start_producer("alerts")
+    rig.running_normally()
+    patient = f"alerts-patient-{uuid.uuid4().hex[:6]}"
+    messages = _patient_readings(patient)
+    kafka = KafkaProducer(bootstrap_servers=rig.stack.kafka_bootstrap_servers, acks="all")
+    for key, value in messages:
+        kafka.send(rig.topic, key=key, value=value)
+    kafka.flush()
+    kafka.close()
+    rig.ledgers.append({"sent": len(messages), "failed": 0, "outcomes": {"valid": len(messages)},
+                        "customers": {patient: {"valid": len(messages)}}})  # fmt: skip
+
+    sink_id = sink_id_for(rig.checkpoint)
+    wait_for(lambda: _pending_episode(rig.stack, sink_id, patient) is not None, CATCH_UP,
+             "the episode to be committed", poll=0.1)  # fmt: skip
+    kind, started_at, published_at = _pending_episode(rig.stack, sink_id, patient)
+    assert published_at is None  # committed, not yet published: the crash point
+    starts = rig.job.starts
+    rig.job.kill()
+    wait_for(lambda: rig.job.starts > starts, 30, "the job's restart")
+
+    admin = KafkaAdminClient(bootstrap_servers=rig.stack.kafka_bootstrap_servers)
+    admin.create_topics([NewTopic(rig.alerts_topic, num_partitions=1, replication_factor=1)])
+    admin.close()
+    created = time.monotonic()
+    wait_for(lambda: _pending_episode(rig.stack, sink_id, patient)[2] is not None, CATCH_UP,
+             "the restarted job to publish the pending alert")  # fmt: skip
+    published_after = time.monotonic() - created
+
+    consumer = KafkaConsumer(rig.alerts_topic, bootstrap_servers=rig.stack.kafka_bootstrap_servers,
+                             auto_offset_reset="earliest", consumer_timeout_ms=10_000)  # fmt: skip
+    events = [json.loads(record.value) for record in consumer]
+    consumer.close()
+    mine = [e for e in events if e["customer_id"] == patient]
+    assert [(e["kind"], e["alert_id"]) for e in mine] == [
+        (kind, alert_id(patient, kind, started_at))
+    ], events
+    rig.finish(
+        "crash between commit and alert publication",
+        alert_published_after_restart_s=round(published_after, 1),
+        alert_events=len(mine),
+    )

@@ -1,0 +1,164 @@
+"""Hostile input at volume: thousands of generated values through the real job while it runs.
+
+Each value lands per the rules (valid, or quarantined with the reason the README gives it),
+valid rows with their customer id, time and rate exactly, quarantined ones with the value
+verbatim; the job never stops. And a message over the broker's size limit is refused by the
+producer with an error that says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import re
+import time
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from heartbeat_ops.stream_job import StreamJob, wait_for
+from heartbeat_producer.config import PublisherSettings
+from heartbeat_producer.publisher import Publisher
+from heartbeat_producer.simulator import Message
+from tests.support import figures
+from tests.support.harness import process_group
+from tests.support.hostile import VALID, Hostile, hostile_messages
+from tests.support.sockets import is_loopback, listening_addresses
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = 20
+PER_EXAMPLE = (100, 200)  # 20 examples of 100-200 values: ~3,000 values per run
+TOTALS = {"values": 0, "examples": 0}
+
+
+@pytest.fixture(scope="module")
+def running_job(stack, tmp_path_factory) -> Iterator[tuple[StreamJob, str]]:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    topic = f"test-hostile-{int(time.time())}"
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    workdir = tmp_path_factory.mktemp("hostile")
+    job = StreamJob(stack, topic, str(workdir / "checkpoint"), workdir / "job.log",
+                    HEARTBEAT_ROLLUPS="false")  # fmt: skip
+    job.start()
+    try:
+        yield job, topic
+    finally:
+        job.stop()
+        admin.delete_topics([topic])
+        admin.close()
+
+
+def publish(stack, topic: str, messages: list[Hostile]) -> list[tuple[int, int]]:
+    """Send and wait for every ack; (partition, offset) of each message, in order."""
+    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all",
+                             linger_ms=20, max_request_size=2 * 1024 * 1024)  # fmt: skip
+    try:
+        futures = [producer.send(topic, key=b"hostile", value=m.value) for m in messages]
+        producer.flush()
+        return [(md.partition, md.offset) for md in (f.get(timeout=60) for f in futures)]
+    finally:
+        producer.close()
+
+
+_LANDED = """
+SELECT p, o, 'valid', customer_id, "timestamp", heart_rate, NULL, NULL
+FROM heart_rate_readings JOIN unnest(%(p)s::int[], %(o)s::bigint[]) AS k(p, o)
+  ON kafka_partition = k.p AND kafka_offset = k.o WHERE kafka_topic = %(t)s
+UNION ALL
+SELECT p, o, reason, NULL, NULL, NULL, raw_value, raw_value_base64
+FROM rejected_readings JOIN unnest(%(p)s::int[], %(o)s::bigint[]) AS k(p, o)
+  ON kafka_partition = k.p AND kafka_offset = k.o WHERE kafka_topic = %(t)s
+"""
+
+
+def landed(stack, topic: str, positions: list[tuple[int, int]]) -> dict[tuple[int, int], tuple]:
+    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    params = {"t": topic, "p": [p for p, _ in positions], "o": [o for _, o in positions]}
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(_LANDED, params)
+        rows = cur.fetchall()
+    found: dict[tuple[int, int], tuple] = {}
+    for p, o, *rest in rows:
+        assert (p, o) not in found, f"message {p}/{o} stored twice"
+        found[p, o] = tuple(rest)
+    return found
+
+
+def stored_bytes(text: str | None, b64: str | None) -> bytes | None:
+    if text is not None:
+        return text.encode()
+    return base64.b64decode(b64) if b64 is not None else None
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=False, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture,
+    HealthCheck.large_base_example,
+])  # fmt: skip
+@given(messages=st.lists(hostile_messages, min_size=PER_EXAMPLE[0], max_size=PER_EXAMPLE[1]))
+def test_hostile_values_land_per_the_rules_while_the_job_runs(stack, running_job, messages):
+    job, topic = running_job
+    positions = publish(stack, topic, messages)
+    wait_for(lambda: len(landed(stack, topic, positions)) == len(positions), 180,
+             f"{len(positions)} hostile values to land", poll=0.5)  # fmt: skip
+    found = landed(stack, topic, positions)
+    for message, position in zip(messages, positions, strict=True):
+        outcome, customer_id, timestamp, heart_rate, raw_text, raw_b64 = found[position]
+        assert outcome == message.outcome, message.value[:300] if message.value else None
+        if outcome == VALID:
+            assert (customer_id, heart_rate) == (message.customer_id, message.heart_rate)
+            assert timestamp == message.timestamp, message.value[:300]
+        else:
+            assert stored_bytes(raw_text, raw_b64) == (message.value or None) or (
+                message.value == b"" and raw_text == ""
+            ), message.value[:300] if message.value else None
+    assert job.process is not None and job.process.poll() is None, job.log_tail()
+    TOTALS["values"] += len(messages)
+    TOTALS["examples"] += 1
+
+
+def test_hostile_totals_recorded(running_job):
+    """Runs after the property test (file order): the volume it pushed through one job."""
+    job, _ = running_job
+    assert job.process is not None and job.process.poll() is None, job.log_tail()
+    figures.record("hostile input", values=TOTALS["values"], examples=TOTALS["examples"])
+    assert TOTALS["values"] >= EXAMPLES * PER_EXAMPLE[0] // 2
+
+
+def test_message_over_the_size_limit_is_refused_with_a_clear_error(stack, fresh_topic, caplog):
+    big = Message(b"C0001", b"x" * (2 * 1024 * 1024), VALID, "C0001", 0, 72, False)
+    small = Message(b"C0001", b'{"ok": true}', VALID, "C0001", 0, 72, False)
+    settings_ = PublisherSettings(bootstrap_servers=stack.kafka_bootstrap_servers,
+                                  topic=fresh_topic)  # fmt: skip
+    with caplog.at_level(logging.ERROR), Publisher(settings_) as publisher:
+        publisher.publish(big)
+        publisher.publish(small)  # the producer carries on after the refusal
+        assert publisher.flush(timeout=30)
+        snapshot = publisher.ledger.snapshot()
+    assert (snapshot.sent, snapshot.failed) == (1, 1)
+    assert snapshot.errors == {"MessageSizeTooLargeError": 1}
+    assert re.search(r"The message is 2097\d{3} bytes when serialized", caplog.text), caplog.text
+    assert "max_request_size" in caplog.text
+    consumer = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap_servers)
+    partitions = [
+        TopicPartition(fresh_topic, p) for p in consumer.partitions_for_topic(fresh_topic)
+    ]
+    assert sum(consumer.end_offsets(partitions).values()) == 1  # only the small one
+    consumer.close()
+
+
+def test_the_job_listens_on_loopback_only(running_job):
+    """The Spark driver's RPC, block manager and UI ports: never on a public address."""
+    job, _ = running_job
+    assert job.process is not None
+    sockets = listening_addresses(process_group(job.process.pid))
+    assert sockets, "the job has no listening socket: the check would be vacuous"
+    exposed = {pid: a for pid, addrs in sockets.items() for a in addrs if not is_loopback(a)}
+    assert exposed == {}, f"the job listens beyond loopback: {exposed}"

@@ -1,0 +1,155 @@
+"""`make soak`: the pipeline at a steady rate for a chosen time; lag and memory over time, ledger.
+
+Not part of `make test`. Runs the real producer and job against this checkout's PostgreSQL and
+Kafka, in a database of its own (`heartbeat_soak`), and prints every interval: the lag (messages
+in Kafka not yet in PostgreSQL) and the resident memory (RSS) of the job, the producer,
+PostgreSQL and Kafka. At the end the producer is stopped with SIGTERM and the ledger checked.
+A CSV (and a PNG chart when matplotlib is installed) lands in var/log/.
+
+    make soak SOAK_RATE=100 SOAK_MINUTES=30
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
+from heartbeat_ops import database, supervisor
+from heartbeat_ops.config import load, scrub_ambient_libpq, var_dir
+from heartbeat_ops.stream_job import StreamJob
+from tests.support import harness
+from tests.support.ledger import Expected, wait_until_balanced
+from tests.support.sockets import descendants
+
+
+def rss_mib(pids: list[int]) -> float:
+    """Resident memory of a set of processes, MiB."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total_kb / 1024
+
+
+def service_pids(name: str) -> list[int]:
+    pid = int(supervisor.ctl("pid", name).stdout.strip() or 0)
+    return descendants(pid) if pid > 0 else []
+
+
+def chart(rows: list[dict], path: Path) -> str:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "no chart (pip install matplotlib for one)"
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    minutes = [row["elapsed_s"] / 60 for row in rows]
+    top.plot(minutes, [row["lag"] for row in rows])
+    top.set_ylabel("lag (messages)")
+    for name in ("job", "producer", "postgres", "kafka"):
+        bottom.plot(minutes, [row[f"{name}_mib"] for row in rows], label=name)
+    bottom.set_ylabel("RSS (MiB)")
+    bottom.set_xlabel("minutes")
+    bottom.legend(loc="upper left", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    return f"chart {path}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0, help="readings per second")
+    parser.add_argument("--minutes", type=float, default=30.0, help="how long to produce")
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--customers", type=int, default=100)
+    args = parser.parse_args(argv)
+
+    scrub_ambient_libpq()
+    stack = dataclasses.replace(load(), pg_database="heartbeat_soak")
+    database.bootstrap(stack)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    topic = f"soak-{stamp}"
+    workdir = var_dir() / "soak" / stamp
+    workdir.mkdir(parents=True, exist_ok=True)
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+
+    job = harness.SupervisedJob(
+        StreamJob(
+            stack,
+            topic,
+            str(workdir / "checkpoint"),
+            workdir / "job.log",
+            HEARTBEAT_TRIGGER_INTERVAL="1 second",
+            HEARTBEAT_ROLLUP_TRIGGER_INTERVAL="10 seconds",
+        )
+    )
+    job.start()
+    producer = harness.SteadyProducer(stack, topic, workdir, prefix="S", rate=args.rate,
+                                      customers=args.customers, malformed_rate=0.01)  # fmt: skip
+    print(
+        f"soak: {args.rate:g} readings/s for {args.minutes:g} min into {topic}; logs in {workdir}"
+    )
+    print(f"{'min':>6} {'lag':>8} {'job MiB':>8} {'prod MiB':>8} {'pg MiB':>8} {'kafka MiB':>9}")
+    rows: list[dict] = []
+    started = time.monotonic()
+    deadline = started + args.minutes * 60
+    try:
+        while time.monotonic() < deadline:
+            row = {
+                "elapsed_s": round(time.monotonic() - started, 1),
+                "lag": harness.lag(stack, topic),
+                "job_mib": round(rss_mib(job.pids()), 1),
+                "producer_mib": round(rss_mib([producer.process.pid]), 1),
+                "postgres_mib": round(rss_mib(service_pids("postgres")), 1),
+                "kafka_mib": round(rss_mib(service_pids("kafka")), 1),
+            }
+            rows.append(row)
+            print(f"{row['elapsed_s'] / 60:6.1f} {row['lag'] if row['lag'] is not None else '?':>8}"
+                  f" {row['job_mib']:8.0f} {row['producer_mib']:8.0f} {row['postgres_mib']:8.0f}"
+                  f" {row['kafka_mib']:9.0f}", flush=True)  # fmt: skip
+            time.sleep(args.interval)  # the sampling interval
+        ledger = producer.stop()
+        report, drained = wait_until_balanced(stack, topic, Expected.from_ledgers([ledger]),
+                                              timeout=600)  # fmt: skip
+    finally:
+        producer.kill()
+        job.stop()
+        admin.delete_topics([topic])
+        admin.close()
+
+    csv_path = var_dir() / "log" / f"soak-{stamp}.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lags = [r["lag"] for r in rows if r["lag"] is not None]
+    settled = rows[len(rows) // 10 :] or rows  # after the first tenth: the job's start is behind
+    print(f"\nlag: median {sorted(lags)[len(lags) // 2]}, max {max(lags)} messages")
+    for name in ("job", "producer", "postgres", "kafka"):
+        first, last = settled[0][f"{name}_mib"], settled[-1][f"{name}_mib"]
+        peak = max(r[f"{name}_mib"] for r in rows)
+        print(f"RSS {name:<9} {first:7.0f} -> {last:7.0f} MiB (peak {peak:.0f})")
+    print(f"job starts: {job.starts}; drained {drained:.0f}s after the producer stopped")
+    print(f"ledger: {report.summary()} -> {'OK' if report.ok else 'MISMATCH'}")
+    if not report.ok:
+        print(report.explain())
+    print(f"samples {csv_path}; {chart(rows, var_dir() / 'log' / f'soak-{stamp}.png')}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

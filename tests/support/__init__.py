@@ -1,0 +1,1 @@
+"""Helpers shared by the reliability tests: the ledger check, fault harness, recorded figures."""

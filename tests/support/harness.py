@@ -1,0 +1,279 @@
+"""The moving parts of a fault test: a steady producer, a supervised job, lag, and the faults.
+
+Faults touch only this checkout's own stack (the supervisord under HEARTBEAT_VAR_DIR), never a
+process found by name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg2
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from heartbeat_ops import supervisor
+from heartbeat_ops.config import ROOT, StackConfig, var_dir
+from heartbeat_ops.stream_job import StreamJob, wait_for
+
+
+class SteadyProducer:
+    """`heartbeat-producer` at a fixed rate until SIGTERM, writing its ledger to a file."""
+
+    def __init__(
+        self, stack: StackConfig, topic: str, workdir: Path, *, prefix: str, rate: float = 100.0,
+        customers: int = 20, malformed_rate: float = 0.05, seed: int = 7,
+        abnormal_rate: float = 0.02,
+    ) -> None:  # fmt: skip
+        self.ledger_path = workdir / f"ledger-{prefix}.json"
+        self.log_path = workdir / f"producer-{prefix}.log"
+        self.rate = rate
+        command = [
+            sys.executable, "-m", "heartbeat_producer",
+            "--bootstrap-servers", stack.kafka_bootstrap_servers, "--topic", topic,
+            "--rate", str(rate), "--customers", str(customers), "--customer-prefix", prefix,
+            "--malformed-rate", str(malformed_rate), "--seed", str(seed),
+            "--abnormal-rate", str(abnormal_rate),
+            "--ledger", str(self.ledger_path), "--progress-interval", "1",
+        ]  # fmt: skip
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+
+    def ledger(self) -> dict:
+        return json.loads(self.ledger_path.read_text())
+
+    def sent(self) -> int:
+        try:
+            return self.ledger()["sent"]
+        except (FileNotFoundError, json.JSONDecodeError):
+            return 0
+
+    def stop(self, timeout: float = 60.0) -> dict:
+        """SIGTERM, as supervisord stops it; returns the final ledger."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        assert code == 0, f"producer exited {code}: {self.log_path.read_text()[-2000:]}"
+        ledger = self.ledger()
+        assert ledger["finished"], ledger
+        return ledger
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class SupervisedJob:
+    """A StreamJob restarted whenever it exits, as supervisord restarts the real one."""
+
+    def __init__(self, job: StreamJob, backoff: float = 1.0) -> None:
+        self.job = job
+        self.backoff = backoff
+        self.starts = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="job-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                process = self.job.process
+                if process is None or process.poll() is not None:
+                    self.job.start()
+                    self.starts += 1
+            self._stop.wait(self.backoff)
+
+    def pids(self) -> list[int]:
+        """Every process of the job's group (the spark-submit shell, JVM, Python driver)."""
+        process = self.job.process
+        if process is None or process.poll() is not None:
+            return []
+        return process_group(process.pid)
+
+    def kill(self) -> None:
+        """SIGKILL the job's whole process group; the loop starts a new one."""
+        with self._lock:
+            process = self.job.process
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        with self._lock:
+            self.job.stop()
+
+
+def process_group(pgid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    pids.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                continue
+    return pids
+
+
+# --- lag -----------------------------------------------------------------------------------------
+
+
+def topic_end(stack: StackConfig, topic: str) -> int | None:
+    """Messages in the topic (sum of end offsets), or None while the broker is away."""
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=stack.kafka_bootstrap_servers, request_timeout_ms=5000
+        )
+    except KafkaError:  # no broker reachable right now
+        return None
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(partitions).values()) if partitions else 0
+    except KafkaError:
+        return None
+    finally:
+        consumer.close()
+
+
+def stored(stack: StackConfig, topic: str) -> int | None:
+    """Messages of the topic in PostgreSQL (valid + quarantined), or None while it is away."""
+    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    try:
+        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT (SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %(t)s)"
+                " + (SELECT count(*) FROM rejected_readings WHERE kafka_topic = %(t)s)",
+                {"t": topic},
+            )
+            return cur.fetchone()[0]
+    except psycopg2.OperationalError:
+        return None
+
+
+def wait_for_a_commit(stack: StackConfig, timeout: float = 120.0) -> None:
+    """Return the moment a batch's rows become visible (its transaction just committed).
+
+    Polls the readings' identity every few milliseconds, so a kill that follows lands in the
+    short window after the sink's commit and before Spark records the batch as done: the
+    replay case an idempotent sink must absorb.
+    """
+    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT max(id) FROM heart_rate_readings")
+            first = cur.fetchone()[0]
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                cur.execute("SELECT max(id) FROM heart_rate_readings")
+                if cur.fetchone()[0] != first:
+                    return
+                time.sleep(0.003)  # polling interval
+        raise AssertionError(f"no batch committed within {timeout:.0f}s")
+    finally:
+        conn.close()
+
+
+def lag(stack: StackConfig, topic: str) -> int | None:
+    end, landed = topic_end(stack, topic), stored(stack, topic)
+    return None if end is None or landed is None else end - landed
+
+
+def baseline_lag(stack: StackConfig, topic: str, samples: int = 5) -> float:
+    """The lag of a healthy pipeline under this load: the median of a few samples."""
+    values = []
+    for _ in range(samples):
+        value = lag(stack, topic)
+        if value is not None:
+            values.append(value)
+        time.sleep(1.0)  # sampling interval
+    return statistics.median(values) if values else 0.0
+
+
+def wait_caught_up(
+    stack: StackConfig, topic: str, threshold: float, timeout: float, what: str,
+    must_store: int = 0,
+) -> float:  # fmt: skip
+    """Seconds until the lag is back at or under `threshold` messages, with at least
+    `must_store` messages stored (what the topic held when the fault began: a job that was
+    just killed has not caught up merely because the lag has not grown yet)."""
+    started = time.monotonic()
+
+    def normal() -> bool:
+        end, landed = topic_end(stack, topic), stored(stack, topic)
+        if end is None or landed is None:
+            return False
+        return landed >= must_store and end - landed <= threshold
+
+    wait_for(normal, timeout, what, poll=0.5)
+    return time.monotonic() - started
+
+
+def normal_lag(baseline: float, rate: float) -> float:
+    """'Back to normal': at most twice the healthy lag, and never less than 5 s of traffic.
+
+    On the shared 2-core machine a healthy batch takes 1-4 s, so a few seconds of traffic is
+    the lag of a pipeline that keeps up.
+    """
+    return max(2 * baseline, 5 * rate)
+
+
+# --- faults on this checkout's own infrastructure ---------------------------------------------
+
+
+def _own_supervisor() -> None:
+    assert supervisor.is_running(), f"no supervisord under {var_dir()}: run `make infra`"
+
+
+def stop_service(name: str) -> None:
+    _own_supervisor()
+    result = supervisor.ctl("stop", name)
+    assert "stopped" in result.stdout or "not running" in result.stdout, result.stdout
+
+
+def start_service(name: str) -> None:
+    _own_supervisor()
+    result = supervisor.ctl("start", name)
+    assert "started" in result.stdout or "already started" in result.stdout, result.stdout
+
+
+def service_pid(name: str) -> int:
+    _own_supervisor()
+    pid = int(supervisor.ctl("pid", name).stdout.strip() or 0)
+    assert pid > 0, f"{name} is not running under {var_dir()}"
+    return pid
+
+
+def sigkill_service(name: str) -> int:
+    """SIGKILL a supervised service (supervisord restarts it); returns the killed pid."""
+    pid = service_pid(name)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def wait_service_back(name: str, old_pid: int, timeout: float = 120.0) -> None:
+    def back() -> bool:
+        states = supervisor.states()
+        if states.get(name) != "RUNNING":
+            return False
+        return service_pid(name) != old_pid
+
+    wait_for(back, timeout, f"supervisord to restart {name}", poll=0.5)

@@ -1,0 +1,72 @@
+"""Which addresses processes listen on, read from /proc (no ss/netstat needed)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+_LISTEN = "0A"
+
+
+def _decode(hex_address: str) -> str:
+    host, port = hex_address.split(":")
+    raw = bytes.fromhex(host)
+    if len(raw) == 4:
+        address = ipaddress.IPv4Address(raw[::-1])
+    else:  # IPv6: four little-endian 32-bit words
+        address = ipaddress.IPv6Address(b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4)))
+    return f"{address}:{int(port, 16)}"
+
+
+def listening_inodes() -> dict[str, str]:
+    """socket inode -> "address:port" for every TCP socket in LISTEN state."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == _LISTEN:
+                found[fields[9]] = _decode(fields[1])
+    return found
+
+
+def listening_addresses(pids: list[int]) -> dict[int, list[str]]:
+    """pid -> the addresses its TCP listening sockets are bound to."""
+    inodes = listening_inodes()
+    result: dict[int, list[str]] = {}
+    for pid in pids:
+        fd_dir = Path(f"/proc/{pid}/fd")
+        try:
+            links = [os.readlink(fd) for fd in fd_dir.iterdir()]
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+        for link in links:
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                result.setdefault(pid, []).append(inodes[link[8:-1]])
+    return result
+
+
+def is_loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0]
+    ip = ipaddress.ip_address(host)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def descendants(pid: int) -> list[int]:
+    """pid and every process below it (supervisord's children run their own children)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, []))
+    return found
