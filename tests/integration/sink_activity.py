@@ -9,8 +9,8 @@ import psycopg2
 # than an outbox one (which reads and marks published_at).
 _COMMIT_OPEN = """
 SELECT count(*) FROM pg_stat_activity
-WHERE application_name = 'heartbeat-stream' AND xact_start IS NOT NULL
-  AND query NOT LIKE '%%published_at%%'
+WHERE application_name = 'heartbeat-stream' AND datname = current_database()
+  AND xact_start IS NOT NULL AND query NOT LIKE '%%published_at%%'
 """
 
 
