@@ -45,8 +45,7 @@ def running_job(stack, tmp_path_factory) -> Iterator[tuple[StreamJob, str]]:
     admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
     workdir = tmp_path_factory.mktemp("hostile")
-    job = StreamJob(stack, topic, str(workdir / "checkpoint"), workdir / "job.log",
-                    HEARTBEAT_ROLLUPS="false")  # fmt: skip
+    job = StreamJob(stack, topic, str(workdir / "checkpoint"), workdir / "job.log")
     job.start()
     try:
         yield job, topic

@@ -37,11 +37,10 @@ def two_readings(stack):
             'INSERT INTO heart_rate_readings (customer_id, "timestamp", heart_rate, kafka_topic,'
             " kafka_partition, kafka_offset)"
             " VALUES ('L1', now() - interval '40 days', 70, %s, 0, 0),"
-            " ('L1', now(), 71, %s, 0, 1) RETURNING id",
+            " ('L1', now(), 71, %s, 0, 1)",
             (topic, topic),
         )
-        old_id, fresh_id = (row[0] for row in cur.fetchall())
-    yield old_id, fresh_id
+    yield topic  # offset 0 is old, offset 1 fresh
     with conn, conn.cursor() as cur:
         cur.execute("DELETE FROM heart_rate_readings WHERE kafka_topic = %s", (topic,))
     conn.close()
@@ -69,12 +68,12 @@ def test_job_role_is_refused_ddl(app_db, statement):
 
 
 def test_job_role_deletes_only_past_retention(stack, app_db, two_readings):
-    old_id, fresh_id = two_readings
+    delete = "DELETE FROM heart_rate_readings WHERE kafka_topic = %s AND kafka_offset = %s"
     with app_db.cursor() as cur, pytest.raises(REFUSED, match="only rows older than 1 day"):
-        cur.execute("DELETE FROM heart_rate_readings WHERE id = %s", (fresh_id,))
+        cur.execute(delete, (two_readings, 1))
     app_db.rollback()
     with app_db, app_db.cursor() as cur:
-        cur.execute("DELETE FROM heart_rate_readings WHERE id = %s", (old_id,))
+        cur.execute(delete, (two_readings, 0))
         assert cur.rowcount == 1  # retention still works
 
 

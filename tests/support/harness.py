@@ -167,10 +167,15 @@ def stored(stack: StackConfig, topic: str) -> int | None:
         return None
 
 
+# Changes exactly when some sink commits a batch (the tests' database has one sink at a time).
+_COMMITTED_BATCHES = "SELECT coalesce(sum(last_batch_id), -1) FROM sink_progress"
+
+
 def wait_for_a_commit(stack: StackConfig, timeout: float = 120.0) -> None:
     """Return the moment a batch's rows become visible (its transaction just committed).
 
-    Polls the readings' identity every few milliseconds, so a kill that follows lands in the
+    Polls the sinks' committed batch ids every few milliseconds (each batch transaction records
+    its id in sink_progress as it commits its rows), so a kill that follows lands in the
     short window after the sink's commit and before Spark records the batch as done: the
     replay case an idempotent sink must absorb.
     """
@@ -179,11 +184,11 @@ def wait_for_a_commit(stack: StackConfig, timeout: float = 120.0) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT max(id) FROM heart_rate_readings")
+            cur.execute(_COMMITTED_BATCHES)
             first = cur.fetchone()[0]
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                cur.execute("SELECT max(id) FROM heart_rate_readings")
+                cur.execute(_COMMITTED_BATCHES)
                 if cur.fetchone()[0] != first:
                     return
                 time.sleep(0.003)  # polling interval

@@ -22,9 +22,9 @@ INJECTIONS = (
     "Zoë \"O'Brien\" 客户 🫀",
 )  # fmt: skip
 BAD_TIMESTAMP_SHAPES = (
-    "2026-11-29 19:59:00", "2026-11-29T19:59:00", "2026-11-29", "1764446340", "yesterday", "",
-    "2026-02-30T10:00:00Z", "2026-11-29T25:00:00Z", "2026-11-29T19:59:00+0530", "now",
-    "29/11/2026 19:59:00Z", "2026-11-29T19:59:00 Z",
+    "2026-11-29", "1764446340", "yesterday", "", "2026-02-30T10:00:00Z", "2026-11-29T25:00:00Z",
+    "2026-11-29T19:59:00+0530", "now", "29/11/2026 19:59:00Z", "2026-11-29T19:59:00 Z",
+    "2026-11-29T19:59:00.1234567890", "2026-11-29t19:59:00Z", "2026-02-30 10:00:00",
 )  # fmt: skip
 
 
@@ -42,32 +42,36 @@ def _body(customer_id: object, timestamp: object, heart_rate: object, **extra: o
     return json.dumps(body, ensure_ascii=False).encode()
 
 
-# Customer ids the rules accept: 1-64 characters, no control characters, any script.
+# Customer ids the rules accept: 1-64 characters, no control characters, any script; or a JSON
+# integer within 64 bits, stored as its decimal text.
 valid_customer_ids = st.one_of(
     st.sampled_from(INJECTIONS),
     st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=64),
 )
+valid_integer_ids = st.integers(-(2**63), 2**63 - 1)
 valid_bpm = st.integers(40, 180)
 
 
 @st.composite
 def valid_timestamps(draw) -> tuple[str, datetime]:
-    """(text, instant) in the accepted shapes: seconds, 0-6 fraction digits, Z or an offset."""
+    """(text, instant) in the accepted shapes: `T` or a space, seconds, 0-9 fraction digits (kept
+    to the microsecond), then Z, an offset, or nothing (read as UTC, the job's default)."""
     now = datetime.now(UTC).replace(microsecond=0)
     micros = draw(st.integers(0, 999_999))
     instant = now - timedelta(seconds=draw(st.integers(0, 2 * 86_400)), microseconds=micros)
     minutes = draw(st.sampled_from([0, 0, 60, 330, -300, 345, -720, 840]))
     local = instant.astimezone(timezone(timedelta(minutes=minutes)))
-    digits = draw(st.integers(0, 6))
-    text = local.strftime("%Y-%m-%dT%H:%M:%S")
+    digits = draw(st.integers(0, 9))
+    text = local.strftime("%Y-%m-%d" + draw(st.sampled_from("T ")) + "%H:%M:%S")
     if digits:
-        text += "." + f"{local.microsecond:06d}"[:digits]
-    if minutes == 0 and draw(st.booleans()):
-        text += "Z"
+        text += "." + f"{local.microsecond:06d}{draw(st.integers(0, 999)):03d}"[:digits]
+    suffix = draw(st.sampled_from(["Z", "", "+00:00"])) if minutes == 0 else None
+    if suffix is not None:
+        text += suffix
     else:
         sign = "+" if minutes >= 0 else "-"
         text += f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-    kept = int(f"{instant.microsecond:06d}"[:digits].ljust(6, "0")) if digits else 0
+    kept = int(f"{instant.microsecond:06d}"[: min(digits, 6)].ljust(6, "0")) if digits else 0
     return text, instant.replace(microsecond=kept)
 
 
@@ -85,11 +89,11 @@ extras = st.dictionaries(
 
 @st.composite
 def valid_readings(draw) -> Hostile:
-    customer_id = draw(valid_customer_ids)
+    customer_id = draw(st.one_of(valid_customer_ids, valid_integer_ids))
     text, instant = draw(valid_timestamps())
     bpm = draw(valid_bpm)
     value = _body(customer_id, text, bpm, **draw(extras))
-    return Hostile(value, VALID, customer_id, bpm, instant)
+    return Hostile(value, VALID, str(customer_id), bpm, instant)
 
 
 @st.composite
@@ -127,12 +131,14 @@ def rejected_messages(draw) -> Hostile:
         bpm = draw(st.sampled_from(["72", 72.5, 72.0, True, False, 2**63, -(2**63) - 1, 10**30,
                                     [72], {"bpm": 72}, 1e308, "", "NaN"]))  # fmt: skip
         return Hostile(_body(cid, draw(st.sampled_from([good_ts, "bad"])), bpm), INVALID_TYPE)
-    if kind == 7:  # customer_id not a string of 1-64 characters without control characters
+    if kind == 7:  # customer_id neither a string of 1-64 characters without control characters
+        # nor a JSON integer within 64 bits
         bad = draw(st.one_of(
             st.just(""), st.integers(65, 100_000).map(lambda n: "C" * n),
             st.tuples(valid_customer_ids, st.characters(min_codepoint=0, max_codepoint=31))
               .map(lambda t: t[0][:63] + t[1]),
-            st.just("C\x7f"), st.sampled_from([7, 7.5, True, ["C1"], {"id": "C1"}]),
+            st.just("C\x7f"), st.sampled_from([2**63, -(2**63) - 1, 2**64 + 7, 7.5, 7.0, 1e3,
+                                               True, ["C1"], {"id": "C1"}]),
         ))  # fmt: skip
         return Hostile(_body(bad, good_ts, 72), INVALID_TYPE)
     if kind == 8:  # timestamp in a shape the rules refuse
