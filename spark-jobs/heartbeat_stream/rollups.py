@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from heartbeat_contract import BIN_COUNT, BIN_WIDTH_BPM, MIN_VALID_BPM
 
-ROLLUP_COLUMNS = (
-    "customer_id", "minute", "readings", "sum_bpm", "min_bpm", "max_bpm", "bpm_bins",
-)  # fmt: skip
-
 
 def _bins(rows: str) -> str:
     """SQL: an integer[BIN_COUNT] of readings per bpm bin, aggregated over `rows`' heart_rate."""

@@ -108,16 +108,13 @@ class LedgerReport:
         return "\n".join(lines)
 
 
-_ROLLUP_COLUMNS = """
-SELECT column_name FROM information_schema.columns WHERE table_name = 'heart_rate_minute'
-"""
 _ROLLUP_DIFF = """
 WITH truth AS (
     SELECT customer_id, date_trunc('minute', "timestamp") AS minute, count(*)::bigint AS n,
            sum(heart_rate)::bigint AS total, min(heart_rate)::int AS lo, max(heart_rate)::int AS hi
     FROM heart_rate_readings WHERE kafka_topic = %(topic)s GROUP BY 1, 2
 ), stored AS (
-    SELECT customer_id, minute, readings::bigint AS n, {total} AS total,
+    SELECT customer_id, minute, readings::bigint AS n, sum_bpm::bigint AS total,
            min_bpm::int AS lo, max_bpm::int AS hi
     FROM heart_rate_minute WHERE customer_id = ANY(%(customers)s)
 )
@@ -128,15 +125,6 @@ WHERE s.n IS DISTINCT FROM t.n OR s.total IS DISTINCT FROM t.total
 ORDER BY 1, 2
 LIMIT 50
 """
-
-
-def _rollup_total_expression(cur) -> str:
-    """sum_bpm when the table keeps sums; otherwise round(avg * readings) (exact for ints)."""
-    cur.execute(_ROLLUP_COLUMNS)
-    columns = {row[0] for row in cur.fetchall()}
-    if "sum_bpm" in columns:
-        return "sum_bpm::bigint"
-    return "round(avg_bpm * readings)::bigint"
 
 
 def check(
@@ -175,7 +163,7 @@ def check(
         mismatches: list[tuple] = []
         if rollups:
             cur.execute(
-                _ROLLUP_DIFF.format(total=_rollup_total_expression(cur)),
+                _ROLLUP_DIFF,
                 {"topic": topic, "customers": sorted(expected.valid_by_customer)},
             )
             mismatches = cur.fetchall()
