@@ -59,8 +59,19 @@ def poll(what: str, check, timeout: float, interval: float = 2.0):
 
 
 def containers() -> list[dict]:
-    ids = compose("ps", "-q", "-a").split()
-    return json.loads(docker("inspect", *ids)) if ids else []
+    """The project's containers, inspected. Listed by label, and inspected without failing on a
+    container that vanished in between: while `up` is still creating services, docker-compose
+    replaces containers, and `docker-compose ps` itself failed once on one ("No such
+    container"). A vanished container is simply absent from this round of the poll."""
+    project = f"label=com.docker.compose.project={PROJECT}"
+    service = "label=com.docker.compose.oneoff=False"  # as `docker-compose ps`: no `run` ones
+    ids = docker("ps", "-a", "-q", "--filter", project, "--filter", service).split()
+    if not ids:
+        return []
+    found = subprocess.run(
+        ["docker", "inspect", *ids], capture_output=True, text=True, check=False, timeout=120
+    )
+    return json.loads(found.stdout or "[]")
 
 
 def _service(container: dict) -> str:
