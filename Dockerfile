@@ -65,6 +65,7 @@ RUN python3 -m venv /opt/heartbeat/venv \
  && rm /tmp/requirements.txt
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY contract/ contract/
 COPY producer/ producer/
 COPY spark-jobs/ spark-jobs/
 COPY ops/ ops/

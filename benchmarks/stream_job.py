@@ -32,10 +32,10 @@ from benchmarks.naive_consumer import consume as naive_consume
 from heartbeat_contract import encode_reading
 from heartbeat_ops.config import StackConfig, load, var_dir
 from heartbeat_ops.programs import venv_bin
-from heartbeat_ops.stream_job import StreamJob, wait_for
 from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Message, Simulator
+from tests.support.stream_job import StreamJob, wait_for
 
 BACKLOG = int(os.environ.get("BENCH_STREAM_BACKLOG", "1000000"))
 CUSTOMERS = 1000

@@ -32,7 +32,7 @@ import psycopg2
 
 from heartbeat_ops import supervisor
 from heartbeat_ops.config import load, read_env_file, secrets_file, var_dir
-from heartbeat_stream.rollups import merge_sql
+from heartbeat_stream.sinks.rollups import merge_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "superset"))

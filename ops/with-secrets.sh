@@ -11,11 +11,6 @@ if [ -r "$file" ]; then
     if [ -z "$(printenv "$key" || true)" ]; then export "$key=$value"; fi
   done < "$file"
 fi
-# The job's role comes from HEARTBEAT_APP_USER/PASSWORD only; its libpq/JDBC clients get them as
-# PGUSER/PGPASSWORD, set here rather than inherited (only where the product runs, not postgres).
-if [ -n "${HEARTBEAT_APP_USER:-}" ]; then
-  export PGUSER="$HEARTBEAT_APP_USER" PGPASSWORD="${HEARTBEAT_APP_PASSWORD:-}"
-fi
 if [ -n "${HEARTBEAT_RUN_AS:-}" ] && [ "$(id -u)" = 0 ]; then
   # The user's own HOME, not root's: tools write there (gunicorn's control socket, caches).
   HOME="$(getent passwd "$HEARTBEAT_RUN_AS" | cut -d: -f6)" && export HOME

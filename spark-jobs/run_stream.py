@@ -2,7 +2,7 @@
 
 import sys
 
-from heartbeat_stream.job import main
+from heartbeat_stream.runtime.job import main
 
 if __name__ == "__main__":
     sys.exit(main())

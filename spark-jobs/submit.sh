@@ -20,7 +20,7 @@ jars="$(find "$JARS_DIR" -name '*.jar' | sort | paste -sd, -)"
 mkdir -p "$VAR/build"
 package="$VAR/build/heartbeat-stream.zip"
 "$PYSPARK_PYTHON" -m zipfile -c "$package" \
-  "$ROOT/spark-jobs/heartbeat_stream" "$ROOT/producer/heartbeat_contract"
+  "$ROOT/spark-jobs/heartbeat_stream" "$ROOT/contract/heartbeat_contract"
 
 exec "$SPARK_SUBMIT" \
   --master "${SPARK_MASTER:-local[*]}" \
@@ -31,7 +31,6 @@ exec "$SPARK_SUBMIT" \
   --driver-java-options "-Dlog4j2.configurationFile=file:$ROOT/spark-jobs/log4j2.properties" \
   --conf spark.driver.host="$SPARK_LOCAL_IP" \
   --conf spark.driver.bindAddress="$SPARK_LOCAL_IP" \
-  --conf spark.sql.session.timeZone=UTC \
   --conf spark.sql.shuffle.partitions="${SPARK_SHUFFLE_PARTITIONS:-4}" \
   --conf spark.ui.port="${SPARK_UI_PORT:-4040}" \
   ${SPARK_SUBMIT_EXTRA_ARGS:-} \

@@ -7,7 +7,6 @@ dashboard never shows test rows and no test depends on the live stack's rows.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ def live_stack() -> StackConfig:
 def stack(live_stack: StackConfig) -> StackConfig:
     """The stack, pointed at the tests' own database: created and migrated once per session."""
     assert live_stack.pg_database != TEST_DATABASE, "the test database must not be the live one"
-    config = dataclasses.replace(live_stack, pg_database=TEST_DATABASE)
+    config = live_stack.model_copy(update={"pg_database": TEST_DATABASE})
     database.bootstrap(config)
     return config
 

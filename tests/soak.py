@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -23,10 +22,10 @@ from kafka.admin import NewTopic
 
 from heartbeat_ops import database, supervisor
 from heartbeat_ops.config import load, scrub_ambient_libpq, var_dir
-from heartbeat_ops.stream_job import StreamJob
 from tests.support import harness
 from tests.support.ledger import Expected, wait_until_balanced
 from tests.support.sockets import descendants
+from tests.support.stream_job import StreamJob
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     scrub_ambient_libpq()
-    stack = dataclasses.replace(load(), pg_database="heartbeat_soak")
+    stack = load().model_copy(update={"pg_database": "heartbeat_soak"})
     database.bootstrap(stack)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     topic = f"soak-{stamp}"

@@ -1,19 +1,19 @@
-"""Stack configuration: environment variables first, then generated secrets, then defaults.
+"""The stack's view of the settings (heartbeat_contract.settings), plus the generated secrets.
 
-The same variable names configure docker compose, so one set of names serves both modes.
-The stack's own roles and passwords are read only from HEARTBEAT_* / POSTGRES_* / SUPERSET_*
-names, never from libpq's generic PGUSER/PGPASSWORD: a psql user's shell must not decide which
-role the stack creates or which password it sets (README, "Configuration").
+Precedence: environment variables, then the secrets generated on first run, then defaults. The
+stack's own roles and passwords are read only from HEARTBEAT_* / POSTGRES_* / SUPERSET_* names,
+never from libpq's generic PGUSER/PGPASSWORD: a psql user's shell must not decide which role the
+stack creates or which password it sets (README, "Configuration").
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from heartbeat_contract.settings import ROOT as ROOT  # where the checkout is, for ops and tests
+from heartbeat_contract.settings import Settings
 
 # Secrets generated once on first run and kept in var/secrets.env (mode 0600, outside git).
 GENERATED_SECRETS = (
@@ -28,7 +28,7 @@ GENERATED_SECRETS = (
 
 def var_dir() -> Path:
     """Where installs, data, logs and secrets live (ignored by git)."""
-    return Path(os.environ.get("HEARTBEAT_VAR_DIR", ROOT / "var")).resolve()
+    return Settings().var_dir
 
 
 def secrets_file() -> Path:
@@ -97,10 +97,6 @@ def ensure_secrets() -> dict[str, str]:
     return existing
 
 
-def _setting(name: str, default: str, stored: dict[str, str]) -> str:
-    return os.environ.get(name) or stored.get(name) or default
-
-
 def source_of(name: str, stored: dict[str, str] | None = None) -> str:
     """Where a setting's value comes from, for error messages that say what to change."""
     s = read_env_file(secrets_file()) if stored is None else stored
@@ -111,28 +107,8 @@ def source_of(name: str, stored: dict[str, str] | None = None) -> str:
     return f"the default of {name}"
 
 
-@dataclass(frozen=True)
-class StackConfig:
+class StackConfig(Settings):
     """Every knob of the native stack, resolved once."""
-
-    kafka_bootstrap_servers: str
-    kafka_topic: str
-    kafka_alerts_topic: str
-    kafka_partitions: int
-    kafka_controller_port: int
-    kafka_heap: str
-    pg_host: str
-    pg_port: int
-    pg_database: str
-    pg_user: str  # the job's role: HEARTBEAT_APP_USER
-    pg_password: str  # HEARTBEAT_APP_PASSWORD
-    pg_superuser: str
-    pg_superuser_password: str
-    reader_user: str
-    reader_password: str
-    superset_db_user: str
-    superset_db_password: str
-    superset_port: int
 
     @property
     def kafka_host(self) -> str:
@@ -174,15 +150,12 @@ class StackConfig:
             "PGDATABASE": self.pg_database,
             "HEARTBEAT_APP_USER": self.pg_user,
             "HEARTBEAT_APP_PASSWORD": self.pg_password,
-            # The job connects with libpq/JDBC defaults: set explicitly, never inherited.
-            "PGUSER": self.pg_user,
-            "PGPASSWORD": self.pg_password,
             "HEARTBEAT_READER_USER": self.reader_user,
             "HEARTBEAT_READER_PASSWORD": self.reader_password,
             "SUPERSET_DB_USER": self.superset_db_user,
             "SUPERSET_DB_PASSWORD": self.superset_db_password,
             "SUPERSET_PORT": str(self.superset_port),
-            "HEARTBEAT_VAR_DIR": str(var_dir()),
+            "HEARTBEAT_VAR_DIR": str(self.var_dir),
         }
 
 
@@ -192,23 +165,5 @@ def load(stored: dict[str, str] | None = None) -> StackConfig:
     for old, new in LEGACY_SECRET_NAMES.items():  # a secrets file not yet migrated
         if old in s and new not in s:
             s = {**s, new: s[old]}
-    return StackConfig(
-        kafka_bootstrap_servers=_setting("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", s),
-        kafka_topic=_setting("KAFKA_TOPIC", "heart-rate-readings", s),
-        kafka_alerts_topic=_setting("KAFKA_ALERTS_TOPIC", "heart-rate-alerts", s),
-        kafka_partitions=int(_setting("KAFKA_PARTITIONS", "3", s)),
-        kafka_controller_port=int(_setting("KAFKA_CONTROLLER_PORT", "9093", s)),
-        kafka_heap=_setting("KAFKA_HEAP", "512m", s),
-        pg_host=_setting("PGHOST", "localhost", s),
-        pg_port=int(_setting("PGPORT", "5432", s)),
-        pg_database=_setting("PGDATABASE", "heartbeat", s),
-        pg_user=_setting("HEARTBEAT_APP_USER", "heartbeat_app", s),
-        pg_password=_setting("HEARTBEAT_APP_PASSWORD", "", s),
-        pg_superuser=_setting("POSTGRES_USER", "postgres", s),
-        pg_superuser_password=_setting("POSTGRES_PASSWORD", "", s),
-        reader_user=_setting("HEARTBEAT_READER_USER", "heartbeat_reader", s),
-        reader_password=_setting("HEARTBEAT_READER_PASSWORD", "", s),
-        superset_db_user=_setting("SUPERSET_DB_USER", "superset", s),
-        superset_db_password=_setting("SUPERSET_DB_PASSWORD", "", s),
-        superset_port=int(_setting("SUPERSET_PORT", "8088", s)),
-    )
+    s = {name: value for name, value in s.items() if name not in LEGACY_SECRET_NAMES}
+    return StackConfig.resolve(s)

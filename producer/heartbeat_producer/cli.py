@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import random
 import sys
 from collections.abc import Sequence
@@ -19,10 +18,10 @@ from pathlib import Path
 from kafka.errors import KafkaError
 
 from heartbeat_contract import (
-    DEFAULT_NAIVE_TIMESTAMP_ZONE,
     NAIVE_TIMESTAMP_ZONE_ENV,
     REJECT_NAIVE_TIMESTAMPS,
 )
+from heartbeat_contract.settings import Settings
 
 from . import config as defaults
 from .config import PublisherSettings, RunSettings, SimulationConfig
@@ -81,6 +80,7 @@ def _aware_datetime(text: str) -> datetime:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    env = Settings()
     parser = argparse.ArgumentParser(
         prog="heartbeat-producer",
         description="Simulate customers' heart-rate readings and publish them to Kafka.",
@@ -92,13 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--customers",
         type=_positive_int,
-        default=os.environ.get("PRODUCER_CUSTOMERS") or defaults.DEFAULT_CUSTOMERS,
+        default=env.producer_customers or defaults.DEFAULT_CUSTOMERS,
         help="(env PRODUCER_CUSTOMERS)",
     )
     sim.add_argument(
         "--rate",
         type=_positive_float,
-        default=os.environ.get("PRODUCER_RATE") or None,
+        default=env.producer_rate,
         help="readings per second across all customers (env PRODUCER_RATE; default: one per "
         "customer per second)",
     )
@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--malformed-rate",
         type=_fraction,
-        default=os.environ.get("PRODUCER_MALFORMED_RATE") or defaults.DEFAULT_MALFORMED_RATE,
+        default=env.producer_malformed_rate or defaults.DEFAULT_MALFORMED_RATE,
         help="share of messages that are broken (bad JSON, missing field, ...) "
         "(env PRODUCER_MALFORMED_RATE)",
     )
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--format",
         choices=defaults.MESSAGE_FORMATS,
-        default=os.environ.get("PRODUCER_FORMAT") or defaults.CONTRACT_FORMAT,
+        default=env.producer_format or defaults.CONTRACT_FORMAT,
         help="'legacy' sends the original system's messages: integer customer ids 1..N and "
         f"timestamps without an offset, in the zone {NAIVE_TIMESTAMP_ZONE_ENV} names "
         "(env PRODUCER_FORMAT)",
@@ -155,10 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     kafka = parser.add_argument_group("kafka")
     kafka.add_argument(
         "--bootstrap-servers",
-        default=defaults.bootstrap_servers_from_env(),
+        default=env.kafka_bootstrap_servers,
         help="host:port[,host:port] (env KAFKA_BOOTSTRAP_SERVERS)",
     )
-    kafka.add_argument("--topic", default=defaults.topic_from_env(), help="(env KAFKA_TOPIC)")
+    kafka.add_argument("--topic", default=env.kafka_topic, help="(env KAFKA_TOPIC)")
     publishing = PublisherSettings()
     kafka.add_argument("--linger-ms", type=_non_negative_int, default=publishing.linger_ms)
     kafka.add_argument(
@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    zone = os.environ.get(NAIVE_TIMESTAMP_ZONE_ENV) or DEFAULT_NAIVE_TIMESTAMP_ZONE
+    zone = Settings().naive_timestamp_zone
     if args.format == defaults.LEGACY_FORMAT and zone == REJECT_NAIVE_TIMESTAMPS:
         parser.error(
             f"--format legacy sends timestamps without an offset, which "

@@ -6,12 +6,13 @@ is a sensible live feed: 100 customers, one reading each per second, a few outli
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_BOOTSTRAP_SERVERS = "localhost:9092"
-DEFAULT_TOPIC = "heart-rate-readings"
+from heartbeat_contract.settings import Settings
+
+DEFAULT_BOOTSTRAP_SERVERS = Settings.model_fields["kafka_bootstrap_servers"].default
+DEFAULT_TOPIC = Settings.model_fields["kafka_topic"].default
 
 DEFAULT_CUSTOMERS = 100
 DEFAULT_INVALID_RATE = 0.005  # sensor glitches: out_of_range readings
@@ -21,14 +22,6 @@ DEFAULT_MALFORMED_RATE = 0.0  # broken messages are opt-in (quarantine tests, de
 CONTRACT_FORMAT = "contract"  # heartbeat_contract's messages
 LEGACY_FORMAT = "legacy"  # the original system's: integer ids, timestamps without an offset
 MESSAGE_FORMATS = (CONTRACT_FORMAT, LEGACY_FORMAT)
-
-
-def bootstrap_servers_from_env() -> str:
-    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS
-
-
-def topic_from_env() -> str:
-    return os.environ.get("KAFKA_TOPIC") or DEFAULT_TOPIC
 
 
 @dataclass(frozen=True)
@@ -82,9 +75,10 @@ class PublisherSettings:
     @classmethod
     def from_env(cls, **overrides: object) -> PublisherSettings:
         """Connection from KAFKA_BOOTSTRAP_SERVERS / KAFKA_TOPIC; keyword arguments win."""
+        settings = Settings()
         values: dict[str, object] = {
-            "bootstrap_servers": bootstrap_servers_from_env(),
-            "topic": topic_from_env(),
+            "bootstrap_servers": settings.kafka_bootstrap_servers,
+            "topic": settings.kafka_topic,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -12,9 +12,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
 from heartbeat_contract import encode_reading
-from heartbeat_ops.stream_job import StreamJob, wait_for
 from heartbeat_stream.config import sink_id_for
-from tests.integration.sink_activity import batch_transaction_open
+from tests.support.sink_activity import batch_transaction_open
+from tests.support.stream_job import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
 

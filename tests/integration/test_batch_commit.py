@@ -16,8 +16,8 @@ import psycopg2
 import pytest
 
 from heartbeat_contract import BIN_COUNT, BIN_WIDTH_BPM, MIN_VALID_BPM
-from heartbeat_stream.episodes import Thresholds
-from heartbeat_stream.repository import CheckpointResetError, commit_batch
+from heartbeat_stream.sinks.batch_commit import CheckpointResetError, commit_batch
+from heartbeat_stream.transforms.episodes import Thresholds
 
 pytestmark = pytest.mark.integration
 

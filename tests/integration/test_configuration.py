@@ -3,7 +3,6 @@ alter the stack's roles, and a password that does not match gives an error namin
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -56,10 +55,10 @@ def test_mismatched_app_password_names_the_variable(stack):
 
 def test_stack_role_may_not_be_the_superuser(stack):
     with pytest.raises(ConfigurationError, match="HEARTBEAT_APP_USER=postgres names the superuser"):
-        bootstrap(dataclasses.replace(stack, pg_user=stack.pg_superuser))
+        bootstrap(stack.model_copy(update={"pg_user": stack.pg_superuser}))
 
 
 def test_wrong_superuser_password_names_the_variable(stack, monkeypatch):
     monkeypatch.setenv("POSTGRES_PASSWORD", "wrong")
     with pytest.raises(ConfigurationError, match="POSTGRES_PASSWORD"):
-        bootstrap(dataclasses.replace(stack, pg_superuser_password="wrong"))
+        bootstrap(stack.model_copy(update={"pg_superuser_password": "wrong"}))

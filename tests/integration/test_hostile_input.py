@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from heartbeat_ops.stream_job import StreamJob, wait_for
 from heartbeat_producer.config import PublisherSettings
 from heartbeat_producer.publisher import Publisher
 from heartbeat_producer.simulator import Message
@@ -28,6 +27,7 @@ from tests.support import figures
 from tests.support.harness import process_group
 from tests.support.hostile import VALID, Hostile, hostile_messages
 from tests.support.sockets import is_loopback, listening_addresses
+from tests.support.stream_job import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,13 +11,13 @@ import pytest
 from kafka import KafkaProducer
 
 from heartbeat_contract import encode_reading
-from heartbeat_ops.stream_job import StreamJob, wait_for
 from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.mix import known_mix
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Simulator
 from heartbeat_stream.config import sink_id_for
-from tests.integration.sink_activity import batch_transaction_open
+from tests.support.sink_activity import batch_transaction_open
+from tests.support.stream_job import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from psycopg2 import sql
 from superset_api import SupersetClient, wait_healthy
 
 from heartbeat_ops.config import ROOT, StackConfig, read_env_file, secrets_file, var_dir
-from heartbeat_stream.rollups import merge_sql
+from heartbeat_stream.sinks.rollups import merge_sql
 
 SUPERSET_TEST_METADATA_DB = "superset_test"
 

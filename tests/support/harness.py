@@ -22,7 +22,7 @@ from kafka.errors import KafkaError
 
 from heartbeat_ops import supervisor
 from heartbeat_ops.config import ROOT, StackConfig, var_dir
-from heartbeat_ops.stream_job import StreamJob, wait_for
+from tests.support.stream_job import StreamJob, wait_for
 
 
 class SteadyProducer:

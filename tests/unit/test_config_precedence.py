@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
+from pydantic import ValidationError
 
+from heartbeat_contract.settings import ROOT, Settings
 from heartbeat_ops import config
+from heartbeat_stream.config import JobConfig
 
 pytestmark = pytest.mark.unit
 
@@ -21,9 +25,21 @@ def test_ambient_pguser_and_pgpassword_are_ignored(monkeypatch):
     monkeypatch.delenv("HEARTBEAT_APP_PASSWORD", raising=False)
     resolved = config.load(STORED)
     assert (resolved.pg_user, resolved.pg_password) == ("heartbeat_app", "from-file")
-    # The job is handed its role explicitly, whatever the shell held.
-    assert resolved.environment()["PGUSER"] == "heartbeat_app"
-    assert resolved.environment()["PGPASSWORD"] == "from-file"
+    # Nor does the job read them, under the stack or under a data engineer's spark-submit.
+    assert not {"PGUSER", "PGPASSWORD"} & set(resolved.environment())
+    assert JobConfig().pg_user == "heartbeat_app"
+
+
+def test_every_setting_is_documented():
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", readme))
+    assert {field.alias for field in Settings.model_fields.values()} - documented == set()
+
+
+def test_a_bad_value_names_its_variable(monkeypatch):
+    monkeypatch.setenv("HEARTBEAT_MAX_OFFSETS_PER_TRIGGER", "lots")
+    with pytest.raises(ValidationError, match="HEARTBEAT_MAX_OFFSETS_PER_TRIGGER"):
+        JobConfig()
 
 
 def test_explicit_heartbeat_variables_win(monkeypatch):

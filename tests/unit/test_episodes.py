@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from heartbeat_stream.episodes import (
+from heartbeat_stream.transforms.episodes import (
     BRADYCARDIA,
     TACHYCARDIA,
     EpisodeChange,

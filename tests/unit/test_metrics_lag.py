@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from heartbeat_stream.metrics import kafka_lag
+from heartbeat_stream.runtime.metrics import kafka_lag
 
 pytestmark = pytest.mark.unit
 

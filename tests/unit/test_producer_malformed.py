@@ -1,7 +1,8 @@
 """Broken messages get exactly the quarantine reason recorded for them, and the asked share.
 
-The oracle is the streaming job's own classifier (heartbeat_stream.validation.parse_messages) on
-a real Spark session: every message the producer makes must be classified as the producer says.
+The oracle is the streaming job's own classifier
+(heartbeat_stream.transforms.validation.parse_messages) on a real Spark session: every message
+the producer makes must be classified as the producer says.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.malformed import MALFORMED_REASONS, VARIANTS, Malformer, Reading
 from heartbeat_producer.mix import known_mix
 from heartbeat_producer.simulator import VALID, Simulator
-from heartbeat_stream.validation import parse_messages
+from heartbeat_stream.transforms.validation import parse_messages
 
 pytestmark = pytest.mark.unit
 

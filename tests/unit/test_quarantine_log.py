@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from heartbeat_stream import quarantine_log
-from heartbeat_stream.quarantine_log import QuarantineLog
-from heartbeat_stream.repository import BatchOutcome
+from heartbeat_stream.sinks import quarantine_log
+from heartbeat_stream.sinks.batch_commit import BatchOutcome
+from heartbeat_stream.sinks.quarantine_log import QuarantineLog
 
 pytestmark = pytest.mark.unit
 

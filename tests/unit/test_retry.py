@@ -7,8 +7,8 @@ import psycopg2.errors
 import pytest
 from kafka.errors import KafkaTimeoutError
 
-from heartbeat_stream.repository import CheckpointResetError
-from heartbeat_stream.retry import is_transient, with_retry
+from heartbeat_stream.sinks.batch_commit import CheckpointResetError
+from heartbeat_stream.sinks.retry import is_transient, with_retry
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from heartbeat_stream.validation import PARSED_COLUMNS, parse_messages
+from heartbeat_stream.transforms.validation import PARSED_COLUMNS, parse_messages
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,7 @@
 
 Rollups (heart_rate_minute) and alert episodes are kept: they are what the dashboard reads for
 long ranges, and they are small. The job runs this on a timer; to run it once:
-    python -m heartbeat_stream.retention
+    python -m heartbeat_stream.runtime.retention
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import psycopg2
 from psycopg2 import sql
 
-from . import config as job_config
+from .. import config as job_config
 
 log = logging.getLogger("heartbeat.retention")
 

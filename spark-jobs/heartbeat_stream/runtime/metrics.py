@@ -8,7 +8,7 @@ import logging
 import psycopg2
 from pyspark.sql.streaming import StreamingQueryListener
 
-from .config import JobConfig
+from ..config import JobConfig
 
 log = logging.getLogger("heartbeat.metrics")
 

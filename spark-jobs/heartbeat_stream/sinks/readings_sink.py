@@ -18,11 +18,11 @@ from kafka import KafkaProducer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from ..config import JobConfig
 from .alert_outbox import publish_pending
-from .config import JobConfig
+from .batch_commit import BatchOutcome, commit_batch
 from .database import Database
 from .quarantine_log import QuarantineLog
-from .repository import BatchOutcome, commit_batch
 from .retry import with_retry
 
 log = logging.getLogger("heartbeat.sink")
@@ -121,4 +121,6 @@ class ReadingsSink:
             self._producer = KafkaProducer(
                 bootstrap_servers=self.config.kafka_bootstrap_servers, acks="all", retries=5
             )
-        return publish_pending(conn, self._producer, self.config.alerts_topic, self.config.sink_id)
+        return publish_pending(
+            conn, self._producer, self.config.kafka_alerts_topic, self.config.sink_id
+        )

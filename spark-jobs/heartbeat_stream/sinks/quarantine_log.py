@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .repository import BatchOutcome
+from .batch_commit import BatchOutcome
 
 log = logging.getLogger("heartbeat.quarantine")
 

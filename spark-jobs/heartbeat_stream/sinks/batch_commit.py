@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from psycopg2.extensions import connection
 
+from ..transforms.episodes import Thresholds, runs_by_customer
 from . import alert_store
-from .episodes import Thresholds, runs_by_customer
 from .rollups import merge_sql
 
 # Valid rows into the readings; the rows actually inserted (a duplicate provenance inserts

@@ -14,14 +14,18 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
 
-TACHYCARDIA = "tachycardia"
-BRADYCARDIA = "bradycardia"
+from heartbeat_contract.alerts import (
+    BRADYCARDIA,
+    BRADYCARDIA_BELOW_BPM,
+    TACHYCARDIA,
+    TACHYCARDIA_ABOVE_BPM,
+)
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    high_bpm: int = 120  # above this is tachycardia
-    low_bpm: int = 50  # below this is bradycardia
+    high_bpm: int = TACHYCARDIA_ABOVE_BPM  # above this is tachycardia
+    low_bpm: int = BRADYCARDIA_BELOW_BPM  # below this is bradycardia
     sustain: timedelta = timedelta(seconds=60)  # from first to latest abnormal reading
 
     def kind(self, bpm: int) -> str | None:

@@ -14,11 +14,11 @@ import threading
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from . import config as job_config
+from .. import config as job_config
+from ..sinks.readings_sink import ReadingsSink
+from ..transforms.validation import parse_messages
 from .metrics import PipelineMetricsListener
 from .retention import RetentionTimer
-from .sink import ReadingsSink
-from .validation import parse_messages
 
 log = logging.getLogger("heartbeat.job")
 

@@ -8,12 +8,10 @@ stable `alert_id` (the same for every send of one episode) by which consumers de
 
 from __future__ import annotations
 
-import hashlib
-import json
-from datetime import UTC
-
 from kafka import KafkaProducer
 from psycopg2.extensions import connection
+
+from heartbeat_contract.alerts import alert_message
 
 _PENDING = """
 SELECT id, customer_id, kind, started_at, extreme_bpm, readings
@@ -22,28 +20,6 @@ WHERE sink_id = %s AND published_at IS NULL
 ORDER BY id
 LIMIT 1000
 """
-
-
-def alert_id(customer_id: str, kind: str, started_at) -> str:
-    """Stable id of an episode: one customer has one episode of a kind starting at one moment."""
-    moment = started_at.astimezone(UTC).isoformat()  # the same whatever the session's TimeZone
-    identity = json.dumps([customer_id, kind, moment], ensure_ascii=False)
-    return hashlib.sha256(identity.encode()).hexdigest()[:32]
-
-
-def alert_message(
-    customer_id: str, kind: str, started_at, extreme_bpm: int, readings: int
-) -> tuple[bytes, bytes]:
-    """(key, value) of an alert event: keyed by customer, like the readings."""
-    value = {
-        "alert_id": alert_id(customer_id, kind, started_at),
-        "customer_id": customer_id,
-        "kind": kind,
-        "started_at": started_at.isoformat(),
-        "extreme_bpm": extreme_bpm,
-        "readings": readings,
-    }
-    return customer_id.encode(), json.dumps(value, separators=(",", ":")).encode()
 
 
 def publish_pending(conn: connection, producer: KafkaProducer, topic: str, sink_id: str) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from psycopg2.extensions import cursor
 from psycopg2.extras import execute_values
 
-from .episodes import EpisodeChange, Run, Thresholds, Tracker, advance
+from ..transforms.episodes import EpisodeChange, Run, Thresholds, Tracker, advance
 
 
 def load_trackers(cur: cursor, sink_id: str, customers: list[str]) -> dict[str, Tracker]:

@@ -32,11 +32,6 @@ NAIVE_TIMESTAMP_ZONE_ENV = "HEARTBEAT_NAIVE_TIMESTAMP_ZONE"
 DEFAULT_NAIVE_TIMESTAMP_ZONE = "UTC"
 REJECT_NAIVE_TIMESTAMPS = "reject"
 
-# The rollups' histogram: readings per BIN_WIDTH_BPM-wide bin from MIN_VALID_BPM, so bin k holds
-# [40 + 5k, 44 + 5k]; the last bin holds only 180.
-BIN_WIDTH_BPM = 5
-BIN_COUNT = (MAX_VALID_BPM - MIN_VALID_BPM) // BIN_WIDTH_BPM + 1  # 29
-
 # Why a message is quarantined, in the order the checks apply (the first failing check wins).
 MALFORMED_JSON = "malformed_json"
 MISSING_FIELD = "missing_field"
@@ -44,11 +39,6 @@ INVALID_TYPE = "invalid_type"
 INVALID_TIMESTAMP = "invalid_timestamp"
 OUT_OF_RANGE = "out_of_range"
 QUARANTINE_REASONS = (MALFORMED_JSON, MISSING_FIELD, INVALID_TYPE, INVALID_TIMESTAMP, OUT_OF_RANGE)
-
-# Valid readings past these bounds (exclusive) are abnormal: sustained, they are a tachycardia or
-# bradycardia episode for alerting. The simulator keeps every normal reading within them.
-TACHYCARDIA_ABOVE_BPM = 120
-BRADYCARDIA_BELOW_BPM = 50
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -1,0 +1,122 @@
+"""Every setting of the stack: one environment variable each, with its default, read here only.
+
+The same names configure the native stack (`make up`), docker compose, the streaming job under
+spark-submit and the producer. Precedence: the environment (an empty value counts as unset),
+then `stored` values (the secrets generated on first run), then the defaults below. README,
+"Configuration", lists them.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from .alerts import BRADYCARDIA_BELOW_BPM, TACHYCARDIA_ABOVE_BPM
+from .message import DEFAULT_NAIVE_TIMESTAMP_ZONE, NAIVE_TIMESTAMP_ZONE_ENV, REJECT_NAIVE_TIMESTAMPS
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (natively; containers set the var dir)
+
+
+class Settings(BaseSettings):
+    """The whole configuration, typed; a bad value fails at start with the variable's name."""
+
+    model_config = SettingsConfigDict(
+        env_ignore_empty=True, extra="ignore", frozen=True, case_sensitive=True
+    )
+
+    # Where installs, data, logs, checkpoints and generated secrets live (ignored by git).
+    var_dir: Path = Field(ROOT / "var", alias="HEARTBEAT_VAR_DIR")
+
+    kafka_bootstrap_servers: str = Field("localhost:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
+    kafka_topic: str = Field("heart-rate-readings", alias="KAFKA_TOPIC")
+    kafka_alerts_topic: str = Field("heart-rate-alerts", alias="KAFKA_ALERTS_TOPIC")
+    kafka_partitions: int = Field(3, alias="KAFKA_PARTITIONS")
+    kafka_controller_port: int = Field(9093, alias="KAFKA_CONTROLLER_PORT")
+    kafka_heap: str = Field("512m", alias="KAFKA_HEAP")
+
+    # Where PostgreSQL is, and the stack's roles: never libpq's PGUSER/PGPASSWORD (README,
+    # "Configuration").
+    pg_host: str = Field("localhost", alias="PGHOST")
+    pg_port: int = Field(5432, alias="PGPORT")
+    pg_database: str = Field("heartbeat", alias="PGDATABASE")
+    pg_user: str = Field("heartbeat_app", alias="HEARTBEAT_APP_USER")  # the job's role
+    pg_password: str = Field("", alias="HEARTBEAT_APP_PASSWORD")
+    pg_superuser: str = Field("postgres", alias="POSTGRES_USER")
+    pg_superuser_password: str = Field("", alias="POSTGRES_PASSWORD")
+    reader_user: str = Field("heartbeat_reader", alias="HEARTBEAT_READER_USER")  # Superset's
+    reader_password: str = Field("", alias="HEARTBEAT_READER_PASSWORD")
+    superset_db_user: str = Field("superset", alias="SUPERSET_DB_USER")
+    superset_db_password: str = Field("", alias="SUPERSET_DB_PASSWORD")
+    superset_port: int = Field(8088, alias="SUPERSET_PORT")
+
+    # The streaming job.
+    starting_offsets: str = Field("earliest", alias="HEARTBEAT_STARTING_OFFSETS")
+    max_offsets_per_trigger: int = Field(100_000, alias="HEARTBEAT_MAX_OFFSETS_PER_TRIGGER")
+    fail_on_data_loss: bool = Field(True, alias="HEARTBEAT_FAIL_ON_DATA_LOSS")
+    checkpoint_dir: str = Field("", alias="HEARTBEAT_CHECKPOINT_DIR")  # "": var/checkpoints/stream
+    # A batch starts at most this often; a batch that takes longer is followed at once.
+    trigger_interval: str = Field("100 milliseconds", alias="HEARTBEAT_TRIGGER_INTERVAL")
+    naive_timestamp_zone: str = Field(DEFAULT_NAIVE_TIMESTAMP_ZONE, alias=NAIVE_TIMESTAMP_ZONE_ENV)
+    alert_high_bpm: int = Field(TACHYCARDIA_ABOVE_BPM, alias="HEARTBEAT_ALERT_HIGH_BPM")
+    alert_low_bpm: int = Field(BRADYCARDIA_BELOW_BPM, alias="HEARTBEAT_ALERT_LOW_BPM")
+    alert_sustain_seconds: float = Field(60.0, alias="HEARTBEAT_ALERT_SUSTAIN_SECONDS")
+    jdbc_batch_size: int = Field(10_000, alias="HEARTBEAT_JDBC_BATCH_SIZE")
+    jdbc_writers: int = Field(0, alias="HEARTBEAT_JDBC_WRITERS")  # 0: one per core Spark has
+    sink_retry_seconds: float = Field(60.0, alias="HEARTBEAT_SINK_RETRY_SECONDS")
+    raw_retention_days: int = Field(30, ge=1, alias="HEARTBEAT_RAW_RETENTION_DAYS")
+    metrics_retention_days: int = Field(14, ge=1, alias="HEARTBEAT_METRICS_RETENTION_DAYS")
+    retention_interval_seconds: float = Field(3600.0, alias="HEARTBEAT_RETENTION_INTERVAL_SECONDS")
+
+    # The supervised producer (flags win; argparse validates these like the flags).
+    producer_customers: str | None = Field(None, alias="PRODUCER_CUSTOMERS")
+    producer_rate: str | None = Field(None, alias="PRODUCER_RATE")
+    producer_malformed_rate: str | None = Field(None, alias="PRODUCER_MALFORMED_RATE")
+    producer_format: str | None = Field(None, alias="PRODUCER_FORMAT")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment beats `stored` (passed as keyword arguments by `resolve`).
+        return env_settings, init_settings
+
+    @classmethod
+    def resolve(cls, stored: Mapping[str, str] | None = None) -> Any:
+        """The settings from the environment, then `stored` (e.g. the secrets file's values)."""
+        return cls(**{name: value for name, value in (stored or {}).items() if value})
+
+    @model_validator(mode="after")
+    def _checkpoint_under_var_dir(self) -> Settings:
+        if not self.checkpoint_dir:
+            default = str(self.var_dir / "checkpoints" / "stream")
+            object.__setattr__(self, "checkpoint_dir", default)
+        return self
+
+    @field_validator("var_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @field_validator("naive_timestamp_zone")
+    @classmethod
+    def _zone_or_reject(cls, value: str) -> str:
+        if value == REJECT_NAIVE_TIMESTAMPS:
+            return value
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"{NAIVE_TIMESTAMP_ZONE_ENV}={value!r} is neither an IANA time zone (e.g. UTC, "
+                f"Europe/Berlin) nor {REJECT_NAIVE_TIMESTAMPS!r}"
+            ) from error
+        return value
