@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Superset's entrypoint (supervisord's `superset` program natively; docker compose later):
+# Superset's entrypoint (supervisord's `superset` program natively, the superset service in compose):
 # migrate the metadata database, sync roles, ensure the admin, import the dashboards bundle,
 # then exec gunicorn. Any failing step stops the start with a non-zero exit, loudly.
 #

@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     superset_db_password: str = Field("", alias="SUPERSET_DB_PASSWORD")
     superset_port: int = Field(8088, alias="SUPERSET_PORT")
 
-    # The streaming job.
+    # The streaming job (spark-jobs/submit.sh reads the SPARK_* knobs of spark-submit itself).
+    spark_ui_port: int = Field(4040, alias="SPARK_UI_PORT")
     starting_offsets: str = Field("earliest", alias="HEARTBEAT_STARTING_OFFSETS")
     max_offsets_per_trigger: int = Field(100_000, alias="HEARTBEAT_MAX_OFFSETS_PER_TRIGGER")
     fail_on_data_loss: bool = Field(True, alias="HEARTBEAT_FAIL_ON_DATA_LOSS")

@@ -97,12 +97,12 @@ def kafka_program(config: StackConfig) -> Program:
 
 
 def product_programs(config: StackConfig) -> list[Program]:
-    """The product's own processes; each appears once its entrypoint exists in the tree."""
-    candidates = [
+    """The product's own processes: started by `make up` after the infrastructure is healthy."""
+    return [
         Program(
             name="stream-job",
             command=["bash", str(ROOT / "spark-jobs" / "submit.sh")],
-            address=f"Spark UI http://localhost:{os.environ.get('SPARK_UI_PORT', '4040')}",
+            address=f"Spark UI http://localhost:{config.spark_ui_port}",
             autostart=False,
             start_seconds=10,
             stop_signal="INT",
@@ -122,7 +122,6 @@ def product_programs(config: StackConfig) -> list[Program]:
             start_seconds=20,
         ),
     ]
-    return [p for p in candidates if Path(p.command[-1]).exists()]
 
 
 def all_programs(config: StackConfig) -> list[Program]:

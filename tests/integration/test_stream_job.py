@@ -16,6 +16,7 @@ from heartbeat_producer.mix import known_mix
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Simulator
 from heartbeat_stream.config import sink_id_for
+from tests.support.rollups import rollup_mismatches
 from tests.support.sink_activity import batch_transaction_open
 from tests.support.stream_job import StreamJob, wait_for
 
@@ -80,27 +81,8 @@ class Tables:
         )[0][0]
 
     def rollup_mismatches(self) -> list[tuple]:
-        """(customer, minute) keys of this topic's readings whose stored rollup differs from SQL
-        over all raw readings of that key (other tests may share customers and minutes)."""
-        return self._query(
-            """
-            WITH keys AS (
-                SELECT DISTINCT customer_id, date_trunc('minute', "timestamp", 'UTC') AS minute
-                FROM heart_rate_readings WHERE kafka_topic = %s
-            ), raw AS (
-                SELECT k.customer_id, k.minute, count(*)::int AS readings,
-                       sum(r.heart_rate)::bigint AS sum_bpm, min(r.heart_rate) AS min_bpm,
-                       max(r.heart_rate) AS max_bpm
-                FROM keys k JOIN heart_rate_readings r ON r.customer_id = k.customer_id
-                 AND r."timestamp" >= k.minute AND r."timestamp" < k.minute + interval '1 minute'
-                GROUP BY 1, 2
-            )
-            SELECT raw.*, m.readings, m.sum_bpm, m.min_bpm, m.max_bpm
-            FROM raw LEFT JOIN heart_rate_minute m USING (customer_id, minute)
-            WHERE (m.readings, m.sum_bpm, m.min_bpm, m.max_bpm)
-                  IS DISTINCT FROM (raw.readings, raw.sum_bpm, raw.min_bpm, raw.max_bpm)
-            """
-        )
+        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
+            return rollup_mismatches(cur, self.topic)
 
     def distinct_offsets(self) -> int:
         return self._query(

@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg2
 
 from heartbeat_ops.config import StackConfig
+from tests.support.rollups import rollup_mismatches
 
 VALID = "valid"
 
@@ -108,25 +109,6 @@ class LedgerReport:
         return "\n".join(lines)
 
 
-_ROLLUP_DIFF = """
-WITH truth AS (
-    SELECT customer_id, date_trunc('minute', "timestamp") AS minute, count(*)::bigint AS n,
-           sum(heart_rate)::bigint AS total, min(heart_rate)::int AS lo, max(heart_rate)::int AS hi
-    FROM heart_rate_readings WHERE kafka_topic = %(topic)s GROUP BY 1, 2
-), stored AS (
-    SELECT customer_id, minute, readings::bigint AS n, sum_bpm::bigint AS total,
-           min_bpm::int AS lo, max_bpm::int AS hi
-    FROM heart_rate_minute WHERE customer_id = ANY(%(customers)s)
-)
-SELECT s.customer_id, s.minute, s.n, s.total, s.lo, s.hi, t.n, t.total, t.lo, t.hi
-FROM stored s FULL JOIN truth t USING (customer_id, minute)
-WHERE s.n IS DISTINCT FROM t.n OR s.total IS DISTINCT FROM t.total
-   OR s.lo IS DISTINCT FROM t.lo OR s.hi IS DISTINCT FROM t.hi
-ORDER BY 1, 2
-LIMIT 50
-"""
-
-
 def check(
     stack: StackConfig, topic: str, expected: Expected, *, rollups: bool = True
 ) -> LedgerReport:
@@ -162,11 +144,7 @@ def check(
         duplicate_readings = cur.fetchone()[0]
         mismatches: list[tuple] = []
         if rollups:
-            cur.execute(
-                _ROLLUP_DIFF,
-                {"topic": topic, "customers": sorted(expected.valid_by_customer)},
-            )
-            mismatches = cur.fetchall()
+            mismatches = rollup_mismatches(cur, topic)
     return LedgerReport(
         expected=expected,
         valid_by_customer=valid,
