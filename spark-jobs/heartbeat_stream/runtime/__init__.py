@@ -1,0 +1,1 @@
+"""The running job: its entry point, the metrics listener and the retention timer."""
