@@ -103,7 +103,7 @@ def test_upgrade_from_005_keeps_rows_grants_and_guard(stack, database_at_005):
         before = cur.fetchall()
     assert len({row[1].date() for row in before}) >= 3
 
-    assert [m.version for m in migrate.apply_all(dsn)] == [6]
+    assert [m.version for m in migrate.apply_all(dsn)][:1] == [6]  # and any later ones
 
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(_ROWS)
