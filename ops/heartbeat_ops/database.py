@@ -154,4 +154,11 @@ def bootstrap(config: StackConfig) -> list[str]:
                 sql.Identifier(config.reader_user)
             )
         )
+        # The raw readings' partitions around today exist before anything writes; the job keeps
+        # them ahead from then on (sql/006, heartbeat_stream.sinks.partitions).
+        cur.execute(
+            "SELECT heartbeat_ensure_readings_partitions(ARRAY(SELECT d::date FROM generate_series("
+            "(now() AT TIME ZONE 'UTC')::date - 3, (now() AT TIME ZONE 'UTC')::date + 2,"
+            " interval '1 day') AS d))"
+        )
     return [f"{m.version:03d}_{m.name}" for m in applied]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import psycopg2
+import psycopg2.errors
 import pytest
 
 from heartbeat_contract import BIN_COUNT, BIN_WIDTH_BPM, MIN_VALID_BPM
@@ -139,3 +140,74 @@ def test_a_reset_checkpoint_is_refused_not_dropped(batches):
         batches.commit(3)
     stored = batches.query("SELECT heart_rate FROM heart_rate_readings WHERE kafka_topic = %(tag)s")
     assert Counter(bpm for (bpm,) in stored) == {70: 1}
+
+
+def partition_name(day: date) -> str:
+    return f"heart_rate_readings_p{day:%Y%m%d}"
+
+
+def existing_partitions(stack) -> set[str]:
+    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT partition::text FROM heart_rate_readings_partitions")
+        return {name for (name,) in cur.fetchall()}
+
+
+@pytest.fixture
+def free_day(stack):
+    """A UTC day within retention that has no partition yet; its partition is dropped after."""
+    today = datetime.now(UTC).date()
+    taken = existing_partitions(stack)
+    day = next(
+        (d for n in range(5, 26) if partition_name(d := today - timedelta(days=n)) not in taken),
+        None,
+    )
+    assert day is not None, "every day from 5 to 25 days ago has a partition already"
+    yield day
+    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", (partition_name(day),))
+        if cur.fetchone()[0] is not None:
+            cur.execute(f"DROP TABLE {partition_name(day)}")  # only this test wrote that day
+
+
+def test_a_day_without_partition_gets_one_in_the_batch_and_each_reading_lands_once(
+    stack, batches, free_day
+):
+    noon = datetime.combine(free_day, time(12), UTC)
+    old = [("OLD", noon + timedelta(minutes=i), 70 + i) for i in range(3)]
+    batches.stage(0, [*old, ("NOW", at(-1), 80)])
+    assert batches.commit(0).valid == 4
+    where = "SELECT tableoid::regclass::text, count(*) FROM heart_rate_readings"
+    where += " WHERE kafka_topic = %(tag)s GROUP BY 1"
+    today = partition_name(NOW.date())
+    assert dict(batches.query(where)) == {partition_name(free_day): 3, today: 1}
+
+    # Made again later (the job's timer, another batch of that day): nothing moves or doubles.
+    with batches.conn, batches.conn.cursor() as cur:
+        cur.execute("SELECT heartbeat_ensure_readings_partitions(%s::date[])", ([free_day],))
+        assert cur.fetchone()[0] == 0
+    # A replay of the batch, then another sink with the same messages: ON CONFLICT holds on
+    # the partitioned table, the rows stay once each and the rollups count them once.
+    batches.stage(0, [*old, ("NOW", at(-1), 80)], offsets=range(4))
+    assert batches.commit(0).replayed
+    batches.sink_id = f"{batches.tag}-other"
+    batches.stage(0, [*old, ("NOW", at(-1), 80)], offsets=range(4))
+    assert batches.commit(0).valid == 0
+    assert dict(batches.query(where)) == {partition_name(free_day): 3, today: 1}
+    assert batches.stored_rollups() == batches.rollups_from_readings()
+
+
+def test_a_failed_batch_leaves_no_partition_behind(stack, batches, free_day):
+    """The partition is made in the batch's transaction and rolled back with it; the batch
+    stays staged for its retry."""
+    noon = datetime.combine(free_day, time(12), UTC)
+    batches.stage(0, [("OK", noon, 70), ("BAD", noon, 200)])  # 200 bpm breaks a CHECK
+    # ... of the partition made for it, not "no partition found": the batch had made one.
+    with pytest.raises(
+        psycopg2.errors.CheckViolation, match="heart_rate_readings_heart_rate_check"
+    ):
+        batches.commit(0)
+    assert partition_name(free_day) not in existing_partitions(stack)
+    assert batches.query("SELECT count(*) FROM stage_messages WHERE sink_id = %(tag)s") == [(2,)]
+    batches.query("DELETE FROM stage_messages WHERE sink_id = %(tag)s RETURNING 1")

@@ -6,7 +6,8 @@ prefix of its own, injects one fault into this checkout's own stack, measures ho
 takes to return to normal, stops the producer with SIGTERM and checks the ledger of every
 producer run so far: each reading reported as sent is stored exactly once, valid or quarantined
 with its expected reason, and the minute rollups equal SQL over the stored rows. (Sharing the
-job saves a Spark start per test; a failed test makes the later ledgers fail too.)
+job saves a Spark start per test; a failed test makes the later ledgers fail too.) The job's
+retention timer runs every few seconds throughout, as it would on a long-running stack.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,10 +25,12 @@ import psycopg2
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
+from psycopg2 import sql
 
 from heartbeat_contract import encode_reading
 from heartbeat_ops.config import StackConfig
 from heartbeat_stream.config import sink_id_for
+from heartbeat_stream.sinks import partitions
 from heartbeat_stream.sinks.alert_outbox import alert_id
 from tests.support import figures, harness
 from tests.support.ledger import Expected, wait_until_balanced
@@ -37,6 +41,7 @@ pytestmark = pytest.mark.integration
 RATE = 50.0
 CATCH_UP = 300.0  # seconds a recovery may take at most on the shared 2-core machine
 SUSTAIN_SECONDS = 10  # alert episodes open after 10 s abnormal (the scripted patient: 40 s)
+RETENTION_INTERVAL = 5  # seconds between the job's retention passes (default: an hour)
 
 
 class Rig:
@@ -51,6 +56,7 @@ class Rig:
         )
         self.checkpoint = str(workdir / "checkpoint")
         self.ledgers: list[dict] = []
+        self.retired: Counter[str] = Counter()  # valid readings retention deliberately dropped
         self.job = harness.SupervisedJob(
             StreamJob(
                 stack, topic, self.checkpoint, workdir / "job.log",
@@ -58,6 +64,7 @@ class Rig:
                 HEARTBEAT_ROLLUP_TRIGGER_INTERVAL="5 seconds",
                 HEARTBEAT_ALERT_SUSTAIN_SECONDS=str(SUSTAIN_SECONDS),
                 KAFKA_ALERTS_TOPIC=alerts_topic,  # created only by the alert test
+                HEARTBEAT_RETENTION_INTERVAL_SECONDS=str(RETENTION_INTERVAL),
             )
         )  # fmt: skip
         self.producer: harness.SteadyProducer | None = None
@@ -98,7 +105,7 @@ class Rig:
         self.producer = None
         self.ledgers.append(ledger)
         assert ledger["failed"] == 0 and ledger["unconfirmed"] == 0, ledger["errors"]
-        expected = Expected.from_ledgers(self.ledgers)
+        expected = Expected.from_ledgers(self.ledgers).retire(self.retired)
         report, drained = wait_until_balanced(self.stack, self.topic, expected, timeout=CATCH_UP)
         figures.record(test, ledger=report.summary(), drained_after_stop_s=round(drained, 1),
                        job_starts=self.job.starts, **values)  # fmt: skip
@@ -246,3 +253,67 @@ def test_crash_between_commit_and_alert_publication(rig):
         alert_published_after_restart_s=round(published_after, 1),
         alert_events=len(mine),
     )
+
+
+def _superuser_query(
+    stack: StackConfig, query: str | sql.Composable, *params: object
+) -> list[tuple]:
+    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(query, params)
+        return cur.fetchall() if cur.description else []
+
+
+def test_retention_drops_old_days_under_load(rig):
+    """A device back after 40 days sends its old readings while the live load goes on: their
+    batches make partitions for those days, the rollups count them, and the job's retention
+    timer then drops those days whole. The ledger stays exact with exactly those readings
+    retired; the timer also makes the next days' partitions ahead."""
+    rig.start_producer("retention")
+    rig.running_normally()
+    ahead = datetime.now(UTC).date() + timedelta(days=partitions.DAYS_AHEAD)
+    ahead_partition = f"heart_rate_readings_p{ahead:%Y%m%d}"
+    drop = sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(ahead_partition))
+    _superuser_query(rig.stack, drop)  # a future day: empty
+
+    device = f"retention-device-{uuid.uuid4().hex[:6]}"
+    start = datetime.now(UTC) - timedelta(days=41)
+    old = [start + timedelta(hours=i) for i in range(36)]  # spans two or three UTC days
+    old_days = {f"public.heart_rate_readings_p{at:%Y%m%d}" for at in old}
+    kafka = KafkaProducer(bootstrap_servers=rig.stack.kafka_bootstrap_servers, acks="all")
+    for i, at in enumerate(old):
+        key, value = encode_reading(device, at, 60 + i)
+        kafka.send(rig.topic, key=key, value=value)
+    kafka.flush()
+    kafka.close()
+    rig.ledgers.append({"sent": len(old), "failed": 0, "outcomes": {"valid": len(old)},
+                        "customers": {device: {"valid": len(old)}}})  # fmt: skip
+
+    def counted_then_retired() -> bool:
+        rollups = _superuser_query(
+            rig.stack,
+            "SELECT coalesce(sum(readings), 0), coalesce(sum(sum_bpm), 0) FROM heart_rate_minute"
+            " WHERE customer_id = %s",
+            device,
+        )
+        raw = _superuser_query(
+            rig.stack, "SELECT count(*) FROM heart_rate_readings WHERE customer_id = %s", device
+        )
+        return rollups == [(len(old), sum(60 + i for i in range(len(old))))] and raw == [(0,)]
+
+    wait_for(counted_then_retired, CATCH_UP, "the old readings to be counted, then retired")
+    rig.retired[device] += len(old)
+    remaining = _superuser_query(
+        rig.stack,
+        "SELECT partition::text FROM heart_rate_readings_partitions"
+        " WHERE partition::text = ANY(%s)",
+        [name.removeprefix("public.") for name in old_days],
+    )
+    assert remaining == []
+    log = (rig.workdir / "job.log").read_text(errors="replace")
+    assert all(name in log for name in old_days), "retention did not log dropping those days"
+    wait_for(
+        lambda: _superuser_query(rig.stack, "SELECT to_regclass(%s)", ahead_partition)[0][0],
+        3 * RETENTION_INTERVAL + 60, "the retention timer to make the next days' partition",
+    )  # fmt: skip
+    rig.finish("retention under load", retired=len(old), old_partitions=len(old_days))

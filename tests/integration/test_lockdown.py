@@ -29,20 +29,35 @@ def superuser(stack):
 
 @pytest.fixture
 def two_readings(stack):
-    """One reading 40 days old (past retention), one fresh; removed afterwards."""
+    """One reading 40 days old (past retention), one fresh, and a quarantined row of each age;
+    removed afterwards. Yields the topic and the fresh reading's partition."""
     topic = f"test-lockdown-{os.getpid()}"
     conn = superuser(stack)
     with conn, conn.cursor() as cur:
         cur.execute(
+            "SELECT heartbeat_ensure_readings_partitions(ARRAY[(now() AT TIME ZONE 'UTC')::date,"
+            " ((now() - interval '40 days') AT TIME ZONE 'UTC')::date])"
+        )
+        cur.execute(
             'INSERT INTO heart_rate_readings (customer_id, "timestamp", heart_rate, kafka_topic,'
             " kafka_partition, kafka_offset)"
             " VALUES ('L1', now() - interval '40 days', 70, %s, 0, 0),"
-            " ('L1', now(), 71, %s, 0, 1)",
+            " ('L1', now(), 71, %s, 0, 1)"
+            " RETURNING tableoid::regclass::text",
             (topic, topic),
         )
-    yield topic  # offset 0 is old, offset 1 fresh
+        fresh_partition = cur.fetchall()[1][0]
+        cur.execute(
+            "INSERT INTO rejected_readings (raw_value, reason, detail, kafka_topic,"
+            " kafka_partition, kafka_offset, ingested_at)"
+            " VALUES ('x', 'malformed_json', 'old', %s, 0, 2, now() - interval '40 days'),"
+            " ('y', 'malformed_json', 'fresh', %s, 0, 3, now())",
+            (topic, topic),
+        )
+    yield topic, fresh_partition  # offsets 0 and 2 are old, 1 and 3 fresh
     with conn, conn.cursor() as cur:
         cur.execute("DELETE FROM heart_rate_readings WHERE kafka_topic = %s", (topic,))
+        cur.execute("DELETE FROM rejected_readings WHERE kafka_topic = %s", (topic,))
     conn.close()
 
 
@@ -59,6 +74,7 @@ def two_readings(stack):
         "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
         "ALTER ROLE heartbeat_writer SUPERUSER",
         "UPDATE heart_rate_readings SET heart_rate = 100",
+        "CREATE TABLE public.catch_all PARTITION OF heart_rate_readings DEFAULT",
     ],
 )
 def test_job_role_is_refused_ddl(app_db, statement):
@@ -67,14 +83,55 @@ def test_job_role_is_refused_ddl(app_db, statement):
     app_db.rollback()
 
 
-def test_job_role_deletes_only_past_retention(stack, app_db, two_readings):
-    delete = "DELETE FROM heart_rate_readings WHERE kafka_topic = %s AND kafka_offset = %s"
+def readings_of(stack, topic: str) -> list[int]:
+    conn = superuser(stack)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT kafka_offset FROM heart_rate_readings WHERE kafka_topic = %s ORDER BY 1",
+                (topic,),
+            )
+            return [offset for (offset,) in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM heart_rate_readings WHERE kafka_topic = %(topic)s",
+        "DELETE FROM {partition}",
+        "TRUNCATE {partition}",
+        "DROP TABLE {partition}",
+        "ALTER TABLE heart_rate_readings DETACH PARTITION {partition}",
+        "SELECT heartbeat_drop_readings_partitions(now())",
+        "SELECT heartbeat_drop_readings_partitions(now() - interval '23 hours')",
+    ],
+)
+def test_job_role_cannot_remove_young_readings(stack, app_db, two_readings, statement):
+    """Raw readings leave only by whole partitions older than a day, through the function."""
+    topic, partition = two_readings
+    with app_db.cursor() as cur, pytest.raises(REFUSED):
+        cur.execute(statement.format(partition=partition), {"topic": topic})
+    app_db.rollback()
+    assert readings_of(stack, topic) == [0, 1]
+
+
+def test_job_role_retires_only_past_retention(stack, app_db, two_readings):
+    topic, _ = two_readings
+    # Quarantined rows: deletes, guarded row by row (sql/005).
+    delete = "DELETE FROM rejected_readings WHERE kafka_topic = %s AND kafka_offset = %s"
     with app_db.cursor() as cur, pytest.raises(REFUSED, match="only rows older than 1 day"):
-        cur.execute(delete, (two_readings, 1))
+        cur.execute(delete, (topic, 3))
     app_db.rollback()
     with app_db, app_db.cursor() as cur:
-        cur.execute(delete, (two_readings, 0))
+        cur.execute(delete, (topic, 2))
         assert cur.rowcount == 1  # retention still works
+    # Raw readings: the 40-day-old day's partition is dropped whole, the fresh row stays.
+    with app_db, app_db.cursor() as cur:
+        cur.execute("SELECT heartbeat_drop_readings_partitions(now() - interval '30 days')")
+        assert cur.fetchall()  # at least the old reading's partition
+    assert readings_of(stack, topic) == [1]
 
 
 @pytest.mark.parametrize(
@@ -89,6 +146,8 @@ def test_job_role_deletes_only_past_retention(stack, app_db, two_readings):
         "SELECT * FROM sink_progress",
         "SET default_transaction_read_only = off;"
         " INSERT INTO heart_rate_alerts (sink_id) VALUES ('x')",
+        "SELECT heartbeat_ensure_readings_partitions(ARRAY[current_date])",
+        "SELECT heartbeat_drop_readings_partitions(now() - interval '30 days')",
     ],
 )
 def test_reader_role_is_refused_any_write(stack, statement):

@@ -49,6 +49,18 @@ class Expected:
     def from_files(cls, paths: Iterable[Path]) -> Expected:
         return cls.from_ledgers(json.loads(Path(p).read_text()) for p in paths)
 
+    def retire(self, readings: Counter[str]) -> Expected:
+        """Less valid readings (per customer) that retention deliberately retired: those are in
+        no table by design; every other message must still be in exactly one place."""
+        assert not readings - self.valid_by_customer, "retired readings that were never sent"
+        retired = sum(readings.values())
+        return Expected(
+            self.valid_by_customer - readings,
+            self.outcomes - Counter({VALID: retired}),
+            self.sent - retired,
+            self.failed,
+        )
+
     @property
     def rejected(self) -> Counter[str]:
         return Counter({k: v for k, v in self.outcomes.items() if k != VALID})

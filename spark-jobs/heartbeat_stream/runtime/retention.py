@@ -1,7 +1,11 @@
-"""Prune raw rows past their retention, in small chunks so the dashboard never waits on a lock.
+"""Retire raw rows past their retention without making the dashboard wait on a lock.
 
-Rollups (heart_rate_minute) and alert episodes are kept: they are what the dashboard reads for
-long ranges, and they are small. The job runs this on a timer; to run it once:
+Raw readings are partitioned by day: whole days past the horizon are dropped (sinks/partitions.py),
+and the next days' partitions are made ahead in the same pass. Quarantined rows and pipeline
+metrics are not partitioned (small, and rejected_readings' arrival-time index serves the
+delete): they are deleted in chunks. Rollups (heart_rate_minute) and alert episodes are kept:
+they are what the dashboard reads for long ranges, and they are small. The job runs this on a
+timer, the first pass at its start; to run it once:
     python -m heartbeat_stream.runtime.retention
 """
 
@@ -15,6 +19,7 @@ import psycopg2
 from psycopg2 import sql
 
 from .. import config as job_config
+from ..sinks import partitions
 
 log = logging.getLogger("heartbeat.retention")
 
@@ -26,8 +31,8 @@ class Target:
     days_setting: str  # which JobConfig field holds the horizon
 
 
+# Chunked deletes; heart_rate_readings is retired by partition (prune_all).
 TARGETS = (
-    Target("heart_rate_readings", "timestamp", "raw_retention_days"),
     Target("rejected_readings", "ingested_at", "raw_retention_days"),
     Target("pipeline_metrics", "batch_time", "metrics_retention_days"),
 )
@@ -56,12 +61,19 @@ def prune(
 
 
 def prune_all(config: job_config.JobConfig) -> dict[str, int]:
+    """One pass: readings' partitions made ahead and old ones dropped, then the chunked deletes.
+    Returns partitions made and dropped, and rows deleted per table."""
     conn = psycopg2.connect(**config.libpq_params)
     try:
-        return {
+        made = partitions.ensure_ahead(conn)
+        dropped = partitions.drop_older_than(conn, config.raw_retention_days)
+        if dropped:
+            log.info("retention dropped partitions %s", ", ".join(dropped))
+        deleted = {
             t.table: prune(conn, t.table, t.time_column, getattr(config, t.days_setting))
             for t in TARGETS
         }
+        return {"partitions made": made, "partitions dropped": len(dropped), **deleted}
     finally:
         conn.close()
 

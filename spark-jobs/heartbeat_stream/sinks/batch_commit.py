@@ -14,6 +14,7 @@ from psycopg2.extensions import connection
 
 from ..transforms.episodes import Thresholds, runs_by_customer
 from . import alert_store
+from .partitions import ENSURE_FOR_BATCH
 from .rollups import merge_sql
 
 # Valid rows into the readings; the rows actually inserted (a duplicate provenance inserts
@@ -153,6 +154,7 @@ def commit_batch(
         if sample_limit:
             cur.execute(_SAMPLE_REJECTED, params)
             samples = cur.fetchall()
+        cur.execute(ENSURE_FOR_BATCH, params)  # every valid row's day has its partition
         cur.execute(_MOVE_VALID, params)
         valid, minutes = cur.fetchone()
         cur.execute(_MOVE_REJECTED, params)

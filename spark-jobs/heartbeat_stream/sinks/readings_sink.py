@@ -3,7 +3,7 @@ minute rollups and alert state advance from the same classified batch.
 
 Per batch: one Spark job (read, parse and classify the batch as the stream's plan says, and
 append it over JDBC into the UNLOGGED stage), then one transaction on the driver's connection
-(repository.commit_batch), then the alert outbox. Why a stage: Spark's JDBC writer appends from
+(batch_commit.commit_batch), then the alert outbox. Why a stage: Spark's JDBC writer appends from
 many tasks without one transaction, and can append twice on a task retry; the transaction moves
 the batch, merges rollups, advances alert state and records the batch id atomically, so a
 replay changes nothing.
