@@ -28,10 +28,10 @@ from kafka.admin import NewTopic
 from psycopg2 import sql
 
 from heartbeat_contract import encode_reading
+from heartbeat_contract.alerts import alert_id
 from heartbeat_ops.config import StackConfig
 from heartbeat_stream.config import sink_id_for
 from heartbeat_stream.sinks import partitions
-from heartbeat_stream.sinks.alert_outbox import alert_id
 from tests.support import figures, harness
 from tests.support.ledger import Expected, wait_until_balanced
 from tests.support.stream_job import StreamJob, wait_for

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from heartbeat_stream.sinks.alert_outbox import alert_message
+from heartbeat_contract.alerts import alert_message
 
 pytestmark = pytest.mark.unit
 
