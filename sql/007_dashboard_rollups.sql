@@ -321,6 +321,13 @@ ALTER TABLE rejected_readings
     ADD COLUMN customer_id text GENERATED ALWAYS AS (heartbeat_customer_of(raw_value)) STORED;
 CREATE INDEX rejected_readings_customer ON rejected_readings (customer_id, ingested_at);
 
+-- The episodes tables filter on the last reading's time (all customers, or one) and keep the
+-- most recent: without these, a range holding fewer episodes than the table keeps made
+-- PostgreSQL walk the whole started_at index.
+CREATE INDEX heart_rate_alerts_last_reading ON heart_rate_alerts (last_reading_at);
+CREATE INDEX heart_rate_alerts_customer_last_reading
+    ON heart_rate_alerts (customer_id, last_reading_at);
+
 -- The alerts table links each customer to the customer dashboard with its Customer filter set:
 -- the native filter's state in the URL (rison, then percent-encoded), inside an HTML anchor.
 CREATE FUNCTION heartbeat_url_encode(value text) RETURNS text
