@@ -70,6 +70,8 @@ def _windows(end: datetime) -> list[Window]:
     return [
         Window("minutes", hour - timedelta(hours=3), hour - timedelta(hours=1)),
         Window("hours", hour - timedelta(hours=30), hour - timedelta(hours=2)),
+        # Longer than 7 days: the series too is hourly (the history is 2 days of it).
+        Window("week", hour - timedelta(days=8), hour - timedelta(hours=1)),
     ]
 
 
@@ -138,14 +140,21 @@ def test_customer_statistics_equal_sql(
         assert "heart_rate_hour_total" not in result["query"], name
 
 
-@pytest.mark.parametrize("resolution", ["minutes", "hours"])
-def test_customer_series_is_every_reading_then_minutes(
-    superset_client, customer_charts, loaded_history, superuser_dsn, resolution
+@pytest.mark.parametrize(
+    ("resolution", "bucket"),
+    [
+        ("minutes", '"timestamp"'),
+        ("hours", "date_trunc('minute', \"timestamp\")"),
+        ("week", "date_trunc('hour', \"timestamp\")"),
+    ],
+)
+def test_customer_series_is_every_reading_then_minutes_then_hours(
+    superset_client, customer_charts, loaded_history, superuser_dsn, resolution, bucket
 ):
-    """Up to 6 hours a point per reading; beyond, a point per minute with its min/avg/max."""
+    """Up to 6 hours a point per reading; beyond, a point per minute with its min/avg/max;
+    beyond 7 days, a point per hour."""
     window = next(w for w in _windows(loaded_history.end) if w.label == resolution)
     customer = loaded_history.customers[0]
-    bucket = '"timestamp"' if resolution == "minutes" else "date_trunc('minute', \"timestamp\")"
     rows = _query(
         superuser_dsn,
         f"SELECT extract(epoch FROM {bucket}) * 1000, avg(heart_rate)::float,"
