@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 DASHBOARD_SLUG = "heart-rate-monitoring"
 # The dashboard's default time range, in Superset's advanced syntax ("Last hour" would mean
 # "since the start of the previous hour" to Superset's parser).
@@ -125,6 +126,59 @@ def run_import(
         timeout=timeout,
         env={**os.environ, **(environment or {})},
     )
+
+
+def open_in_browser(
+    base_url: str,
+    username: str,
+    password: str,
+    screenshot: Path,
+    *,
+    slug: str = DASHBOARD_SLUG,
+    expected_charts: int = 0,
+    customer: str = "",
+    time_range: str = "",
+    revisit: bool = False,
+    follow_customer_link: int = 0,
+    home: Path | None = None,
+    timeout: float = 240,
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """Open a dashboard in headless Chromium (browser/dashboard.mjs): its JSON report and the
+    finished process. The browser tooling must be installed (browser/install.sh).
+
+    `follow_customer_link` > 0 also clicks the first link to the customer dashboard (the alerts
+    table's) and expects that many charts there; its screenshot is `<screenshot>-linked.png`.
+    """
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    screenshot.unlink(missing_ok=True)
+    result = subprocess.run(
+        ["node", str(BROWSER_DIR / "dashboard.mjs")],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=BROWSER_DIR,
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home or screenshot.parent),
+            "SUPERSET_URL": base_url,
+            "SUPERSET_ADMIN_USERNAME": username,
+            "SUPERSET_ADMIN_PASSWORD": password,
+            "DASHBOARD_SLUG": slug,
+            "EXPECTED_CHARTS": str(expected_charts),
+            "SCREENSHOT": str(screenshot),
+            "TIMEOUT_MS": str(int((timeout - 60) * 1000)),
+            "CUSTOMER": customer,
+            "TIME_RANGE": time_range,
+            "REVISIT": "1" if revisit else "",
+            # >0: click the first customer link, expect that many charts on the linked dashboard
+            "FOLLOW_CUSTOMER_LINK": "1" if follow_customer_link else "",
+            "FOLLOW_EXPECTED_CHARTS": str(follow_customer_link),
+            "FOLLOW_SCREENSHOT": str(screenshot.with_name(screenshot.stem + "-linked.png")),
+        },
+    )
+    if not result.stdout.strip():
+        raise SupersetError(f"dashboard.mjs printed no report: {result.stderr[-2000:]}")
+    return json.loads(result.stdout), result
 
 
 # --- chart queries -------------------------------------------------------------------------

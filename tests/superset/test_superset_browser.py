@@ -1,5 +1,6 @@
-"""A person's view: log in, open the dashboard in headless Chromium, every chart renders, none
-shows an error; the screenshot is kept in var/screenshots/dashboard.png."""
+"""A person's view: log in, open each dashboard in headless Chromium, every chart renders, none
+shows an error; the alerts table's customer link opens that customer's dashboard. Screenshots
+are kept in var/screenshots/."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_superset_dashboard import EXPECTED_CHARTS, NOT_PER_CUSTOMER
+from superset_api import BROWSER_DIR, DASHBOARD_SLUG, open_in_browser
+from test_superset_dashboard import (
+    CUSTOMER_CHARTS,
+    CUSTOMER_DASHBOARD_SLUG,
+    EXPECTED_CHARTS,
+    NOT_PER_CUSTOMER,
+)
 
 from heartbeat_ops.config import var_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
-
-BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 
 
 @pytest.fixture(scope="session")
@@ -27,61 +32,114 @@ def browser_tooling() -> Path:
     return BROWSER_DIR / "dashboard.mjs"
 
 
-def _open_dashboard(superset, tooling: Path, screenshot: Path, customer: str = "") -> dict:
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    screenshot.unlink(missing_ok=True)
-    result = subprocess.run(
-        ["node", str(tooling)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=BROWSER_DIR,
-        env={
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(var_dir()),
-            "SUPERSET_URL": superset.url,
-            "SUPERSET_ADMIN_USERNAME": superset.username,
-            "SUPERSET_ADMIN_PASSWORD": superset.password,
-            "EXPECTED_CHARTS": str(len(EXPECTED_CHARTS)),
-            "SCREENSHOT": str(screenshot),
-            "TIMEOUT_MS": "120000",
-            "CUSTOMER": customer,
-        },
+def _open_dashboard(
+    superset, screenshot: Path, charts: dict, *, slug: str = DASHBOARD_SLUG, **options
+) -> dict:
+    report, result = open_in_browser(
+        superset.url,
+        superset.username,
+        superset.password,
+        screenshot,
+        slug=slug,
+        expected_charts=len(charts),
+        home=var_dir(),
+        **options,
     )
-    assert result.stdout.strip(), result.stderr
-    report = json.loads(result.stdout)
     print(json.dumps({"timings_ms": report["timings_ms"], "page_errors": report["page_errors"]}))
     assert report["ok"], json.dumps(report["problems"], indent=2)
     assert result.returncode == 0
 
-    assert {chart["name"] for chart in report["charts"]} == set(EXPECTED_CHARTS)
+    assert {chart["name"] for chart in report["charts"]} == set(charts)
     assert all(chart["rendered"] and not chart["error"] for chart in report["charts"])
     # Every chart asked for its data and got it.
-    assert len(report["chart_data_responses"]) >= len(EXPECTED_CHARTS)
+    assert len(report["chart_data_responses"]) >= len(charts)
     assert screenshot.stat().st_size > 10_000
     return report
 
 
+def _customers_asked(report: dict, requests: list[dict]) -> dict[str, set[str]]:
+    """Per chart name, the customers its chart-data requests were filtered to."""
+    names = {chart["id"]: chart["name"] for chart in report["charts"]}
+    asked: dict[str, set[str]] = {}
+    for request in requests:
+        name = names.get(request["slice_id"])
+        if name:
+            asked.setdefault(name, set()).update(request["customers"])
+    return asked
+
+
 def test_dashboard_renders_without_errors(superset, sample_data, browser_tooling):
-    _open_dashboard(superset, browser_tooling, var_dir() / "screenshots" / "dashboard.png")
+    _open_dashboard(superset, var_dir() / "screenshots" / "dashboard.png", EXPECTED_CHARTS)
 
 
 def test_customer_filter_reaches_only_per_customer_charts(superset, sample_data, browser_tooling):
     """With the Customer filter set, per-customer charts query one customer; the quarantine and
     pipeline charts (tables without a customer) are out of its scope and still render."""
+    customer = sample_data.customers[0]
     report = _open_dashboard(
         superset,
-        browser_tooling,
         var_dir() / "screenshots" / "dashboard-customer.png",
-        customer=sample_data.customers[0],
+        EXPECTED_CHARTS,
+        customer=customer,
     )
-    names = {chart["id"]: chart["name"] for chart in report["charts"]}
-    filtered = {}
-    for request in report["chart_data_requests"]:
-        name = names.get(request["slice_id"])
-        if name:
-            filtered[name] = filtered.get(name, False) or request["customer_filter"]
-    assert set(filtered) == set(EXPECTED_CHARTS)
-    assert filtered == {
-        name: table not in NOT_PER_CUSTOMER for name, (_, table) in EXPECTED_CHARTS.items()
+    asked = _customers_asked(report, report["chart_data_requests"])
+    assert set(asked) == set(EXPECTED_CHARTS)
+    assert asked == {
+        name: (set() if table in NOT_PER_CUSTOMER else {customer})
+        for name, (_, table) in EXPECTED_CHARTS.items()
     }
+
+
+def test_customer_dashboard_renders_for_one_customer(superset, sample_data, browser_tooling):
+    """Opened with a customer (as the alerts table's link does), every chart of the customer
+    dashboard renders and asks for that customer only, over a range long enough for hours."""
+    customer = sample_data.customers[1]
+    for time_range, name in (("", "customer-dashboard.png"), ("Last week", "customer-week.png")):
+        report = _open_dashboard(
+            superset,
+            var_dir() / "screenshots" / name,
+            CUSTOMER_CHARTS,
+            slug=CUSTOMER_DASHBOARD_SLUG,
+            customer=customer,
+            time_range=time_range,
+        )
+        asked = _customers_asked(report, report["chart_data_requests"])
+        assert asked == {name: {customer} for name in CUSTOMER_CHARTS}
+
+
+def test_customer_dashboard_picks_a_customer_by_itself(superset, sample_data, browser_tooling):
+    """Opened without one, the required Customer filter picks the first customer: every chart
+    still renders, all for the same single customer."""
+    report = _open_dashboard(
+        superset,
+        var_dir() / "screenshots" / "customer-default.png",
+        CUSTOMER_CHARTS,
+        slug=CUSTOMER_DASHBOARD_SLUG,
+    )
+    asked = _customers_asked(report, report["chart_data_requests"])
+    assert set(asked) == set(CUSTOMER_CHARTS)
+    picked = set().union(*asked.values())
+    assert len(picked) == 1
+    assert all(customers == picked for customers in asked.values())
+
+
+def test_alerts_table_links_to_the_customer_dashboard(superset, sample_data, browser_tooling):
+    """Clicking a customer in the alerts table opens the customer dashboard for that customer."""
+    report = _open_dashboard(
+        superset,
+        var_dir() / "screenshots" / "dashboard-link.png",
+        EXPECTED_CHARTS,
+        customer=sample_data.customers[0],
+        follow_customer_link=len(CUSTOMER_CHARTS),
+    )
+    followed = report["followed"]
+    assert followed["customer"] == sample_data.customers[0]
+    assert f"/superset/dashboard/{CUSTOMER_DASHBOARD_SLUG}/" in followed["url"]
+    assert {chart["name"] for chart in followed["charts"]} == set(CUSTOMER_CHARTS)
+    assert all(chart["rendered"] and not chart["error"] for chart in followed["charts"])
+    names = {chart["id"]: chart["name"] for chart in followed["charts"]}
+    asked: dict[str, set[str]] = {}
+    for request in followed["requests"]:
+        if request["slice_id"] in names:
+            asked.setdefault(names[request["slice_id"]], set()).update(request["customers"])
+    assert asked == {name: {sample_data.customers[0]} for name in CUSTOMER_CHARTS}

@@ -3,7 +3,11 @@ filters, and every chart's query returns the right rows from the read-only conne
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import urllib.parse
+import uuid
 
 import psycopg2
 import pytest
@@ -20,25 +24,48 @@ pytestmark = pytest.mark.integration
 
 # slice name -> (viz type, table read)
 EXPECTED_CHARTS = {
-    "Total readings": ("big_number_total", "heart_rate_minute"),
-    "Average heart rate": ("big_number_total", "heart_rate_minute"),
-    "Minimum heart rate": ("big_number_total", "heart_rate_minute"),
-    "Maximum heart rate": ("big_number_total", "heart_rate_minute"),
-    "Average heart rate over time": ("echarts_timeseries_line", "heart_rate_minute"),
-    "Heart-rate distribution": ("echarts_timeseries_bar", "heart_rate_minute_bins"),
-    "Abnormal episodes (open and recent)": ("table", "heart_rate_alerts"),
+    "Total readings": ("big_number_total", "heart_rate_rollup"),
+    "Average heart rate": ("big_number_total", "heart_rate_rollup"),
+    "Minimum heart rate": ("big_number_total", "heart_rate_rollup"),
+    "Maximum heart rate": ("big_number_total", "heart_rate_rollup"),
+    "Average heart rate over time": ("echarts_timeseries_line", "heart_rate_rollup"),
+    "Heart-rate distribution": ("echarts_timeseries_bar", "heart_rate_rollup_bins"),
+    "Abnormal episodes (open and recent)": ("table", "heart_rate_alerts_recent"),
     "Quarantined readings by reason": ("pie", "rejected_readings"),
-    "Latest quarantined readings": ("table", "rejected_readings"),
+    "Latest quarantined readings": ("table", "rejected_readings_latest"),
     "Pipeline throughput (rows/s)": ("echarts_timeseries_line", "pipeline_metrics"),
     "Micro-batch duration (ms)": ("echarts_timeseries_line", "pipeline_metrics"),
     "Kafka lag (messages)": ("echarts_timeseries_line", "pipeline_metrics"),
 }
-# The tables (and the view heart_rate_minute_bins) the dashboard's charts read; no chart scans the
-# raw readings any more.
+# The customer dashboard's charts: every one is about the one customer its filter picks.
+CUSTOMER_DASHBOARD_SLUG = "customer-detail"
+CUSTOMER_CHARTS = {
+    "Customer readings": ("big_number_total", "heart_rate_rollup"),
+    "Customer average heart rate": ("big_number_total", "heart_rate_rollup"),
+    "Customer minimum heart rate": ("big_number_total", "heart_rate_rollup"),
+    "Customer maximum heart rate": ("big_number_total", "heart_rate_rollup"),
+    "Customer heart rate": ("echarts_timeseries_line", "heart_rate_series"),
+    "Customer heart-rate distribution": ("echarts_timeseries_bar", "heart_rate_rollup_bins"),
+    "Customer episodes": ("table", "heart_rate_alerts_recent"),
+    "Customer quarantined messages": ("table", "rejected_readings_latest"),
+}
+# The tables, views and virtual datasets the main dashboard's charts read; only the customer
+# dashboard's series reads raw readings (one customer, up to 6 hours).
 CHART_DATASETS = {table for _, table in EXPECTED_CHARTS.values()}
-# Every dataset of the bundle: the charts' and heart_rate_readings, kept for exploring raw rows.
-DATASETS = CHART_DATASETS | {"heart_rate_readings"}
-NOT_PER_CUSTOMER = {"rejected_readings", "pipeline_metrics"}
+# Every dataset of the bundle: the charts', the customer pickers' and the physical tables kept
+# for exploring (raw readings, minute rollups and their bins, all episodes).
+DATASETS = (
+    CHART_DATASETS
+    | {table for _, table in CUSTOMER_CHARTS.values()}
+    | {
+        "heart_rate_customers",
+        "heart_rate_readings",
+        "heart_rate_minute",
+        "heart_rate_minute_bins",
+        "heart_rate_alerts",
+    }
+)
+NOT_PER_CUSTOMER = {"rejected_readings", "rejected_readings_latest", "pipeline_metrics"}
 BUNDLE = ROOT / "superset" / "bundle"
 
 
@@ -49,8 +76,9 @@ def _inventory(client) -> dict[str, int]:
         "datasets": client.count("dataset"),
         "databases": client.count("database"),
         "this dashboard": client.count("dashboard", "slug", DASHBOARD_SLUG),
+        "customer dashboard": client.count("dashboard", "slug", CUSTOMER_DASHBOARD_SLUG),
     }
-    for name in EXPECTED_CHARTS:
+    for name in [*EXPECTED_CHARTS, *CUSTOMER_CHARTS]:
         counts[f"chart {name}"] = client.count("chart", "slice_name", name)
     for table in DATASETS:
         counts[f"dataset {table}"] = client.count("dataset", "table_name", table)
@@ -60,7 +88,7 @@ def _inventory(client) -> dict[str, int]:
 def test_bundle_holds_every_dataset_once():
     names = sorted(path.stem for path in (BUNDLE / "datasets").rglob("*.yaml"))
     assert names == sorted(DATASETS)
-    assert len(DATASETS) == 6
+    assert len(DATASETS) == 12
     assert "heart_rate_readings" not in CHART_DATASETS
 
 
@@ -76,7 +104,8 @@ def test_bundle_import_twice_changes_nothing(superset_client, superset_env):
 
     assert after == before
     assert after["this dashboard"] == 1
-    assert all(after[f"chart {name}"] == 1 for name in EXPECTED_CHARTS)
+    assert after["customer dashboard"] == 1
+    assert all(after[f"chart {name}"] == 1 for name in [*EXPECTED_CHARTS, *CUSTOMER_CHARTS])
     assert all(after[f"dataset {table}"] == 1 for table in DATASETS)
 
 
@@ -91,6 +120,8 @@ def test_dashboard_has_every_chart_and_filter(superset_client):
     assert set(found) == set(EXPECTED_CHARTS)
     for name, (viz, _) in EXPECTED_CHARTS.items():
         assert found[name]["form_data"]["viz_type"] == viz, name
+    # The average's axis spans the data (a change of a few bpm shows), not 0..max.
+    assert found["Average heart rate over time"]["form_data"]["truncateYAxis"] is True
 
     datasets = {
         d["id"]: d["table_name"]
@@ -211,7 +242,81 @@ def test_alerts_table_lists_most_recent_first(superset_client, sample_data):
         build_query_context(chart, time_range=LAST_HOUR, customers=sample_data.customers)
     )
     rows = answer["result"][0]["data"]
-    assert [(r["customer_id"], r["kind"], r["status"]) for r in rows] == [
+    assert [(_linked_customer(r["customer_link"]), r["kind"], r["status"]) for r in rows] == [
         (sample_data.customers[0], "tachycardia", "open"),
         (sample_data.customers[1], "bradycardia", "closed"),
     ]
+
+
+def _linked_customer(link: str) -> str:
+    """The customer a customer_link cell names, checked to open the customer dashboard with the
+    Customer filter set to that same customer."""
+    match = re.fullmatch(
+        r'<a href="/superset/dashboard/customer-detail/\?native_filters=([^"]+)">([^<]+)</a>', link
+    )
+    assert match, link
+    customer = html.unescape(match.group(2))
+    state = urllib.parse.unquote(match.group(1))
+    assert f"filters:!((col:customer_id,op:IN,val:!('{customer}')))" in state, state
+    assert state.startswith("(NATIVE_FILTER-customer:"), state
+    return customer
+
+
+def test_customer_link_survives_awkward_ids(superuser_dsn):
+    """Quotes, rison's `!`, HTML and non-ASCII in an id: the link still names it exactly."""
+    awkward = "Zoë O'Brien <3 & !bang"
+    with psycopg2.connect(superuser_dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT heartbeat_customer_link(%s)", (awkward,))
+        (link,) = cur.fetchone()
+    match = re.fullmatch(r'<a href="[^"<>\s]+">([^<]+)</a>', link)
+    assert match, link
+    assert html.unescape(match.group(1)) == awkward
+    state = urllib.parse.unquote(link.split("native_filters=", 1)[1].split('"', 1)[0])
+    assert "val:!('Zoë O!'Brien <3 & !!bang')" in state
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [("Latest quarantined readings", 20), ("Abnormal episodes (open and recent)", 100)],
+)
+def test_purpose_limited_tables_never_reach_their_row_limit(
+    superset_client, superuser_dsn, name, kept
+):
+    """More rows than a table is meant to show: it shows its most recent `kept`, and its query
+    returns fewer rows than the chart's row limit, so Superset shows no row-limit warning."""
+    tag = f"test-limit-{uuid.uuid4().hex[:8]}"
+    with psycopg2.connect(superuser_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO rejected_readings (raw_value, reason, detail, kafka_topic,
+                                           kafka_partition, kafka_offset, ingested_at)
+            SELECT '{}', 'missing_field', 'test', %(tag)s, 0, n,
+                   now() - make_interval(secs => n)
+            FROM generate_series(1, %(rows)s) AS n
+            """,
+            {"tag": tag, "rows": kept + 30},
+        )
+        cur.execute(
+            """
+            INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, started_at, extreme_bpm,
+                                           readings, last_reading_at)
+            SELECT %(tag)s, %(tag)s, 'tachycardia', now() - make_interval(secs => 2 * n), 150,
+                   5, now() - make_interval(secs => n)
+            FROM generate_series(1, %(rows)s) AS n
+            """,
+            {"tag": tag, "rows": kept + 30},
+        )
+    try:
+        chart = next(c for c in superset_client.dashboard_charts() if c["slice_name"] == name)
+        result = superset_client.chart_data(build_query_context(chart, time_range=LAST_HOUR))[
+            "result"
+        ][0]
+        assert result.get("error") is None, result.get("error")
+        assert result["rowcount"] == kept
+        assert result["rowcount"] < chart["form_data"]["row_limit"]
+        times = [row.get("ingested_at") or row.get("started_at") for row in result["data"]]
+        assert times == sorted(times, reverse=True)
+    finally:
+        with psycopg2.connect(superuser_dsn) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM rejected_readings WHERE kafka_topic = %s", (tag,))
+            cur.execute("DELETE FROM heart_rate_alerts WHERE sink_id = %s", (tag,))

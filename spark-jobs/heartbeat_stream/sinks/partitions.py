@@ -17,12 +17,20 @@ from psycopg2.extensions import connection
 DAYS_BACK = 3
 DAYS_AHEAD = 2
 
+
+def ensure_for(rows: str) -> str:
+    """SQL that makes the partitions for the UTC days of `rows`' "timestamp" (a table, with
+    any WHERE), run in the transaction that inserts them, before the insert."""
+    return (
+        "SELECT heartbeat_ensure_readings_partitions(ARRAY("
+        f"SELECT DISTINCT (\"timestamp\" AT TIME ZONE 'UTC')::date FROM {rows}))"
+    )
+
+
 # In the batch transaction, before its valid rows move: the UTC days they fall on.
-ENSURE_FOR_BATCH = """
-SELECT heartbeat_ensure_readings_partitions(ARRAY(
-    SELECT DISTINCT ("timestamp" AT TIME ZONE 'UTC')::date FROM stage_messages
-    WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL))
-"""
+ENSURE_FOR_BATCH = ensure_for(
+    "stage_messages WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL"
+)
 
 
 def days_around(today: date, back: int = DAYS_BACK, ahead: int = DAYS_AHEAD) -> list[date]:

@@ -5,7 +5,10 @@
 // Settings (environment): SUPERSET_URL, SUPERSET_ADMIN_USERNAME, SUPERSET_ADMIN_PASSWORD,
 // DASHBOARD_SLUG, EXPECTED_CHARTS, SCREENSHOT, CHROMIUM (default /usr/bin/chromium), TIMEOUT_MS,
 // SETTLE_MS (pause between "every chart rendered" and the screenshot, default 2000),
-// CUSTOMER (optional: open the dashboard with its Customer filter set to this customer id).
+// FOLLOW_CUSTOMER_LINK (1: then click the first link to the customer dashboard and check it;
+// FOLLOW_EXPECTED_CHARTS, FOLLOW_SCREENSHOT), REVISIT (1: open the dashboard a second time, browser cache warm, and time that too),
+// CUSTOMER (optional: open the dashboard with its Customer filter set to this customer id),
+// TIME_RANGE (optional: its Time range filter, in Superset's syntax, e.g. "Last month").
 // Prints one JSON report on stdout; exits 1 when a check fails.
 import { chromium } from "playwright-core";
 
@@ -16,13 +19,21 @@ const expected = Number(env("EXPECTED_CHARTS", "0"));
 const timeoutMs = Number(env("TIMEOUT_MS", "90000"));
 const screenshot = env("SCREENSHOT", "dashboard.png");
 const customer = env("CUSTOMER", "");
+const timeRange = env("TIME_RANGE", "");
 
 // The dashboard's native filter state in the URL (rison), as Superset writes it when shared.
 const risonString = (value) => `'${value.replace(/!/g, "!!").replace(/'/g, "!'")}'`;
 const customerFilter = (id) =>
-  "(NATIVE_FILTER-customer:(extraFormData:(filters:!((col:customer_id,op:IN,val:!(" +
+  "NATIVE_FILTER-customer:(extraFormData:(filters:!((col:customer_id,op:IN,val:!(" +
   risonString(id) + ")))),filterState:(value:!(" + risonString(id) +
-  ")),id:NATIVE_FILTER-customer,ownState:()))";
+  ")),id:NATIVE_FILTER-customer,ownState:())";
+const timeRangeFilter = (range) =>
+  "NATIVE_FILTER-time-range:(extraFormData:(time_range:" + risonString(range) +
+  "),filterState:(value:" + risonString(range) + "),id:NATIVE_FILTER-time-range,ownState:())";
+const nativeFilters = [
+  ...(customer ? [customerFilter(customer)] : []),
+  ...(timeRange ? [timeRangeFilter(timeRange)] : []),
+];
 
 const report = {
   ok: false,
@@ -61,9 +72,11 @@ try {
     try {
       const body = JSON.parse(request.postData() || "{}");
       const filters = (body.queries || []).flatMap((q) => q.filters || []);
+      const customers = filters.filter((f) => f.col === "customer_id").flatMap((f) => f.val);
       report.chart_data_requests.push({
         slice_id: body.form_data?.slice_id ?? null,
-        customer_filter: filters.some((f) => f.col === "customer_id"),
+        customer_filter: customers.length > 0,
+        customers,
       });
     } catch {
       report.chart_data_requests.push({ slice_id: null, customer_filter: null });
@@ -92,7 +105,9 @@ try {
   ]);
   mark("logged_in");
 
-  const query = customer ? `?native_filters=${encodeURIComponent(customerFilter(customer))}` : "";
+  const query = nativeFilters.length
+    ? `?native_filters=${encodeURIComponent(`(${nativeFilters.join(",")})`)}`
+    : "";
   await page.goto(`${url}/superset/dashboard/${slug}/${query}`, { waitUntil: "domcontentloaded" });
   mark("dashboard_requested");
 
@@ -114,25 +129,28 @@ try {
       };
     });
   };
-  const settled = (charts) =>
+  const settled = (charts, count = expected) =>
     charts.length > 0 &&
-    charts.length >= expected &&
+    charts.length >= count &&
     charts.every((c) => c.error || (!c.loading && c.rendered));
-  const deadline = Date.now() + timeoutMs;
-  let charts = await page.evaluate(inspect);
-  while (!settled(charts)) {
-    if (Date.now() > deadline) {
-      report.charts = charts;
-      await page.screenshot({ path: screenshot, fullPage: true }).catch(() => {});
-      const pending = charts.filter((c) => !(c.error || (!c.loading && c.rendered)));
-      throw new Error(
-        `charts not rendered after ${timeoutMs} ms: ${JSON.stringify(pending)} (${charts.length} holders)`,
-      );
+  const waitForCharts = async (count = expected) => {
+    const deadline = Date.now() + timeoutMs;
+    let charts = await page.evaluate(inspect);
+    while (!settled(charts, count)) {
+      if (Date.now() > deadline) {
+        report.charts = charts;
+        await page.screenshot({ path: screenshot, fullPage: true }).catch(() => {});
+        const pending = charts.filter((c) => !(c.error || (!c.loading && c.rendered)));
+        throw new Error(
+          `charts not rendered after ${timeoutMs} ms: ${JSON.stringify(pending)} (${charts.length} holders)`,
+        );
+      }
+      await page.waitForTimeout(100); // the polling interval
+      charts = await page.evaluate(inspect);
     }
-    await page.waitForTimeout(250); // the polling interval
-    charts = await page.evaluate(inspect);
-  }
-  report.charts = charts;
+    return charts;
+  };
+  report.charts = await waitForCharts();
   mark("charts_rendered");
 
   // ECharts draws lines and bars with a ~1 s entry animation after the canvas exists: let it
@@ -141,6 +159,42 @@ try {
   await page.screenshot({ path: screenshot, fullPage: true });
   mark("screenshot_saved");
   report.screenshot = screenshot;
+
+  // REVISIT=1: open the dashboard again in the same browser, its static files now cached, as
+  // an analyst's second visit (or a reload) is.
+  if (env("REVISIT", "") === "1") {
+    mark("revisit_requested");
+    await page.goto(`${url}/superset/dashboard/${slug}/${query}`, { waitUntil: "domcontentloaded" });
+    await waitForCharts();
+    mark("revisit_rendered");
+  }
+
+  // FOLLOW_CUSTOMER_LINK=1: click the first link to the customer dashboard (the alerts table's
+  // customer column) and wait until that dashboard's charts are drawn too.
+  if (env("FOLLOW_CUSTOMER_LINK", "") === "1") {
+    const link = page.locator('a[href*="/superset/dashboard/customer-detail/"]').first();
+    const customerText = ((await link.textContent()) || "").trim();
+    const before = report.chart_data_requests.length;
+    await Promise.all([
+      page.waitForURL((u) => u.pathname.includes("/superset/dashboard/customer-detail/")),
+      link.click(),
+    ]);
+    mark("link_followed");
+    const followed = await waitForCharts(Number(env("FOLLOW_EXPECTED_CHARTS", "1")));
+    mark("linked_dashboard_rendered");
+    await page.waitForTimeout(Number(env("SETTLE_MS", "2000")));
+    const followScreenshot = env("FOLLOW_SCREENSHOT", "");
+    if (followScreenshot) await page.screenshot({ path: followScreenshot, fullPage: true });
+    report.followed = {
+      customer: customerText,
+      url: page.url(),
+      charts: followed,
+      requests: report.chart_data_requests.slice(before),
+    };
+    for (const chart of followed) {
+      if (chart.error) report.problems.push(`linked chart ${chart.name} shows an error: ${chart.error}`);
+    }
+  }
 
   for (const chart of report.charts) {
     if (chart.error) report.problems.push(`chart ${chart.name} shows an error: ${chart.error}`);
