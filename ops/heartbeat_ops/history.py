@@ -7,8 +7,8 @@ pipeline would have stored:
 
 - readings are COPYed, a chunk of time at a time (in event-time order, as the job writes them),
   into a temporary stage, then moved into `heart_rate_readings` by one statement that also
-  merges the minute rollups from the rows it inserted (`rollups.merge_sql`, the sink's SQL), so
-  the rollups equal SQL over the raw rows;
+  merges the minute rollups from the rows it inserted (`rollups.move_readings_sql`, the sink's
+  own SQL), so the rollups equal SQL over the raw rows;
 - alert episodes are folded from each chunk's runs with `episodes.advance`, as the job's batch
   transaction does, and written at the end under their own sink id;
 - sensor glitches (`invalid_rate`) become `out_of_range` rows in `rejected_readings`.
@@ -35,7 +35,7 @@ from heartbeat_producer.config import DEFAULT_ABNORMAL_RATE, DEFAULT_INVALID_RAT
 from heartbeat_producer.physiology import Heart, Profile, sensor_glitch
 from heartbeat_producer.simulator import customer_ids
 from heartbeat_stream.sinks.partitions import ensure_for
-from heartbeat_stream.sinks.rollups import merge_sql
+from heartbeat_stream.sinks.rollups import move_readings_sql
 from heartbeat_stream.transforms.episodes import (
     EpisodeChange,
     Thresholds,
@@ -60,22 +60,7 @@ _COPY_STAGE = (
 )
 ENSURE_PARTITIONS = ensure_for("history_stage")
 # The sink's move: the rows actually inserted are added to their minutes, in one statement.
-_MOVE = f"""
-WITH moved AS (
-    INSERT INTO heart_rate_readings
-        (customer_id, "timestamp", heart_rate, kafka_topic, kafka_partition, kafka_offset,
-         ingested_at)
-    SELECT customer_id, "timestamp", heart_rate, kafka_topic, kafka_partition, kafka_offset,
-           ingested_at
-    FROM history_stage
-    ON CONFLICT ON CONSTRAINT heart_rate_readings_provenance DO NOTHING
-    RETURNING customer_id, "timestamp", heart_rate
-), merged AS (
-    {merge_sql("moved")}
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM merged)
-"""
+_MOVE = move_readings_sql("history_stage", with_ingested_at=True)
 _COPY_REJECTED = (
     "COPY rejected_readings (raw_value, reason, detail, kafka_topic, kafka_partition,"
     " kafka_offset, ingested_at) FROM STDIN"

@@ -136,8 +136,8 @@ class SampleData:
 def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
     """A little of everything the dashboard shows, in the last 30 minutes, deleted afterwards.
 
-    Written directly as the superuser for now; once the streaming job runs, the same tests read
-    its live rows. Every row is tagged (topic, customer prefix, query name) so cleanup is exact.
+    Written directly as the superuser, no job involved, with the sink's own rollup SQL. Every row
+    is tagged (topic, customer prefix, query name) so cleanup is exact.
     """
     tag = f"test-superset-{uuid.uuid4().hex[:10]}"
     customers = [f"{tag}-C{i}" for i in range(3)]

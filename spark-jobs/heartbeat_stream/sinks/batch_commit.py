@@ -15,25 +15,13 @@ from psycopg2.extensions import connection
 from ..transforms.episodes import Thresholds, runs_by_customer
 from . import alert_store
 from .partitions import ENSURE_FOR_BATCH
-from .rollups import merge_sql
+from .rollups import move_readings_sql
 
 # Valid rows into the readings; the rows actually inserted (a duplicate provenance inserts
 # nothing) are added to their minutes.
-_MOVE_VALID = f"""
-WITH moved AS (
-    INSERT INTO heart_rate_readings
-        (customer_id, "timestamp", heart_rate, kafka_topic, kafka_partition, kafka_offset)
-    SELECT customer_id, "timestamp", heart_rate, kafka_topic, kafka_partition, kafka_offset
-    FROM stage_messages
-    WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL
-    ON CONFLICT ON CONSTRAINT heart_rate_readings_provenance DO NOTHING
-    RETURNING customer_id, "timestamp", heart_rate
-), merged AS (
-    {merge_sql("moved")}
-    RETURNING 1
+_MOVE_VALID = move_readings_sql(
+    "stage_messages WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL"
 )
-SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM merged)
-"""
 
 # What the alert state needs from this batch: the valid readings of customers with an abnormal
 # reading now or a run in progress, once each (a retried Spark task may stage a row twice).

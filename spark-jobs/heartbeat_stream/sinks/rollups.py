@@ -38,3 +38,27 @@ ON CONFLICT (customer_id, minute) DO UPDATE SET
     bpm_bins = add_bins(stored.bpm_bins, EXCLUDED.bpm_bins),
     updated_at = now()
 """
+
+
+_READING_COLUMNS = (
+    "customer_id", '"timestamp"', "heart_rate", "kafka_topic", "kafka_partition", "kafka_offset"
+)  # fmt: skip
+
+
+def move_readings_sql(source: str, *, with_ingested_at: bool = False) -> str:
+    """One statement: insert the valid readings of `source` (a table, with any WHERE) into
+    heart_rate_readings, skipping provenance already stored, and add the rows it actually
+    inserted to their minutes. It returns one row: (readings inserted, minutes merged)."""
+    columns = ", ".join(_READING_COLUMNS + (("ingested_at",) if with_ingested_at else ()))
+    return f"""
+WITH moved AS (
+    INSERT INTO heart_rate_readings ({columns})
+    SELECT {columns} FROM {source}
+    ON CONFLICT ON CONSTRAINT heart_rate_readings_provenance DO NOTHING
+    RETURNING customer_id, "timestamp", heart_rate
+), merged AS (
+    {merge_sql("moved")}
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM moved), (SELECT count(*) FROM merged)
+"""
