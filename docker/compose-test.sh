@@ -5,7 +5,7 @@
 # then stops it and undoes its host changes at the end); makes the base image; builds; up -d with
 # two Spark workers; waits until every service is healthy; publishes valid and invalid readings
 # through the producer's container and checks each lands exactly once; checks on the Spark
-# master's /json/ that the job runs on the standalone cluster; opens the dashboard through the
+# master's /json/ that the job runs on the standalone cluster; opens every dashboard through the
 # published Superset port in headless Chromium; down -v; checks nothing of the project is left.
 # Fails (non-zero) as soon as a service cannot start. Timings go to var/compose/timings.txt.
 #
