@@ -53,9 +53,7 @@ def _say(text: str) -> None:
 
 
 def _superuser(stack: StackConfig) -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(
-        stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
-    )
+    conn = psycopg2.connect(stack.admin_dsn)
     conn.autocommit = True
     return conn
 
@@ -183,7 +181,7 @@ def naive_rate(stack: StackConfig, conn, topic: str) -> float:
     with conn.cursor() as cur:
         cur.execute(f"CREATE TABLE {table} (LIKE heart_rate_readings INCLUDING ALL)")
     try:
-        dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+        dsn = stack.admin_dsn
         return naive_consume(stack.kafka_bootstrap_servers, topic, dsn, table, NAIVE_SECONDS)
     finally:
         with conn.cursor() as cur:

@@ -320,7 +320,7 @@ def run() -> None:
     url = f"http://localhost:{config.superset_port}"
     username = os.environ.get("SUPERSET_ADMIN_USERNAME", "admin")
     password = os.environ.get("SUPERSET_ADMIN_PASSWORD") or stored["SUPERSET_ADMIN_PASSWORD"]
-    superuser = config.dsn(user=config.pg_superuser, password=config.pg_superuser_password)
+    superuser = config.admin_dsn
 
     _ensure_superset(url)
     if os.environ.get("BENCH_SUPERSET_COLD_START") == "1":

@@ -132,6 +132,11 @@ class StackConfig(Settings):
         )
 
     @property
+    def admin_dsn(self) -> str:
+        """The superuser on the stack's database: migrations, tests' checks, the loader."""
+        return self.dsn(user=self.pg_superuser, password=self.pg_superuser_password)
+
+    @property
     def app_dsn(self) -> str:
         return self.dsn(user=self.pg_user, password=self.pg_password)
 

@@ -122,14 +122,10 @@ def bootstrap(config: StackConfig) -> list[str]:
     finally:
         admin.close()
 
-    applied = migrate.apply_all(
-        config.dsn(user=config.pg_superuser, password=config.pg_superuser_password)
-    )
+    applied = migrate.apply_all(config.admin_dsn)
 
     with (
-        psycopg2.connect(
-            config.dsn(user=config.pg_superuser, password=config.pg_superuser_password)
-        ) as conn,
+        psycopg2.connect(config.admin_dsn) as conn,
         conn.cursor() as cur,
     ):
         database = sql.Identifier(config.pg_database)

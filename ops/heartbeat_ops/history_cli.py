@@ -13,9 +13,7 @@ from .config import load
 def _connect() -> psycopg2.extensions.connection:
     """As the superuser: deleting young rows is refused to the job's role (retention guard)."""
     config = load()
-    return psycopg2.connect(
-        config.dsn(user=config.pg_superuser, password=config.pg_superuser_password)
-    )
+    return psycopg2.connect(config.admin_dsn)
 
 
 def cmd_load_history(args: argparse.Namespace) -> int:

@@ -54,7 +54,7 @@ def scripted_readings(prefix: str, t0: datetime) -> list[tuple[bytes, bytes]]:
 
 
 def query(stack, sql: str, *params: object) -> list[tuple]:
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    dsn = stack.admin_dsn
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(sql, params)
         return cur.fetchall()
@@ -94,7 +94,7 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
         job.start()
         wait_for(lambda: readings() == len(messages), 240, "the restarted job to catch up")
         # Rollups commit with their readings: equal to SQL over them, no waiting.
-        dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+        dsn = stack.admin_dsn
         with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
             assert rollup_mismatches(cur, fresh_topic) == []
         episodes = query(
@@ -139,6 +139,6 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
     finally:
         job.stop()
         query(stack, "SELECT 1")  # connection sanity for cleanup below
-        dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+        dsn = stack.admin_dsn
         with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
             cur.execute("DELETE FROM heart_rate_minute WHERE customer_id LIKE %s", (f"{prefix}-%",))

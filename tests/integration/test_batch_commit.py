@@ -147,7 +147,7 @@ def partition_name(day: date) -> str:
 
 
 def existing_partitions(stack) -> set[str]:
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    dsn = stack.admin_dsn
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT partition::text FROM heart_rate_readings_partitions")
         return {name for (name,) in cur.fetchall()}
@@ -164,7 +164,7 @@ def free_day(stack):
     )
     assert day is not None, "every day from 5 to 25 days ago has a partition already"
     yield day
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    dsn = stack.admin_dsn
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass(%s)", (partition_name(day),))
         if cur.fetchone()[0] is not None:

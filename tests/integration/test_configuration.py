@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def superuser_flags(stack) -> dict[str, bool]:
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    dsn = stack.admin_dsn
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT rolname, rolsuper FROM pg_roles WHERE rolname = ANY(%s)",

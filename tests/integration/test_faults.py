@@ -197,7 +197,7 @@ def _patient_readings(patient: str) -> list[tuple[bytes, bytes]]:
 
 
 def _pending_episode(stack: StackConfig, sink_id: str, patient: str) -> tuple | None:
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    dsn = stack.admin_dsn
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT kind, started_at, published_at FROM heart_rate_alerts"
@@ -258,7 +258,7 @@ def test_crash_between_commit_and_alert_publication(rig):
 def _superuser_query(
     stack: StackConfig, query: str | sql.Composable, *params: object
 ) -> list[tuple]:
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    dsn = stack.admin_dsn
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(query, params)
         return cur.fetchall() if cur.description else []

@@ -29,9 +29,7 @@ _BINS_SUM = "ARRAY[" + ", ".join(f"sum(bpm_bins[{k}])::int" for k in range(1, 30
 
 @pytest.fixture(scope="module")
 def superuser(stack):
-    conn = psycopg2.connect(
-        stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
-    )
+    conn = psycopg2.connect(stack.admin_dsn)
     yield conn
     conn.close()
 

@@ -79,7 +79,7 @@ FROM rejected_readings JOIN unnest(%(p)s::int[], %(o)s::bigint[]) AS k(p, o)
 
 
 def landed(stack, topic: str, positions: list[tuple[int, int]]) -> dict[tuple[int, int], tuple]:
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    dsn = stack.admin_dsn
     params = {"t": topic, "p": [p for p, _ in positions], "o": [o for _, o in positions]}
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(_LANDED, params)

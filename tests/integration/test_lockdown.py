@@ -22,9 +22,7 @@ REFUSED = (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ReadOnlySqlTra
 
 
 def superuser(stack):
-    return psycopg2.connect(
-        stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
-    )
+    return psycopg2.connect(stack.admin_dsn)
 
 
 @pytest.fixture

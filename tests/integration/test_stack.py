@@ -47,7 +47,7 @@ def test_postgres_write_and_read_as_app_role(app_db):
 
 
 def test_migrations_recorded(stack):
-    admin_dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    admin_dsn = stack.admin_dsn
     with psycopg2.connect(admin_dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT version FROM schema_migrations ORDER BY version")
         versions = [row[0] for row in cur.fetchall()]

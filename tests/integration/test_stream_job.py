@@ -55,7 +55,7 @@ class Tables:
     """What the job wrote for one topic, read as the superuser."""
 
     def __init__(self, stack, topic: str) -> None:
-        self.dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+        self.dsn = stack.admin_dsn
         self.topic = topic
 
     def _query(self, sql: str, *params: object) -> list[tuple]:

@@ -49,11 +49,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def superset_env(stack: StackConfig) -> dict[str, str]:
     """The environment of the tests' Superset (and of `run.sh import` against it)."""
-    admin = psycopg2.connect(
-        stack.dsn(
-            user=stack.pg_superuser, password=stack.pg_superuser_password, database="postgres"
-        )
-    )
+    admin = psycopg2.connect(stack.superuser_dsn)
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
@@ -121,7 +117,7 @@ def superset_client(superset: SupersetAdmin) -> SupersetClient:
 
 @pytest.fixture(scope="session")
 def superuser_dsn(stack: StackConfig) -> str:
-    return stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    return stack.admin_dsn
 
 
 @dataclass(frozen=True)

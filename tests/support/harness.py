@@ -154,7 +154,7 @@ def topic_end(stack: StackConfig, topic: str) -> int | None:
 
 def stored(stack: StackConfig, topic: str) -> int | None:
     """Messages of the topic in PostgreSQL (valid + quarantined), or None while it is away."""
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    dsn = stack.admin_dsn
     try:
         with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
             cur.execute(
@@ -179,7 +179,7 @@ def wait_for_a_commit(stack: StackConfig, timeout: float = 120.0) -> None:
     short window after the sink's commit and before Spark records the batch as done: the
     replay case an idempotent sink must absorb.
     """
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    dsn = stack.admin_dsn
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
     try:

@@ -125,7 +125,7 @@ def check(
     stack: StackConfig, topic: str, expected: Expected, *, rollups: bool = True
 ) -> LedgerReport:
     """One comparison of the ledger with the database, as the superuser (reads everything)."""
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    dsn = stack.admin_dsn
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT customer_id, count(*) FROM heart_rate_readings WHERE kafka_topic = %s"

@@ -15,7 +15,7 @@ WHERE application_name = 'heartbeat-stream' AND datname = current_database()
 
 
 def batch_transaction_open(stack) -> bool:
-    dsn = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password)
+    dsn = stack.admin_dsn
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(_COMMIT_OPEN)
         return cur.fetchone()[0] > 0
