@@ -13,12 +13,17 @@ from psycopg2 import sql
 from . import migrate
 from .config import StackConfig, source_of
 
-# Each stack role: (config attribute of its name, of its password, variable names).
+# Each stack role: the settings holding its name and its password.
 STACK_ROLES = (
-    ("pg_user", "pg_password", "HEARTBEAT_APP_USER", "HEARTBEAT_APP_PASSWORD"),
-    ("reader_user", "reader_password", "HEARTBEAT_READER_USER", "HEARTBEAT_READER_PASSWORD"),
-    ("superset_db_user", "superset_db_password", "SUPERSET_DB_USER", "SUPERSET_DB_PASSWORD"),
+    ("pg_user", "pg_password"),
+    ("reader_user", "reader_password"),
+    ("superset_db_user", "superset_db_password"),
 )
+
+
+def _variable(setting: str) -> str:
+    """The environment variable of a setting, for messages that say what to change."""
+    return StackConfig.model_fields[setting].alias
 
 
 class ConfigurationError(RuntimeError):
@@ -28,8 +33,8 @@ class ConfigurationError(RuntimeError):
 def check_role_names(config: StackConfig) -> None:
     """The stack's roles are distinct, unprivileged, and never the superuser."""
     names: dict[str, str] = {}
-    for user_attr, _, user_var, _ in STACK_ROLES:
-        name = getattr(config, user_attr)
+    for user_attr, _ in STACK_ROLES:
+        name, user_var = getattr(config, user_attr), _variable(user_attr)
         if name == config.pg_superuser:
             raise ConfigurationError(
                 f"{user_var}={name} names the superuser (POSTGRES_USER); the stack's roles must"
@@ -52,9 +57,9 @@ def _password_works(config: StackConfig, name: str, password: str) -> bool:
     return True
 
 
-def _ensure_login_role(
-    cur, config: StackConfig, name: str, password: str, user_var: str, password_var: str
-) -> None:
+def _ensure_login_role(cur, config: StackConfig, user_attr: str, password_attr: str) -> None:
+    name, password = getattr(config, user_attr), getattr(config, password_attr)
+    user_var, password_var = _variable(user_attr), _variable(password_attr)
     cur.execute("SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = %s", (name,))
     row = cur.fetchone()
     if row is None:
@@ -114,10 +119,7 @@ def bootstrap(config: StackConfig) -> list[str]:
     try:
         with admin.cursor() as cur:
             _ensure_database(cur, config.pg_database)
-            _ensure_login_role(
-                cur, config, config.superset_db_user, config.superset_db_password,
-                "SUPERSET_DB_USER", "SUPERSET_DB_PASSWORD",
-            )  # fmt: skip
+            _ensure_login_role(cur, config, "superset_db_user", "superset_db_password")
             _ensure_database(cur, "superset", owner=config.superset_db_user)
     finally:
         admin.close()
@@ -135,11 +137,8 @@ def bootstrap(config: StackConfig) -> list[str]:
                 database
             )
         )
-        for user_attr, password_attr, user_var, password_var in STACK_ROLES[:2]:
-            _ensure_login_role(
-                cur, config, getattr(config, user_attr), getattr(config, password_attr),
-                user_var, password_var,
-            )  # fmt: skip
+        for user_attr, password_attr in STACK_ROLES[:2]:
+            _ensure_login_role(cur, config, user_attr, password_attr)
         cur.execute(sql.SQL("GRANT heartbeat_writer TO {}").format(sql.Identifier(config.pg_user)))
         cur.execute(
             sql.SQL("GRANT heartbeat_readonly TO {}").format(sql.Identifier(config.reader_user))
