@@ -20,7 +20,6 @@ with unique offsets, so `delete` removes exactly what a load wrote.
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from random import Random
 from psycopg2.extensions import connection
 from psycopg2.extras import execute_values
 
-from heartbeat_contract import MAX_VALID_BPM, MIN_VALID_BPM
+from heartbeat_contract import MAX_VALID_BPM, MIN_VALID_BPM, encode_reading
 from heartbeat_producer.config import DEFAULT_ABNORMAL_RATE, DEFAULT_INVALID_RATE
 from heartbeat_producer.physiology import Heart, Profile, sensor_glitch
 from heartbeat_producer.simulator import customer_ids
@@ -170,10 +169,7 @@ def _chunks(plan: HistoryPlan) -> Iterator[_Chunk]:
                 offsets[partition] = offset + 1
                 if invalid_rate and glitch_rng.random() < invalid_rate:
                     bpm = sensor_glitch(glitch_rng)
-                    raw = json.dumps(
-                        {"customer_id": customer, "timestamp": stamp, "heart_rate": bpm},
-                        separators=(",", ":"),
-                    )
+                    raw = encode_reading(customer, at, bpm)[1].decode()  # as a device sends it
                     detail = f"heart_rate {bpm} is outside {MIN_VALID_BPM}..{MAX_VALID_BPM}"
                     write_rejected(
                         f"{_copy_text(raw)}\tout_of_range\t{detail}\t{tag}\t{partition}\t"
