@@ -179,20 +179,17 @@ def wait_for_a_commit(stack: StackConfig, timeout: float = 120.0) -> None:
     short window after the sink's commit and before Spark records the batch as done: the
     replay case an idempotent sink must absorb.
     """
-    dsn = stack.admin_dsn
-    conn = psycopg2.connect(dsn)
+    conn = psycopg2.connect(stack.admin_dsn)
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute(_COMMITTED_BATCHES)
-            first = cur.fetchone()[0]
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
+
+            def committed() -> int:
                 cur.execute(_COMMITTED_BATCHES)
-                if cur.fetchone()[0] != first:
-                    return
-                time.sleep(0.003)  # polling interval
-        raise AssertionError(f"no batch committed within {timeout:.0f}s")
+                return cur.fetchone()[0]
+
+            first = committed()
+            wait_for(lambda: committed() != first, timeout, "a batch to commit", poll=0.003)
     finally:
         conn.close()
 
