@@ -11,7 +11,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -92,12 +92,12 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
     @classmethod
-    def resolve(cls, stored: Mapping[str, str] | None = None) -> Any:
+    def resolve(cls, stored: Mapping[str, str] | None = None) -> Self:
         """The settings from the environment, then `stored` (e.g. the secrets file's values)."""
         return cls(**{name: value for name, value in (stored or {}).items() if value})
 
     @model_validator(mode="after")
-    def _checkpoint_under_var_dir(self) -> Settings:
+    def _checkpoint_under_var_dir(self) -> Self:
         if not self.checkpoint_dir:
             default = str(self.var_dir / "checkpoints" / "stream")
             object.__setattr__(self, "checkpoint_dir", default)
