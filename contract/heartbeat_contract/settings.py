@@ -16,7 +16,12 @@ from typing import Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from .alerts import BRADYCARDIA_BELOW_BPM, TACHYCARDIA_ABOVE_BPM
+from .alerts import (
+    BRADYCARDIA_BELOW_BPM,
+    PLAUSIBLE_MAX_BPM,
+    PLAUSIBLE_MIN_BPM,
+    TACHYCARDIA_ABOVE_BPM,
+)
 from .message import DEFAULT_NAIVE_TIMESTAMP_ZONE, NAIVE_TIMESTAMP_ZONE_ENV, REJECT_NAIVE_TIMESTAMPS
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout (natively; containers set the var dir)
@@ -66,6 +71,25 @@ class Settings(BaseSettings):
     alert_high_bpm: int = Field(TACHYCARDIA_ABOVE_BPM, alias="HEARTBEAT_ALERT_HIGH_BPM")
     alert_low_bpm: int = Field(BRADYCARDIA_BELOW_BPM, alias="HEARTBEAT_ALERT_LOW_BPM")
     alert_sustain_seconds: float = Field(60.0, alias="HEARTBEAT_ALERT_SUSTAIN_SECONDS")
+    # A new episode of a kind within this long after the customer's last one ended reopens it.
+    alert_cooldown_seconds: float = Field(600.0, ge=0, alias="HEARTBEAT_ALERT_COOLDOWN_SECONDS")
+    # Critical episodes: quarantined out-of-range readings inside the plausible band, sustained.
+    plausible_min_bpm: int = Field(PLAUSIBLE_MIN_BPM, alias="HEARTBEAT_PLAUSIBLE_MIN_BPM")
+    plausible_max_bpm: int = Field(PLAUSIBLE_MAX_BPM, alias="HEARTBEAT_PLAUSIBLE_MAX_BPM")
+    critical_sustain_seconds: float = Field(15.0, gt=0, alias="HEARTBEAT_CRITICAL_SUSTAIN_SECONDS")
+    critical_min_readings: int = Field(3, ge=1, alias="HEARTBEAT_CRITICAL_MIN_READINGS")
+    # Silent devices: nothing reached Kafka from a customer for this long.
+    silent_after_seconds: float = Field(300.0, gt=0, alias="HEARTBEAT_SILENT_AFTER_SECONDS")
+    silent_check_seconds: float = Field(10.0, gt=0, alias="HEARTBEAT_SILENT_CHECK_SECONDS")
+    silent_outage_share: float = Field(0.5, gt=0, le=1, alias="HEARTBEAT_SILENT_OUTAGE_SHARE")
+    # Personal baseline (README, "Personal baseline").
+    baseline_margin_bpm: float = Field(4.0, gt=0, alias="HEARTBEAT_BASELINE_MARGIN_BPM")
+    baseline_elevated_days: int = Field(2, ge=1, alias="HEARTBEAT_BASELINE_ELEVATED_DAYS")
+    baseline_window_days: int = Field(28, ge=2, alias="HEARTBEAT_BASELINE_WINDOW_DAYS")
+    baseline_min_days: int = Field(7, ge=1, alias="HEARTBEAT_BASELINE_MIN_DAYS")
+    baseline_refresh_seconds: float = Field(
+        3600.0, gt=0, alias="HEARTBEAT_BASELINE_REFRESH_SECONDS"
+    )
     jdbc_batch_size: int = Field(10_000, alias="HEARTBEAT_JDBC_BATCH_SIZE")
     jdbc_writers: int = Field(0, alias="HEARTBEAT_JDBC_WRITERS")  # 0: one per core Spark has
     sink_retry_seconds: float = Field(60.0, alias="HEARTBEAT_SINK_RETRY_SECONDS")
