@@ -69,6 +69,7 @@ COPY contract/ contract/
 COPY producer/ producer/
 COPY spark-jobs/ spark-jobs/
 COPY ops/ ops/
+COPY notifier/ notifier/
 COPY sql/ sql/
 # The code itself, editable like `make install` (heartbeat_ops finds sql/ next to it): no network.
 RUN pip install -q --no-deps --no-build-isolation -e . && chmod -R a+rX /app

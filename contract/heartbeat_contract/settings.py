@@ -11,7 +11,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -96,6 +96,29 @@ class Settings(BaseSettings):
     raw_retention_days: int = Field(30, ge=1, alias="HEARTBEAT_RAW_RETENTION_DAYS")
     metrics_retention_days: int = Field(14, ge=1, alias="HEARTBEAT_METRICS_RETENTION_DAYS")
     retention_interval_seconds: float = Field(3600.0, alias="HEARTBEAT_RETENTION_INTERVAL_SECONDS")
+
+    # The notifier (notifier/heartbeat_notifier): alert events to webhooks and e-mail.
+    notifier_user: str = Field("heartbeat_notifier", alias="HEARTBEAT_NOTIFIER_USER")
+    notifier_password: str = Field("", alias="HEARTBEAT_NOTIFIER_PASSWORD")
+    notifier_token: str = Field("", alias="HEARTBEAT_NOTIFIER_TOKEN")  # bearer of the ack API
+    notifier_listen: str = Field("127.0.0.1:8095", alias="HEARTBEAT_NOTIFIER_LISTEN")
+    notifier_group: str = Field("heartbeat-notifier", alias="HEARTBEAT_NOTIFIER_GROUP")
+    notify_max_attempts: int = Field(8, ge=1, alias="HEARTBEAT_NOTIFY_MAX_ATTEMPTS")
+    notify_timeout_seconds: float = Field(10.0, gt=0, alias="HEARTBEAT_NOTIFY_TIMEOUT_SECONDS")
+    notify_concurrency: int = Field(4, ge=1, alias="HEARTBEAT_NOTIFY_CONCURRENCY")  # per channel
+    # Retries wait about this long, doubling each time (with jitter), capped at the maximum.
+    notify_backoff_seconds: float = Field(1.0, gt=0, alias="HEARTBEAT_NOTIFY_BACKOFF_SECONDS")
+    notify_backoff_max_seconds: float = Field(
+        300.0, gt=0, alias="HEARTBEAT_NOTIFY_BACKOFF_MAX_SECONDS"
+    )
+    smtp_host: str = Field("localhost", alias="HEARTBEAT_SMTP_HOST")
+    smtp_port: int = Field(25, alias="HEARTBEAT_SMTP_PORT")
+    smtp_user: str = Field("", alias="HEARTBEAT_SMTP_USER")
+    smtp_password: str = Field("", alias="HEARTBEAT_SMTP_PASSWORD")
+    smtp_tls: Literal["none", "starttls", "ssl"] = Field("starttls", alias="HEARTBEAT_SMTP_TLS")
+    smtp_from: str = Field("heartbeat@localhost", alias="HEARTBEAT_SMTP_FROM")
+    # Where people open Superset: the notifications link to the customer's dashboard there.
+    dashboard_url: str = Field("http://localhost:8088", alias="HEARTBEAT_DASHBOARD_URL")
 
     # The supervised producer (flags win; argparse validates these like the flags).
     producer_customers: str | None = Field(None, alias="PRODUCER_CUSTOMERS")

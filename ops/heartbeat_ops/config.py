@@ -23,6 +23,8 @@ GENERATED_SECRETS = (
     "SUPERSET_DB_PASSWORD",
     "SUPERSET_SECRET_KEY",
     "SUPERSET_ADMIN_PASSWORD",
+    "HEARTBEAT_NOTIFIER_PASSWORD",
+    "HEARTBEAT_NOTIFIER_TOKEN",
 )
 
 
@@ -141,6 +143,10 @@ class StackConfig(Settings):
         return self.dsn(user=self.pg_user, password=self.pg_password)
 
     @property
+    def notifier_dsn(self) -> str:
+        return self.dsn(user=self.notifier_user, password=self.notifier_password)
+
+    @property
     def reader_dsn(self) -> str:
         return self.dsn(user=self.reader_user, password=self.reader_password)
 
@@ -157,6 +163,9 @@ class StackConfig(Settings):
             "HEARTBEAT_APP_PASSWORD": self.pg_password,
             "HEARTBEAT_READER_USER": self.reader_user,
             "HEARTBEAT_READER_PASSWORD": self.reader_password,
+            "HEARTBEAT_NOTIFIER_USER": self.notifier_user,
+            "HEARTBEAT_NOTIFIER_PASSWORD": self.notifier_password,
+            "HEARTBEAT_NOTIFIER_TOKEN": self.notifier_token,
             "SUPERSET_DB_USER": self.superset_db_user,
             "SUPERSET_DB_PASSWORD": self.superset_db_password,
             "SUPERSET_PORT": str(self.superset_port),

@@ -18,6 +18,13 @@ STACK_ROLES = (
     ("pg_user", "pg_password"),
     ("reader_user", "reader_password"),
     ("superset_db_user", "superset_db_password"),
+    ("notifier_user", "notifier_password"),
+)
+# Each stack role in the product's database: the settings naming it, the group role it joins.
+DATABASE_ROLES = (
+    ("pg_user", "pg_password", "heartbeat_writer"),
+    ("reader_user", "reader_password", "heartbeat_readonly"),
+    ("notifier_user", "notifier_password", "heartbeat_notifying"),
 )
 
 
@@ -132,17 +139,18 @@ def bootstrap(config: StackConfig) -> list[str]:
     ):
         database = sql.Identifier(config.pg_database)
         cur.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
-        cur.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO heartbeat_writer, heartbeat_readonly").format(
-                database
+        for user_attr, password_attr, group in DATABASE_ROLES:
+            cur.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    database, sql.Identifier(group)
+                )
             )
-        )
-        for user_attr, password_attr in STACK_ROLES[:2]:
             _ensure_login_role(cur, config, user_attr, password_attr)
-        cur.execute(sql.SQL("GRANT heartbeat_writer TO {}").format(sql.Identifier(config.pg_user)))
-        cur.execute(
-            sql.SQL("GRANT heartbeat_readonly TO {}").format(sql.Identifier(config.reader_user))
-        )
+            cur.execute(
+                sql.SQL("GRANT {} TO {}").format(
+                    sql.Identifier(group), sql.Identifier(getattr(config, user_attr))
+                )
+            )
         # Belt and braces: even a mistaken grant cannot let the dashboard's role write.
         cur.execute(
             sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(

@@ -1,0 +1,65 @@
+"""The notifier's own figures, served on /metrics in Prometheus' text format: deliveries per
+channel and outcome, delivery latency (event published -> delivered), consumer lag."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """Nearest-rank percentile of `values` (share in 0..1)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(share * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+class Metrics:
+    def __init__(self, latency_window: int = 10_000) -> None:
+        self._lock = threading.Lock()
+        self.deliveries: Counter[tuple[int, str]] = Counter()  # (channel, outcome) -> count
+        self.attempts: Counter[int] = Counter()
+        self.malformed = 0
+        self.latencies: deque[float] = deque(maxlen=latency_window)
+        self.lag: dict[str, int] = {}  # "topic/partition" -> messages behind the end
+        self.in_flight = 0
+
+    def delivery(self, channel_id: int, outcome: str, latency: float | None = None) -> None:
+        with self._lock:
+            self.deliveries[(channel_id, outcome)] += 1
+            if latency is not None:
+                self.latencies.append(latency)
+
+    def attempt(self, channel_id: int) -> None:
+        with self._lock:
+            self.attempts[channel_id] += 1
+
+    def render(self) -> str:
+        with self._lock:
+            lines = ["# TYPE heartbeat_notifier_deliveries_total counter"]
+            for (channel, outcome), count in sorted(self.deliveries.items()):
+                lines.append(
+                    f'heartbeat_notifier_deliveries_total{{channel="{channel}",'
+                    f'outcome="{outcome}"}} {count}'
+                )
+            lines.append("# TYPE heartbeat_notifier_attempts_total counter")
+            for channel, count in sorted(self.attempts.items()):
+                lines.append(f'heartbeat_notifier_attempts_total{{channel="{channel}"}} {count}')
+            lines.append("# TYPE heartbeat_notifier_delivery_latency_seconds summary")
+            latencies = list(self.latencies)
+            for share in (0.5, 0.99):
+                value = percentile(latencies, share)
+                if value is not None:
+                    lines.append(
+                        f'heartbeat_notifier_delivery_latency_seconds{{quantile="{share}"}}'
+                        f" {value:.3f}"
+                    )
+            lines.append(f"heartbeat_notifier_delivery_latency_seconds_count {len(latencies)}")
+            lines.append("# TYPE heartbeat_notifier_consumer_lag gauge")
+            for partition, lag in sorted(self.lag.items()):
+                lines.append(f'heartbeat_notifier_consumer_lag{{partition="{partition}"}} {lag}')
+            lines.append(f"heartbeat_notifier_in_flight {self.in_flight}")
+            lines.append(f"heartbeat_notifier_malformed_events_total {self.malformed}")
+            return "\n".join(lines) + "\n"

@@ -1,0 +1,64 @@
+"""Which Kafka offsets may be committed: a partition's offset moves past a message only once every
+delivery of it, and of every message before it, is recorded as delivered, dead or suppressed.
+Deliveries finish out of order (one slow channel, fast others); the commit waits for the oldest."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+
+
+class OffsetTracker:
+    """Per partition: messages still being delivered, and the next offset safe to commit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[Hashable, dict[int, int]] = {}  # partition -> offset -> open jobs
+        self._next: dict[Hashable, int] = {}  # partition -> one past the highest offset seen
+        self._committed: dict[Hashable, int] = {}
+
+    def add(self, partition: Hashable, offset: int, jobs: int) -> None:
+        """A message read, with the number of deliveries it needs (0: nothing to do)."""
+        with self._lock:
+            if jobs > 0:
+                self._pending.setdefault(partition, {})[offset] = jobs
+            self._next[partition] = max(self._next.get(partition, 0), offset + 1)
+
+    def done(self, partition: Hashable, offset: int) -> None:
+        """One delivery of the message is recorded as finished."""
+        with self._lock:
+            pending = self._pending.get(partition)
+            if pending is None or offset not in pending:
+                return  # the partition was revoked meanwhile
+            pending[offset] -= 1
+            if pending[offset] <= 0:
+                del pending[offset]
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return sum(len(p) for p in self._pending.values())
+
+    def committable(self) -> dict[Hashable, int]:
+        """partition -> offset to commit, only where it moved since the last call's result was
+        marked committed (`mark_committed`)."""
+        with self._lock:
+            result = {}
+            for partition, next_offset in self._next.items():
+                pending = self._pending.get(partition)
+                safe = min(pending) if pending else next_offset
+                if safe > self._committed.get(partition, -1):
+                    result[partition] = safe
+            return result
+
+    def mark_committed(self, offsets: dict[Hashable, int]) -> None:
+        with self._lock:
+            for partition, offset in offsets.items():
+                self._committed[partition] = max(self._committed.get(partition, -1), offset)
+
+    def forget(self, partitions) -> None:
+        """Partitions taken away by a rebalance: their new owner re-reads from the commit."""
+        with self._lock:
+            for partition in partitions:
+                self._pending.pop(partition, None)
+                self._next.pop(partition, None)
+                self._committed.pop(partition, None)

@@ -1,0 +1,154 @@
+"""The notifier's main loop: read alert events with its own consumer group, hand each matching
+(channel, event) to the dispatcher, and commit a partition's offset only past messages whose
+every delivery is recorded as finished (offsets.OffsetTracker)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from datetime import UTC, datetime
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from . import api, ledger
+from .config import NotifierConfig
+from .database import Database
+from .delivery import Dispatcher
+from .events import Channel, MalformedEvent, parse_event
+from .metrics import Metrics
+from .offsets import OffsetTracker
+
+log = logging.getLogger(__name__)
+CHANNELS_REFRESH_SECONDS = 1.0  # channels added or removed apply within about this long
+MAX_IN_FLIGHT = 1000  # messages with unfinished deliveries before reading pauses
+LAG_REFRESH_SECONDS = 5.0
+
+
+class _Revocations(ConsumerRebalanceListener):
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.notifier.commit()  # what is finished; the rest is re-read by the new owner
+        self.notifier.tracker.forget(revoked)
+
+    def on_partitions_assigned(self, assigned) -> None:
+        pass
+
+
+class Notifier:
+    def __init__(self, config: NotifierConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.tracker = OffsetTracker()
+        self.db = Database(config.dsn, size=16)
+        self.dispatcher = Dispatcher(config, self.db, self.metrics)
+        self.channels: list[Channel] = []
+        self._channels_read_at = 0.0
+        self._lag_read_at = 0.0
+        self.last_loop_at = time.monotonic()
+        self.running = True
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=config.kafka_bootstrap_servers,
+            group_id=config.notifier_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a new group reads what the job published before
+            client_id="heartbeat-notifier",
+        )
+        self.consumer.subscribe([config.kafka_alerts_topic], listener=_Revocations(self))
+
+    def healthy(self) -> bool:
+        return self.running and time.monotonic() - self.last_loop_at < 30
+
+    def refresh_channels(self) -> None:
+        if time.monotonic() - self._channels_read_at < CHANNELS_REFRESH_SECONDS:
+            return
+        with self.db.cursor() as cur:
+            self.channels = ledger.load_channels(cur)
+        self._channels_read_at = time.monotonic()
+
+    def handle(self, record) -> None:
+        partition = (record.topic, record.partition)
+        try:
+            event = parse_event(record.value)
+        except MalformedEvent as error:
+            log.warning("skipping %s@%s: %s", partition, record.offset, error)
+            self.metrics.malformed += 1
+            self.tracker.add(partition, record.offset, 0)
+            return
+        targets = [channel for channel in self.channels if channel.wants(event)]
+        self.tracker.add(partition, record.offset, len(targets))
+        published_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        for channel in targets:
+            self.dispatcher.submit(
+                channel, event, published_at,
+                lambda p=partition, o=record.offset: self.tracker.done(p, o),
+            )  # fmt: skip
+
+    def commit(self) -> None:
+        offsets = self.tracker.committable()
+        if not offsets:
+            return
+        self.consumer.commit(
+            {
+                TopicPartition(*tp): OffsetAndMetadata(offset, "", -1)
+                for tp, offset in offsets.items()
+            }
+        )
+        self.tracker.mark_committed(offsets)
+
+    def refresh_lag(self) -> None:
+        if time.monotonic() - self._lag_read_at < LAG_REFRESH_SECONDS:
+            return
+        self._lag_read_at = time.monotonic()
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return
+        ends = self.consumer.end_offsets(list(assigned))
+        committed = {tp: self.consumer.committed(tp) or 0 for tp in assigned}
+        self.metrics.lag = {
+            f"{tp.topic}/{tp.partition}": max(0, ends[tp] - committed[tp]) for tp in assigned
+        }
+
+    def run(self) -> None:
+        server = api.serve(
+            self.config.listen_address,
+            api.make_handler(self.db, self.metrics, self.config.notifier_token, self.healthy),
+        )
+        log.info("notifier on %s (group %s), serving %s", self.config.kafka_alerts_topic,
+                 self.config.notifier_group, self.config.notifier_listen)  # fmt: skip
+        try:
+            while self.running:
+                self.last_loop_at = time.monotonic()
+                self.refresh_channels()
+                in_flight = self.tracker.in_flight()
+                self.metrics.in_flight = in_flight
+                assigned = self.consumer.assignment()
+                if in_flight >= MAX_IN_FLIGHT:
+                    self.consumer.pause(*assigned)
+                elif self.consumer.paused():
+                    self.consumer.resume(*self.consumer.paused())
+                for records in self.consumer.poll(timeout_ms=200, max_records=500).values():
+                    for record in records:
+                        self.handle(record)
+                self.commit()
+                self.refresh_lag()
+        finally:
+            self.dispatcher.close()
+            self.commit()
+            self.consumer.close(autocommit=False)
+            server.shutdown()
+            self.db.close()
+
+    def stop(self, *_: object) -> None:
+        self.running = False
+        self.dispatcher.stopping.set()
+
+
+def run(config: NotifierConfig) -> None:
+    notifier = Notifier(config)
+    signal.signal(signal.SIGTERM, notifier.stop)
+    signal.signal(signal.SIGINT, notifier.stop)
+    notifier.run()
