@@ -3,6 +3,7 @@ channel and outcome, delivery latency (event published -> delivered), consumer l
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter, deque
 
@@ -12,7 +13,7 @@ def percentile(values: list[float], share: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(share * len(ordered) + 0.5) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1))
     return ordered[rank]
 
 

@@ -1,0 +1,154 @@
+"""The notifier's pure decisions: which offsets may be committed, what is retried and how long it
+waits, which channels want an event, signatures, links."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from urllib.parse import unquote
+
+import pytest
+from tenacity import RetryCallState, Retrying
+
+from heartbeat_contract.alerts import CRITICAL_HIGH, OPEN, RESOLVED, TACHYCARDIA, alert_event
+from heartbeat_notifier.delivery import RetryAfterOrBackoff
+from heartbeat_notifier.events import Channel, MalformedEvent, parse_event
+from heartbeat_notifier.messages import dashboard_link, email_message, links_for, webhook_body
+from heartbeat_notifier.metrics import percentile
+from heartbeat_notifier.offsets import OffsetTracker
+from heartbeat_notifier.signing import signature, verify
+from heartbeat_notifier.transports import Permanent, Retryable, classify_http, parse_retry_after
+
+pytestmark = pytest.mark.unit
+NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def _event(kind: str = TACHYCARDIA, status: str = OPEN) -> dict[str, object]:
+    return alert_event(customer_id="C0042", kind=kind, status=status, started_at=NOW,
+                       last_reading_at=NOW, extreme_bpm=150, readings=61)  # fmt: skip
+
+
+def test_offset_waits_for_the_oldest_unfinished_message():
+    tracker = OffsetTracker()
+    tracker.add("p0", 10, 2)  # two channels
+    tracker.add("p0", 11, 0)  # no channel wants it
+    tracker.add("p0", 12, 1)
+    assert tracker.committable() == {"p0": 10}
+    tracker.mark_committed({"p0": 10})
+    tracker.done("p0", 12)  # a fast channel finishes a later message first
+    tracker.done("p0", 10)
+    assert tracker.committable() == {}, "message 10 still has one delivery open"
+    tracker.done("p0", 10)
+    assert tracker.committable() == {"p0": 13}
+
+
+def test_offsets_of_partitions_are_independent_and_revocation_forgets():
+    tracker = OffsetTracker()
+    tracker.add("p0", 5, 1)
+    tracker.add("p1", 7, 0)
+    assert tracker.committable() == {"p0": 5, "p1": 8}
+    tracker.forget(["p0"])
+    tracker.done("p0", 5)  # a delivery finishing after the revocation changes nothing
+    assert tracker.committable() == {"p1": 8}
+    assert tracker.in_flight() == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(200, None), (204, None), (500, Retryable), (503, Retryable), (429, Retryable),
+     (400, Permanent), (404, Permanent), (410, Permanent), (301, Permanent)],
+)  # fmt: skip
+def test_http_status_classification(status, expected):
+    failure = classify_http(status, None)
+    assert (failure is None) if expected is None else isinstance(failure, expected)
+
+
+def test_retry_after_in_seconds_or_as_a_date():
+    assert parse_retry_after("7") == 7.0
+    later = format_datetime(NOW + timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after(later, now=NOW.timestamp()) == pytest.approx(30, abs=1)
+    assert parse_retry_after("soon") is None
+    assert classify_http(429, "3").retry_after == 3.0
+
+
+def _state(attempt: int, error: Exception) -> RetryCallState:
+    state = RetryCallState(Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    state.set_exception((type(error), error, None))
+    return state
+
+
+def test_back_off_grows_with_jitter_and_honours_retry_after_up_to_the_cap():
+    wait = RetryAfterOrBackoff(initial=1.0, maximum=60.0)
+    first = [wait(_state(1, Retryable("HTTP 500", 500))) for _ in range(50)]
+    fourth = [wait(_state(4, Retryable("HTTP 500", 500))) for _ in range(50)]
+    assert all(1.0 <= w <= 2.0 for w in first) and len(set(first)) > 1  # jittered
+    assert all(8.0 <= w <= 9.0 for w in fourth)
+    assert wait(_state(9, Retryable("HTTP 500", 500))) <= 60.0
+    assert wait(_state(1, Retryable("HTTP 429", 429, retry_after=12))) == 12
+    assert wait(_state(1, Retryable("HTTP 429", 429, retry_after=3600))) == 60.0
+
+
+def test_channel_filters_by_severity_and_kind():
+    anything = Channel(1, "webhook", "http://x", "json", "warning", (), "s")
+    critical = Channel(2, "webhook", "http://x", "json", "critical", (), "s")
+    tachy_only = Channel(3, "email", "a@b", "email", "warning", (TACHYCARDIA,), None)
+    warning, severe = _event(TACHYCARDIA), _event(CRITICAL_HIGH)
+    assert anything.wants(warning) and anything.wants(severe)
+    assert not critical.wants(warning) and critical.wants(severe)
+    assert tachy_only.wants(warning) and not tachy_only.wants(severe)
+
+
+def test_signature_verifies_the_exact_bytes_only():
+    body = b'{"a":1}'
+    header = signature("secret", body)
+    assert header.startswith("sha256=") and len(header) == 7 + 64
+    assert verify("secret", body, header)
+    assert not verify("secret", b'{"a": 1}', header)
+    assert not verify("other", body, header)
+
+
+def test_parse_event_refuses_what_is_not_a_lifecycle_event():
+    from heartbeat_contract.alerts import encode_event
+
+    assert parse_event(encode_event(_event())[1])["severity"] == "warning"
+    for bad in (
+        b"nope",
+        b"[]",
+        b'{"alert_id": "x"}',
+        json.dumps({**_event(), "kind": "x"}).encode(),
+    ):
+        with pytest.raises(MalformedEvent):
+            parse_event(bad)
+
+
+def test_notifications_carry_the_dashboard_link_and_how_to_acknowledge():
+    event = _event()
+    links = links_for(
+        event, dashboard_url="http://dash:8088/", ack_base_url="http://127.0.0.1:8095"
+    )
+    assert links["ack_url"] == f"http://127.0.0.1:8095/alerts/{event['alert_id']}/ack"
+    assert "/superset/dashboard/customer-detail/?native_filters=" in links["dashboard"]
+    assert "val:!('C0042')" in unquote(links["dashboard"])
+    body = json.loads(webhook_body(event, fmt="json", delivery_id="d1", sent_at=5, links=links))
+    assert body["event_id"] == event["event_id"] and body["sent_at"] == 5
+    assert body["ack_command"].startswith("heartbeat-ops notify ack " + str(event["alert_id"]))
+    slack = json.loads(webhook_body(event, fmt="slack", delivery_id="d1", sent_at=5, links=links))
+    assert set(slack) == {"text"} and "C0042" in slack["text"]
+    mail = email_message(_event(status=RESOLVED), sender="a@b", recipient="c@d", delivery_id="d1",
+                         links=links)  # fmt: skip
+    assert mail["Subject"] == "[heartbeat] WARNING tachycardia resolved: customer C0042"
+    html = mail.get_body(("html",)).get_content()
+    assert links["dashboard"].replace("&", "&amp;") in html
+
+
+def test_a_customer_id_with_rison_specials_is_escaped():
+    assert "val:!('a!'b!!')" in unquote(dashboard_link("http://d", "a'b!"))
+    assert dashboard_link("http://d", "*").endswith("/heart-rate-monitoring/")
+
+
+def test_percentile_nearest_rank():
+    assert percentile([], 0.5) is None
+    assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert percentile(list(map(float, range(1, 101))), 0.99) == 99.0
