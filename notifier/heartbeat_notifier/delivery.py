@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 
 import httpx
@@ -47,7 +47,10 @@ class RetryAfterOrBackoff(wait_base):
 
 class Dispatcher:
     """Per-channel thread pools; `submit` returns at once, `on_finished` runs once the delivery
-    is recorded as delivered, dead or suppressed (never before)."""
+    is recorded as delivered, dead or suppressed (never before). Events of one alert reach a
+    channel in the order read (open before resolved): each waits for the alert's previous one
+    on that channel, which the pool's FIFO queue has already started, so waiting cannot
+    deadlock."""
 
     def __init__(self, config: NotifierConfig, db: Database, metrics: Metrics) -> None:
         self.config = config
@@ -56,6 +59,7 @@ class Dispatcher:
         self.stopping = threading.Event()
         self._pools: dict[int, ThreadPoolExecutor] = {}
         self._clients: dict[int, httpx.Client] = {}
+        self._latest: dict[tuple[int, str], Future] = {}  # (channel, alert) -> its last job
         self._lock = threading.Lock()
 
     def submit(
@@ -71,10 +75,21 @@ class Dispatcher:
                 pool = self._pools[channel.id] = ThreadPoolExecutor(
                     self.config.notify_concurrency, thread_name_prefix=f"channel-{channel.id}"
                 )
-        pool.submit(self._run, channel, event, published_at, on_finished)
+            key = (channel.id, str(event["alert_id"]))
+            previous = self._latest.get(key)
+            future = pool.submit(self._run, channel, event, published_at, on_finished, previous)
+            self._latest[key] = future
+        future.add_done_callback(lambda done: self._forget(key, done))
 
-    def _run(self, channel, event, published_at, on_finished) -> None:
+    def _forget(self, key: tuple[int, str], done: Future) -> None:
+        with self._lock:
+            if self._latest.get(key) is done:
+                del self._latest[key]
+
+    def _run(self, channel, event, published_at, on_finished, previous: Future | None) -> None:
         """Until recorded: a database outage pauses the delivery, it never loses it."""
+        if previous is not None:
+            wait([previous])
         while not self.stopping.is_set():
             try:
                 self.deliver(channel, event, published_at)

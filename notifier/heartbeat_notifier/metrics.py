@@ -26,6 +26,7 @@ class Metrics:
         self.latencies: deque[float] = deque(maxlen=latency_window)
         self.lag: dict[str, int] = {}  # "topic/partition" -> messages behind the end
         self.in_flight = 0
+        self.channels = 0  # channels in use (re-read from PostgreSQL every second)
 
     def delivery(self, channel_id: int, outcome: str, latency: float | None = None) -> None:
         with self._lock:
@@ -62,5 +63,6 @@ class Metrics:
             for partition, lag in sorted(self.lag.items()):
                 lines.append(f'heartbeat_notifier_consumer_lag{{partition="{partition}"}} {lag}')
             lines.append(f"heartbeat_notifier_in_flight {self.in_flight}")
+            lines.append(f"heartbeat_notifier_channels {self.channels}")
             lines.append(f"heartbeat_notifier_malformed_events_total {self.malformed}")
             return "\n".join(lines) + "\n"

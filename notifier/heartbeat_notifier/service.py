@@ -67,6 +67,7 @@ class Notifier:
             return
         with self.db.cursor() as cur:
             self.channels = ledger.load_channels(cur)
+        self.metrics.channels = len(self.channels)
         self._channels_read_at = time.monotonic()
 
     def handle(self, record) -> None:

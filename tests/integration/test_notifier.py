@@ -1,0 +1,284 @@
+"""The notifier end to end: the real heartbeat-notifier process on a fresh alerts topic with its
+own consumer group, real Kafka and PostgreSQL, a real HTTP receiver and a real SMTP server. Alert
+events are published here with the contract's own functions, as the job publishes them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import urllib.error
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg2
+import pytest
+from kafka import KafkaProducer
+
+from heartbeat_contract.alerts import (
+    CRITICAL_HIGH,
+    OPEN,
+    RESOLVED,
+    TACHYCARDIA,
+    alert_event,
+    encode_event,
+)  # fmt: skip
+from heartbeat_notifier.signing import verify
+from heartbeat_ops.config import var_dir
+from tests.support.notifier import TOKEN, NotifierProcess
+from tests.support.receivers import BLOCK, SmtpReceiver, WebhookReceiver
+from tests.support.stream_job import wait_for
+
+pytestmark = pytest.mark.integration
+OPS = str(var_dir() / "venv" / "bin" / "heartbeat-ops")
+
+
+@pytest.fixture
+def admin(stack):
+    """The superuser on the tests' database; channels of earlier tests are removed first."""
+    conn = psycopg2.connect(stack.admin_dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("UPDATE notify_channels SET removed_at = now() WHERE removed_at IS NULL")
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def receiver():
+    server = WebhookReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp():
+    server = SmtpReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def notifier(stack, fresh_topic, tmp_path, smtp):
+    process = NotifierProcess(stack, fresh_topic, f"test-notifier-{uuid.uuid4().hex[:8]}",
+                              tmp_path / "notifier.log", HEARTBEAT_SMTP_HOST="127.0.0.1",
+                              HEARTBEAT_SMTP_PORT=str(smtp.port))  # fmt: skip
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def publish(stack, fresh_topic):
+    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+
+    def send(event: dict[str, object]) -> dict[str, object]:
+        key, value = encode_event(event)
+        producer.send(fresh_topic, key=key, value=value).get(30)
+        return event
+
+    yield send
+    producer.close()
+
+
+def ops(stack, *args: str) -> str:
+    """heartbeat-ops against the tests' database; its stdout."""
+    env = {**__import__("os").environ, **stack.environment(), "PGDATABASE": stack.pg_database}
+    done = subprocess.run([OPS, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def add_webhook(stack, url: str, *options: str) -> tuple[int, str]:
+    printed = json.loads(ops(stack, "notify", "add-webhook", url, *options, "--json"))
+    assert set(printed) == {"id", "secret"}
+    return printed["id"], printed["secret"]
+
+
+def episode(customer: str, kind: str = TACHYCARDIA, minutes_ago: float = 5):
+    """The open and resolved events of one episode, as the job publishes them."""
+    started = datetime.now(UTC) - timedelta(minutes=minutes_ago)
+    common = {"customer_id": customer, "kind": kind, "started_at": started, "readings": 70,
+              "extreme_bpm": 150 if kind == TACHYCARDIA else 200}  # fmt: skip
+    opened = alert_event(status=OPEN, last_reading_at=started + timedelta(seconds=60), **common)
+    resolved = alert_event(status=RESOLVED, ended_at=started + timedelta(seconds=90),
+                           last_reading_at=started + timedelta(seconds=89), **common)  # fmt: skip
+    return opened, resolved
+
+
+def deliveries(admin, channel: int) -> list[tuple]:
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT event_id, alert_status, outcome, attempts, http_status, last_error"
+            " FROM notify_deliveries WHERE channel_id = %s ORDER BY created_at",
+            (channel,),
+        )
+        return cur.fetchall()
+
+
+def finished(admin, channel: int, count: int) -> bool:
+    rows = deliveries(admin, channel)
+    return len(rows) == count and all(row[2] != "pending" for row in rows)
+
+
+def test_signed_posts_per_matching_channel_and_email(
+    stack, admin, receiver, smtp, notifier, publish
+):
+    everything, secret = add_webhook(stack, receiver.url("/all"))
+    critical, critical_secret = add_webhook(stack, receiver.url("/critical"), "--severity",
+                                            "critical")  # fmt: skip
+    mail = json.loads(ops(stack, "notify", "add-email", "care@example.org", "--json"))["id"]
+    notifier.start()
+    tachy_open, tachy_resolved = episode("N-TACHY")
+    critical_open, _ = episode("N-CRIT", CRITICAL_HIGH)
+    for event in (tachy_open, tachy_resolved, critical_open):
+        publish(event)
+
+    wait_for(lambda: finished(admin, everything, 3) and finished(admin, critical, 1)
+             and finished(admin, mail, 3), 90, "every matching delivery recorded")  # fmt: skip
+    posts = receiver.at("/all")
+    tachy = [(p.json["alert_id"], p.json["status"]) for p in posts if p.json["kind"] == TACHYCARDIA]
+    assert tachy == [(tachy_open["alert_id"], OPEN), (tachy_open["alert_id"], RESOLVED)]
+    assert len(posts) == 3, "one POST per event per channel"
+    for post in posts:
+        assert verify(secret, post.body, post.headers["x-heartbeat-signature"])
+        assert not verify(critical_secret, post.body, post.headers["x-heartbeat-signature"])
+        assert post.headers["x-heartbeat-timestamp"] == str(post.json["sent_at"])
+        assert abs(int(post.headers["x-heartbeat-timestamp"]) - post.at) < 60
+        assert post.headers["x-heartbeat-delivery"] == post.json["delivery_id"]
+    only_critical = receiver.at("/critical")
+    assert [p.json["event_id"] for p in only_critical] == [critical_open["event_id"]]
+    assert verify(critical_secret, only_critical[0].body,
+                  only_critical[0].headers["x-heartbeat-signature"])  # fmt: skip
+    assert all(row[2:5] == ("delivered", 1, 200) for row in deliveries(admin, everything))
+
+    wait_for(lambda: len(smtp.messages) == 3, 30, "three e-mails")
+    subjects = sorted(m["Subject"] for m in smtp.messages)
+    assert subjects == sorted([
+        "[heartbeat] WARNING tachycardia open: customer N-TACHY",
+        "[heartbeat] WARNING tachycardia resolved: customer N-TACHY",
+        "[heartbeat] CRITICAL critical_high open: customer N-CRIT",
+    ])  # fmt: skip
+    opened = next(
+        m for m in smtp.messages if m["Subject"].endswith("tachycardia open: customer N-TACHY")
+    )
+    text = opened.get_body(("plain",)).get_content()
+    link = "http://dashboards.example:8088/superset/dashboard/customer-detail/?native_filters="
+    assert link in text and "N-TACHY" in text and "extreme bpm: 150" in text
+    assert f"heartbeat-ops notify ack {tachy_open['alert_id']}" in text
+    assert link in opened.get_body(("html",)).get_content()
+    assert opened["To"] == "care@example.org"
+
+
+def test_retries_until_delivered_and_a_refusal_is_dead(stack, admin, receiver, notifier, publish):
+    receiver.scripts["/flaky"] = [500, 500, 500, 200]
+    receiver.scripts["/refuses"] = [400]
+    receiver.scripts["/busy"] = [(429, 1), 200]
+    flaky, _ = add_webhook(stack, receiver.url("/flaky"))
+    refuses, _ = add_webhook(stack, receiver.url("/refuses"))
+    busy, _ = add_webhook(stack, receiver.url("/busy"))
+    notifier.start()
+    opened, _ = episode("N-RETRY")
+    publish(opened)
+
+    wait_for(lambda: all(finished(admin, c, 1) for c in (flaky, refuses, busy)), 90,
+             "the three deliveries finished")  # fmt: skip
+    assert deliveries(admin, flaky)[0][2:5] == ("delivered", 4, 200)
+    assert len(receiver.at("/flaky")) == 4
+    assert len({r.headers["x-heartbeat-delivery"] for r in receiver.at("/flaky")}) == 1
+    outcome, attempts, status, error = deliveries(admin, refuses)[0][2:6]
+    assert (outcome, attempts, status) == ("dead", 1, 400) and "400" in error
+    assert len(receiver.at("/refuses")) == 1, "no retry of a 4xx"
+    assert deliveries(admin, busy)[0][2:5] == ("delivered", 2, 200)
+    first, second = receiver.at("/busy")
+    assert second.at - first.at >= 0.9, "Retry-After: 1 honoured"
+    listing = ops(stack, "notify", "list", "--json")
+    row = next(c for c in json.loads(listing) if c["id"] == refuses)
+    assert row["dead"] == 1
+
+
+def test_sigkill_between_sending_and_recording_loses_nothing_and_resends_only_the_unrecorded(
+    stack, admin, receiver, notifier, publish
+):
+    receiver.scripts["/slow"] = [BLOCK]
+    slow, _ = add_webhook(stack, receiver.url("/slow"))
+    fast, _ = add_webhook(stack, receiver.url("/fast"))
+    notifier.start()
+    events = [e for n in range(3) for e in episode(f"N-KILL-{n}")]
+    for event in events:
+        publish(event)
+
+    # The slow receiver holds its requests; the fast channel is not held up by it.
+    wait_for(lambda: finished(admin, fast, len(events)), 60, "fast channel delivered")
+    wait_for(lambda: len(receiver.at("/slow")) >= 1, 30, "a request held by the slow receiver")
+    assert all(row[2] == "pending" for row in deliveries(admin, slow))
+    notifier.kill()  # sent, not recorded
+    receiver.released.set()  # the held requests are answered to a dead process
+    receiver.scripts["/slow"] = [200]
+    notifier.start()
+
+    wait_for(lambda: finished(admin, slow, len(events)), 60, "slow channel delivered after restart")
+    ledger = {(e["alert_id"], e["status"]) for e in events}
+    for path, channel in (("/slow", slow), ("/fast", fast)):
+        seen = {(r.json["alert_id"], r.json["status"]) for r in receiver.at(path)}
+        assert seen == ledger, f"{path}: every (alert_id, status) at least once"
+        rows = deliveries(admin, channel)
+        assert sorted(r[0] for r in rows) == sorted(e["event_id"] for e in events)
+        assert all(r[2] == "delivered" for r in rows), "delivered once, recorded once"
+    assert len(receiver.at("/fast")) == len(events), "recorded deliveries are not sent again"
+    held = [r for r in receiver.at("/slow")]
+    assert len(held) > len(events), "some slow deliveries were sent twice (before and after)"
+
+
+def _post_ack(notifier: NotifierProcess, alert: str, token: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{notifier.base_url}/alerts/{alert}/ack", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_acknowledged_alert_is_not_renotified_but_its_resolve_is(
+    stack, admin, receiver, notifier, publish
+):
+    first, _ = add_webhook(stack, receiver.url("/first"))
+    notifier.start()
+    by_http, by_http_resolved = episode("N-ACK-1")
+    by_cli, _ = episode("N-ACK-2")
+    publish(by_http)
+    wait_for(lambda: finished(admin, first, 1), 60, "the open event delivered")
+
+    assert _post_ack(notifier, by_http["alert_id"], "wrong", {"by": "mallory"})[0] == 401
+    assert _post_ack(notifier, by_http["alert_id"], "", {"by": "mallory"})[0] == 401
+    status, ack = _post_ack(
+        notifier, by_http["alert_id"], TOKEN, {"by": "nurse-a", "note": "calling"}
+    )
+    assert status == 201 and ack["acked_by"] == "nurse-a"
+    assert _post_ack(notifier, by_http["alert_id"], TOKEN, {"by": "nurse-b"})[0] == 200
+    assert _post_ack(notifier, "not-an-id", TOKEN, {"by": "nurse-b"})[0] == 400
+    ops(stack, "notify", "ack", by_cli["alert_id"], "--by", "dr-b", "--note", "seen")
+    with admin.cursor() as cur:
+        cur.execute("SELECT alert_id, acked_by, note FROM alert_acks WHERE alert_id IN (%s, %s)"
+                    " ORDER BY acked_by", (by_cli["alert_id"], by_http["alert_id"]))  # fmt: skip
+        assert cur.fetchall() == [(by_cli["alert_id"], "dr-b", "seen"),
+                                  (by_http["alert_id"], "nurse-a", "calling")]  # fmt: skip
+
+    # A channel added now, then the acknowledged alert's open event redelivered: nothing sent
+    # (suppressed); the resolve still reaches both channels.
+    second, _ = add_webhook(stack, receiver.url("/second"))
+    wait_for(lambda: notifier.metric("heartbeat_notifier_channels") == 2, 30, "channel re-read")
+    publish(by_http)
+    publish(by_cli)
+    publish(by_http_resolved)
+    wait_for(lambda: finished(admin, second, 3) and finished(admin, first, 3), 60,
+             "every delivery recorded")  # fmt: skip
+    outcomes = {(r[0], r[2]) for r in deliveries(admin, second)}
+    assert outcomes == {(by_http["event_id"], "suppressed"), (by_cli["event_id"], "suppressed"),
+                        (by_http_resolved["event_id"], "delivered")}  # fmt: skip
+    assert [p.json["status"] for p in receiver.at("/second")] == [RESOLVED]
+    assert [(p.json["alert_id"], p.json["status"]) for p in receiver.at("/first")] == [
+        (by_http["alert_id"], OPEN), (by_http["alert_id"], RESOLVED)
+    ]  # fmt: skip
