@@ -32,7 +32,9 @@ def make_handler(
         sys_version = ""
 
         def log_message(self, format: str, *args: object) -> None:
-            log.info("%s %s", self.address_string(), format % args)
+            quiet = self.path in ("/health", "/metrics")  # polled by supervisors and scrapers
+            log.log(logging.DEBUG if quiet else logging.INFO, "%s %s", self.address_string(),
+                    format % args)  # fmt: skip
 
         def _reply(self, status: int, payload: object, content_type: str = "application/json"):
             body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

@@ -36,6 +36,7 @@ def _readiness_checks(config: StackConfig) -> dict[str, Callable[[], bool]]:
         "postgres": lambda: health.postgres_ready(config),
         "kafka": lambda: health.kafka_ready(config),
         "superset": lambda: health.http_ready(f"http://localhost:{config.superset_port}/health"),
+        "notifier": lambda: health.http_ready(f"http://{config.notifier_listen}/health"),
     }
 
 

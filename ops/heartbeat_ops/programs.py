@@ -115,6 +115,13 @@ def product_programs(config: StackConfig) -> list[Program]:
             autostart=False,
         ),
         Program(
+            name="notifier",
+            command=[venv_bin("heartbeat-notifier")],
+            address=f"http://{config.notifier_listen}",
+            autostart=False,
+            stop_wait_seconds=30,  # lets in-flight requests finish; pending ones resume later
+        ),
+        Program(
             name="superset",
             command=["bash", str(ROOT / "superset" / "run.sh")],
             address=f"http://localhost:{config.superset_port}",

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
+import psycopg2.errors
 import pytest
 from kafka import KafkaProducer
 
@@ -282,3 +283,37 @@ def test_acknowledged_alert_is_not_renotified_but_its_resolve_is(
     assert [(p.json["alert_id"], p.json["status"]) for p in receiver.at("/first")] == [
         (by_http["alert_id"], OPEN), (by_http["alert_id"], RESOLVED)
     ]  # fmt: skip
+
+
+def test_the_notifier_role_has_only_what_it_needs(stack, admin):
+    with admin.cursor() as cur:
+        cur.execute(
+            "INSERT INTO notify_channels (transport, target, format, secret)"
+            " VALUES ('webhook', 'http://127.0.0.1:9/', 'json', 'not-for-dashboards') RETURNING id"
+        )
+    conn = psycopg2.connect(stack.notifier_dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM notify_channels WHERE secret IS NOT NULL")
+            assert cur.fetchone()[0] >= 1, "the notifier reads channels and their secrets"
+            for statement in (
+                "SELECT 1 FROM heart_rate_readings LIMIT 1",
+                "SELECT 1 FROM heart_rate_alerts LIMIT 1",
+                "UPDATE notify_channels SET secret = 'x'",
+                "INSERT INTO notify_channels (transport, target, format)"
+                " VALUES ('email', 'a@b', 'email')",
+                "DELETE FROM notify_deliveries",
+            ):
+                with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                    cur.execute(statement)
+    finally:
+        conn.close()
+    reader = psycopg2.connect(stack.reader_dsn)
+    try:
+        with reader.cursor() as cur:
+            cur.execute("SELECT count(*) FROM notify_deliveries WHERE outcome = 'dead'")
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("SELECT secret FROM notify_channels")
+    finally:
+        reader.close()

@@ -45,9 +45,11 @@ def test_product_services_run_the_same_entrypoints_as_make_up():
         "stream-job": "submit.sh",
         "producer": "heartbeat-producer",
         "superset": "run.sh",
+        "notifier": "heartbeat-notifier",
     }
     assert SERVICES["stream-job"]["command"][-1] == "spark-jobs/submit.sh"
     assert SERVICES["producer"]["command"] == ["heartbeat-producer"]
+    assert SERVICES["notifier"]["command"] == ["heartbeat-notifier"]
     superset_cmd = (ROOT / "superset" / "Dockerfile").read_text()
     assert 'CMD ["bash", "/app/superset/run.sh"]' in superset_cmd
     assert SERVICES["init"]["command"] == ["heartbeat-ops", "provision"]
@@ -82,7 +84,7 @@ def test_health_restart_and_dependencies():
         for name, service in SERVICES.items()
     }
     assert conditions["init"] == {"postgres": "service_healthy", "kafka": "service_healthy"}
-    for name in ("stream-job", "producer", "superset"):
+    for name in ("stream-job", "producer", "superset", "notifier"):
         assert conditions[name]["init"] == "service_completed_successfully"
 
 
