@@ -69,3 +69,24 @@ GRANT SELECT, INSERT, UPDATE ON notify_deliveries, alert_acks TO heartbeat_notif
 REVOKE ALL ON notify_channels FROM heartbeat_readonly;
 GRANT SELECT (id, transport, target, format, min_severity, kinds, created_at, removed_at)
     ON notify_channels TO heartbeat_readonly;
+
+-- For the dashboards: episodes that need someone first (open and unacknowledged, then open and
+-- acknowledged, then ended), with their age; and the deliveries that reached nobody.
+CREATE VIEW alert_attention AS
+SELECT a.alert_id, a.customer_id, a.kind, a.severity, a.started_at, a.ended_at,
+       a.ended_at IS NULL AS is_open,
+       k.acked_by, k.acked_at, k.note AS ack_note,
+       coalesce(a.ended_at, now()) - a.started_at AS age,
+       CASE WHEN a.ended_at IS NULL AND k.alert_id IS NULL THEN 0
+            WHEN a.ended_at IS NULL THEN 1
+            ELSE 2 END AS attention_rank
+FROM heart_rate_alerts a
+LEFT JOIN alert_acks k USING (alert_id)
+WHERE NOT a.muted;
+
+CREATE VIEW notify_dead_deliveries AS
+SELECT d.dead_at, d.channel_id, c.transport, c.target, d.alert_id, d.alert_status, d.kind,
+       d.severity, d.customer_id, d.attempts, d.http_status, d.last_error
+FROM notify_deliveries d
+JOIN notify_channels c ON c.id = d.channel_id
+WHERE d.outcome = 'dead';

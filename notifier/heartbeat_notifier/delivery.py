@@ -31,6 +31,10 @@ class Stopping(Exception):
     """The notifier is shutting down: leave the delivery pending; it resumes after restart."""
 
 
+class Acknowledged(Exception):
+    """Someone acknowledged the alert while its `open` was still being retried: stop."""
+
+
 class RetryAfterOrBackoff(wait_base):
     """A 429's Retry-After if it gave one (capped), else exponential back-off with jitter."""
 
@@ -164,12 +168,17 @@ class Dispatcher:
         if remaining <= 0:
             return self._finish(channel, delivery.id, "dead", error="attempts exhausted")
         send = self.sender(channel, event, delivery.id)
+        attempt_number = [0]
 
         def attempt() -> int:
             if self.stopping.is_set():
                 raise Stopping
             with self.db.cursor() as cur:
+                retry = delivery.attempts > 0 or attempt_number[0] > 0
+                if retry and ledger.should_suppress(cur, event):  # acknowledged meanwhile
+                    raise Acknowledged
                 ledger.start_attempt(cur, delivery.id)
+            attempt_number[0] += 1
             self.metrics.attempt(channel.id)
             try:
                 return send()
@@ -194,6 +203,8 @@ class Dispatcher:
                                 f"{error} (attempts exhausted)")  # fmt: skip
         except Permanent as error:
             return self._finish(channel, delivery.id, "dead", error.status, str(error))
+        except Acknowledged:
+            return self._finish(channel, delivery.id, "suppressed")
         return self._finish(channel, delivery.id, "delivered", status)
 
     def _finish(self, channel: Channel, delivery_id: str, outcome: str, status: int | None = None,

@@ -9,6 +9,7 @@ import signal
 import time
 from datetime import UTC, datetime
 
+import psycopg2
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
@@ -56,6 +57,8 @@ class Notifier:
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # a new group reads what the job published before
             client_id="heartbeat-notifier",
+            # A killed notifier's partitions go to its restart (or a peer) within 10 s, not 45.
+            session_timeout_ms=10_000,
         )
         self.consumer.subscribe([config.kafka_alerts_topic], listener=_Revocations(self))
 
@@ -65,8 +68,12 @@ class Notifier:
     def refresh_channels(self) -> None:
         if time.monotonic() - self._channels_read_at < CHANNELS_REFRESH_SECONDS:
             return
-        with self.db.cursor() as cur:
-            self.channels = ledger.load_channels(cur)
+        try:
+            with self.db.cursor() as cur:
+                self.channels = ledger.load_channels(cur)
+        except psycopg2.Error as error:  # keep the channels known; deliveries wait for the database
+            log.warning("cannot re-read channels: %s", error)
+            return
         self.metrics.channels = len(self.channels)
         self._channels_read_at = time.monotonic()
 

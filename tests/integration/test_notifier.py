@@ -192,6 +192,10 @@ def test_retries_until_delivered_and_a_refusal_is_dead(stack, admin, receiver, n
     assert deliveries(admin, busy)[0][2:5] == ("delivered", 2, 200)
     first, second = receiver.at("/busy")
     assert second.at - first.at >= 0.9, "Retry-After: 1 honoured"
+    with admin.cursor() as cur:
+        cur.execute("SELECT http_status, attempts FROM notify_dead_deliveries"
+                    " WHERE channel_id = %s", (refuses,))  # fmt: skip
+        assert cur.fetchall() == [(400, 1)], "the dashboards' view of dead deliveries"
     listing = ops(stack, "notify", "list", "--json")
     row = next(c for c in json.loads(listing) if c["id"] == refuses)
     assert row["dead"] == 1
@@ -245,12 +249,15 @@ def _post_ack(notifier: NotifierProcess, alert: str, token: str, body: dict) -> 
 def test_acknowledged_alert_is_not_renotified_but_its_resolve_is(
     stack, admin, receiver, notifier, publish
 ):
+    receiver.scripts["/down"] = [503]
     first, _ = add_webhook(stack, receiver.url("/first"))
+    down, _ = add_webhook(stack, receiver.url("/down"))
     notifier.start()
     by_http, by_http_resolved = episode("N-ACK-1")
     by_cli, _ = episode("N-ACK-2")
     publish(by_http)
     wait_for(lambda: finished(admin, first, 1), 60, "the open event delivered")
+    wait_for(lambda: len(receiver.at("/down")) >= 2, 60, "the open event retried on /down")
 
     assert _post_ack(notifier, by_http["alert_id"], "wrong", {"by": "mallory"})[0] == 401
     assert _post_ack(notifier, by_http["alert_id"], "", {"by": "mallory"})[0] == 401
@@ -267,15 +274,21 @@ def test_acknowledged_alert_is_not_renotified_but_its_resolve_is(
         assert cur.fetchall() == [(by_cli["alert_id"], "dr-b", "seen"),
                                   (by_http["alert_id"], "nurse-a", "calling")]  # fmt: skip
 
+    # The open event still being retried on /down stops: acknowledged meanwhile.
+    wait_for(lambda: finished(admin, down, 1), 60, "the retried open event given up")
+    assert deliveries(admin, down)[0][2] == "suppressed"
+    tried = len(receiver.at("/down"))
+
     # A channel added now, then the acknowledged alert's open event redelivered: nothing sent
     # (suppressed); the resolve still reaches both channels.
     second, _ = add_webhook(stack, receiver.url("/second"))
-    wait_for(lambda: notifier.metric("heartbeat_notifier_channels") == 2, 30, "channel re-read")
+    wait_for(lambda: notifier.metric("heartbeat_notifier_channels") == 3, 30, "channel re-read")
     publish(by_http)
     publish(by_cli)
     publish(by_http_resolved)
     wait_for(lambda: finished(admin, second, 3) and finished(admin, first, 3), 60,
              "every delivery recorded")  # fmt: skip
+    assert all(r.json["status"] == RESOLVED for r in receiver.at("/down")[tried:])
     outcomes = {(r[0], r[2]) for r in deliveries(admin, second)}
     assert outcomes == {(by_http["event_id"], "suppressed"), (by_cli["event_id"], "suppressed"),
                         (by_http_resolved["event_id"], "delivered")}  # fmt: skip
@@ -317,3 +330,26 @@ def test_the_notifier_role_has_only_what_it_needs(stack, admin):
                 cur.execute("SELECT secret FROM notify_channels")
     finally:
         reader.close()
+
+
+def test_open_unacknowledged_episodes_come_first(stack, admin):
+    started = datetime.now(UTC) - timedelta(minutes=30)
+    customers = [f"N-ATT-{uuid.uuid4().hex[:6]}-{n}" for n in range(3)]
+    with admin.cursor() as cur:
+        for n, customer in enumerate(customers):
+            cur.execute(
+                "INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, started_at, ended_at,"
+                " extreme_bpm, readings, last_reading_at) VALUES ('test-attention', %s,"
+                " 'tachycardia', %s, %s, 150, 60, %s) RETURNING alert_id",
+                (customer, started, started + timedelta(minutes=5) if n == 2 else None, started),
+            )
+            if n == 1:
+                cur.execute("INSERT INTO alert_acks (alert_id, acked_by) VALUES (%s, 'nurse')",
+                            (cur.fetchone()[0],))  # fmt: skip
+        cur.execute(
+            "SELECT customer_id, attention_rank, acked_by, age >= interval '29 minutes'"
+            " FROM alert_attention WHERE customer_id = ANY(%s) ORDER BY attention_rank",
+            (customers,),
+        )
+        assert cur.fetchall() == [(customers[0], 0, None, True), (customers[1], 1, "nurse", True),
+                                  (customers[2], 2, None, False)]  # fmt: skip
