@@ -169,6 +169,12 @@ def test_signed_posts_per_matching_channel_and_email(
     assert link in opened.get_body(("html",)).get_content()
     assert opened["To"] == "care@example.org"
 
+    assert "test event delivered (200)" in ops(stack, "notify", "test", str(everything))
+    probe = receiver.at("/all")[-1]
+    assert probe.json["test"] is True and probe.json["customer_id"] == "TEST"
+    assert verify(secret, probe.body, probe.headers["x-heartbeat-signature"])
+    assert len(deliveries(admin, everything)) == 3, "a test event is not in the delivery log"
+
 
 def test_retries_until_delivered_and_a_refusal_is_dead(stack, admin, receiver, notifier, publish):
     receiver.scripts["/flaky"] = [500, 500, 500, 200]
