@@ -17,6 +17,8 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base, wait_exponential_jitter
 
+from heartbeat_contract.alerts import OPEN
+
 from . import ledger, messages
 from .config import NotifierConfig
 from .database import Database
@@ -160,7 +162,7 @@ class Dispatcher:
             delivery = ledger.claim(cur, channel, event, published_at)
             if delivery.outcome != "pending":
                 return delivery.outcome  # a redelivered event already finished: never twice
-            if ledger.should_suppress(cur, event):
+            if event["status"] == OPEN and delivery.alert_acknowledged:
                 ledger.finish(cur, delivery.id, "suppressed")
                 self.metrics.delivery(channel.id, "suppressed")
                 return "suppressed"
@@ -210,8 +212,7 @@ class Dispatcher:
     def _finish(self, channel: Channel, delivery_id: str, outcome: str, status: int | None = None,
                 error: str | None = None) -> str:  # fmt: skip
         with self.db.cursor() as cur:
-            ledger.finish(cur, delivery_id, outcome, status, error)
-            latency = ledger.delivery_latency_seconds(cur, delivery_id)
+            latency = ledger.finish(cur, delivery_id, outcome, status, error)
         self.metrics.delivery(channel.id, outcome, latency if outcome == "delivered" else None)
         if outcome == "dead":
             log.warning("delivery %s to channel %s is dead: %s", delivery_id, channel.id, error)

@@ -19,6 +19,7 @@ class Delivery:
     id: str
     outcome: str
     attempts: int
+    alert_acknowledged: bool
 
 
 def load_channels(cur) -> list[Channel]:
@@ -32,21 +33,25 @@ def load_channels(cur) -> list[Channel]:
 def claim(
     cur, channel: Channel, event: dict[str, object], published_at: datetime | None
 ) -> Delivery:
-    """The delivery of this event to this channel, made if new (one row per pair, ever)."""
+    """The delivery of this event to this channel, made if new (one row per pair, ever), and
+    whether its alert is acknowledged: one round trip."""
     cur.execute(
-        "INSERT INTO notify_deliveries (channel_id, event_id, alert_id, alert_status, kind,"
-        " severity, customer_id, published_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (channel_id, event_id) DO NOTHING",
-        (
-            channel.id, event["event_id"], event["alert_id"], event["status"], event["kind"],
-            event["severity"], event["customer_id"], published_at,
-        ),
+        "WITH made AS ("
+        " INSERT INTO notify_deliveries (channel_id, event_id, alert_id, alert_status, kind,"
+        " severity, customer_id, published_at) VALUES (%(channel)s, %(event)s, %(alert)s,"
+        " %(status)s, %(kind)s, %(severity)s, %(customer)s, %(published)s)"
+        " ON CONFLICT (channel_id, event_id) DO NOTHING RETURNING id, outcome, attempts),"
+        " row AS (SELECT id, outcome, attempts FROM made UNION ALL"
+        " SELECT id, outcome, attempts FROM notify_deliveries"
+        " WHERE channel_id = %(channel)s AND event_id = %(event)s)"
+        " SELECT id::text, outcome, attempts,"
+        " EXISTS (SELECT 1 FROM alert_acks WHERE alert_id = %(alert)s) FROM row LIMIT 1",
+        {
+            "channel": channel.id, "event": event["event_id"], "alert": event["alert_id"],
+            "status": event["status"], "kind": event["kind"], "severity": event["severity"],
+            "customer": event["customer_id"], "published": published_at,
+        },
     )  # fmt: skip
-    cur.execute(
-        "SELECT id::text, outcome, attempts FROM notify_deliveries"
-        " WHERE channel_id = %s AND event_id = %s",
-        (channel.id, event["event_id"]),
-    )
     return Delivery(*cur.fetchone())
 
 
@@ -79,22 +84,16 @@ def record_failure(cur, delivery_id: str, error: str, status: int | None) -> Non
 
 
 def finish(cur, delivery_id: str, outcome: str, status: int | None = None,
-           error: str | None = None) -> None:  # fmt: skip
-    """delivered | dead | suppressed: the row's last change."""
+           error: str | None = None) -> float | None:  # fmt: skip
+    """delivered | dead | suppressed: the row's last change. Returns, for a delivery, seconds
+    from the event's publication to now (the notifier's share of alert latency)."""
     stamp = {"delivered": "delivered_at", "dead": "dead_at"}.get(outcome)
     moment = f", {stamp} = now()" if stamp else ""
     cur.execute(
         f"UPDATE notify_deliveries SET outcome = %s, http_status = coalesce(%s, http_status),"
-        f" last_error = coalesce(%s, last_error){moment} WHERE id = %s AND outcome = 'pending'",
+        f" last_error = coalesce(%s, last_error){moment} WHERE id = %s AND outcome = 'pending'"
+        " RETURNING extract(epoch FROM delivered_at - published_at)",
         (outcome, status, error[:1000] if error else None, delivery_id),
-    )
-
-
-def delivery_latency_seconds(cur, delivery_id: str) -> float | None:
-    cur.execute(
-        "SELECT extract(epoch FROM delivered_at - published_at) FROM notify_deliveries"
-        " WHERE id = %s",
-        (delivery_id,),
     )
     row = cur.fetchone()
     return None if row is None or row[0] is None else float(row[0])
