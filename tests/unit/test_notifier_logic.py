@@ -152,3 +152,25 @@ def test_percentile_nearest_rank():
     assert percentile([], 0.5) is None
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert percentile(list(map(float, range(1, 101))), 0.99) == 99.0
+
+
+def test_cli_refuses_a_bad_target_before_touching_the_database(capsys):
+    from heartbeat_ops.cli import main
+
+    assert main(["notify", "add-webhook", "ftp://example.org/x"]) == 2
+    assert main(["notify", "add-email", "a@b, c@d"]) == 2
+    assert "not an http(s) URL" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["notify", "add-webhook", "https://x", "--kind", "not-a-kind"])
+    with pytest.raises(SystemExit):
+        main(["notify", "ack", "0" * 32])  # --by is required
+
+
+def test_listen_address_and_ack_url(monkeypatch):
+    from heartbeat_notifier.config import NotifierConfig
+
+    monkeypatch.setenv("HEARTBEAT_NOTIFIER_LISTEN", "127.0.0.1:9999")
+    config = NotifierConfig()
+    assert config.listen_address == ("127.0.0.1", 9999)
+    assert config.ack_base_url == "http://127.0.0.1:9999"
+    assert f"user={config.notifier_user} " in config.dsn
