@@ -46,7 +46,7 @@ class Notifier:
         self.tracker = OffsetTracker()
         self.db = Database(config.dsn, size=16)
         self.dispatcher = Dispatcher(config, self.db, self.metrics)
-        self.channels: list[Channel] = []
+        self.channels: list[Channel] | None = None  # None until read once: nothing is read before
         self._channels_read_at = 0.0
         self._lag_read_at = 0.0
         self.last_loop_at = time.monotonic()
@@ -86,7 +86,7 @@ class Notifier:
             self.metrics.malformed += 1
             self.tracker.add(partition, record.offset, 0)
             return
-        targets = [channel for channel in self.channels if channel.wants(event)]
+        targets = [channel for channel in self.channels or () if channel.wants(event)]
         self.tracker.add(partition, record.offset, len(targets))
         published_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
         for channel in targets:
@@ -131,6 +131,9 @@ class Notifier:
             while self.running:
                 self.last_loop_at = time.monotonic()
                 self.refresh_channels()
+                if self.channels is None:  # an event read now would match no channel: wait
+                    time.sleep(1)
+                    continue
                 in_flight = self.tracker.in_flight()
                 self.metrics.in_flight = in_flight
                 assigned = self.consumer.assignment()
