@@ -25,7 +25,9 @@ from heartbeat_contract.alerts import (
     encode_event,
 )  # fmt: skip
 from heartbeat_notifier.signing import verify
+from heartbeat_ops import health
 from heartbeat_ops.config import var_dir
+from tests.support import harness
 from tests.support.notifier import TOKEN, NotifierProcess
 from tests.support.receivers import BLOCK, SmtpReceiver, WebhookReceiver
 from tests.support.stream_job import wait_for
@@ -359,3 +361,30 @@ def test_open_unacknowledged_episodes_come_first(stack, admin):
         )
         assert cur.fetchall() == [(customers[0], 0, None, True), (customers[1], 1, "nurse", True),
                                   (customers[2], 2, None, False)]  # fmt: skip
+
+
+def test_postgresql_outage_delays_deliveries_and_loses_none(
+    stack, admin, receiver, notifier, publish
+):
+    channel, _ = add_webhook(stack, receiver.url("/outage"))
+    notifier.start()
+    events = episode("N-PGDOWN")
+    harness.stop_service("postgres")
+    try:
+        for event in events:
+            publish(event)
+        wait_for(lambda: "retrying in 5 s" in notifier.log_path.read_text(), 60,
+                 "the notifier waiting for PostgreSQL")  # fmt: skip
+        assert receiver.at("/outage") == [], "nothing is sent before it is recorded as pending"
+        assert notifier.healthy(), "the notifier keeps running through the outage"
+    finally:
+        harness.start_service("postgres")
+    wait_for(lambda: health.postgres_ready(stack), 60, "PostgreSQL back")
+    conn = psycopg2.connect(stack.admin_dsn)
+    conn.autocommit = True
+    try:
+        wait_for(lambda: finished(conn, channel, 2), 60, "both events delivered after the outage")
+        assert [r[2:4] for r in deliveries(conn, channel)] == [("delivered", 1)] * 2
+    finally:
+        conn.close()
+    assert [(r.json["event_id"]) for r in receiver.at("/outage")] == [e["event_id"] for e in events]
