@@ -185,9 +185,13 @@ class Dispatcher:
             try:
                 return send()
             except (Retryable, Permanent) as error:
-                with self.db.cursor() as cur:
-                    ledger.record_failure(cur, delivery.id, str(error), error.status)
-                raise
+                failure = error
+            except Exception as error:  # e.g. a message that cannot be built: never send it
+                log.exception("delivery %s cannot be attempted", delivery.id)
+                failure = Permanent(f"unexpected {type(error).__name__}: {error}")
+            with self.db.cursor() as cur:
+                ledger.record_failure(cur, delivery.id, str(failure), failure.status)
+            raise failure
 
         retrying = Retrying(
             stop=stop_after_attempt(remaining),

@@ -73,6 +73,8 @@ def post_webhook(
     }
     try:
         response = client.post(url, content=body, headers=headers)
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as error:  # the channel's URL is wrong
+        raise Permanent(f"bad URL: {error}") from None
     except httpx.TimeoutException as error:
         raise Retryable(f"timeout: {type(error).__name__}") from None
     except httpx.TransportError as error:
