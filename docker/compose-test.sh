@@ -5,8 +5,10 @@
 # then stops it and undoes its host changes at the end); makes the base image; builds; up -d with
 # two Spark workers; waits until every service is healthy; publishes valid and invalid readings
 # through the producer's container and checks each lands exactly once; checks on the Spark
-# master's /json/ that the job runs on the standalone cluster; opens every dashboard through the
-# published Superset port in headless Chromium; down -v; checks nothing of the project is left.
+# master's /json/ that the job runs on the standalone cluster; sends one alert event through the
+# notifier to a webhook receiver container and verifies its signature; opens every dashboard
+# through the published Superset port in headless Chromium; down -v; checks nothing of the
+# project is left.
 # Fails (non-zero) as soon as a service cannot start. Timings go to var/compose/timings.txt.
 #
 # Published ports (127.0.0.1 only) avoid the native stack's (make test runs alongside in CI).
@@ -21,6 +23,7 @@ export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-heartbeat-compose-test}"
 export POSTGRES_HOST_PORT="${POSTGRES_HOST_PORT:-15432}"
 export SUPERSET_HOST_PORT="${SUPERSET_HOST_PORT:-18088}"
 export SPARK_MASTER_UI_HOST_PORT="${SPARK_MASTER_UI_HOST_PORT:-18080}"
+export NOTIFIER_HOST_PORT="${NOTIFIER_HOST_PORT:-18095}"
 export SPARK_WORKERS="${SPARK_WORKERS:-2}"
 export COMPOSE_HTTP_TIMEOUT=300
 # Secrets come from the stack's own first start, never from the caller's shell.
@@ -87,6 +90,8 @@ say "readings through the producer's container land exactly once"
 timed "pipeline check" check pipeline
 say "the job runs on the Spark standalone cluster"
 check spark
+say "one alert reaches a webhook receiver through the notifier, signed"
+timed "notify check" check notify
 
 say "the dashboard in headless Chromium, through 127.0.0.1:$SUPERSET_HOST_PORT"
 timed "browser check" bash docker/browser-check.sh

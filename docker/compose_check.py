@@ -6,12 +6,16 @@ Standard library only (the host's python3): it talks to the stack through `docke
   compose_check.py healthy      every service healthy (init exited 0); fails fast on a crash
   compose_check.py pipeline     readings published through the producer land exactly once
   compose_check.py spark        the master's /json/ shows the job running on its workers
+  compose_check.py notify       one alert event reaches a webhook receiver through the notifier
   compose_check.py rss          resident memory of each container's processes (ps RSS, summed)
   compose_check.py leftovers    no container, network or volume of the project is left
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -262,6 +266,166 @@ def cmd_spark() -> None:
     )
 
 
+# A webhook receiver on the compose network, in a container of the product's image: it answers
+# 200 and prints each request as one JSON line; the checks (signature, freshness) run here.
+RECEIVER = """
+import base64, json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class Receiver(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        print(json.dumps({"path": self.path, "headers": dict(self.headers.items()),
+                          "body": base64.b64encode(body).decode()}), flush=True)
+        self.send_response(200)
+        self.end_headers()
+HTTPServer(("0.0.0.0", 8099), Receiver).serve_forever()
+"""
+RECEIVER_HOST = "webhook-receiver"
+
+# One `open` event in the contract's format, published where the stream job publishes them.
+PUBLISH_ALERT = """
+import json, os, sys
+from datetime import UTC, datetime
+from kafka import KafkaProducer
+from heartbeat_contract.alerts import OPEN, TACHYCARDIA, alert_event, encode_event
+now = datetime.now(UTC)
+event = alert_event(customer_id=sys.argv[1], kind=TACHYCARDIA, status=OPEN, started_at=now,
+                    last_reading_at=now, extreme_bpm=151, readings=12, threshold_bpm=120.0)
+key, value = encode_event(event)
+producer = KafkaProducer(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
+producer.send(os.environ["KAFKA_ALERTS_TOPIC"], key=key, value=value).get(timeout=60)
+producer.close()
+print(json.dumps(event))
+"""
+
+DELIVERY = """
+SELECT outcome, attempts, http_status FROM notify_deliveries
+WHERE channel_id = :'channel' AND event_id = :'event'
+"""
+
+
+def _project_network() -> str:
+    label = f"label=com.docker.compose.project={PROJECT}"
+    networks = docker("network", "ls", "-q", "--filter", label).split()
+    if len(networks) != 1:
+        raise SystemExit(f"expected one network of {PROJECT}, found {networks}")
+    return networks[0]
+
+
+def _last_json_line(out: str) -> dict:
+    return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+
+
+def _notifier_channels() -> int:
+    url = f"http://127.0.0.1:{os.environ.get('NOTIFIER_HOST_PORT', '8095')}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return int(
+        next(
+            line.split()[-1]
+            for line in text.splitlines()
+            if line.startswith("heartbeat_notifier_channels ")
+        )
+    )
+
+
+def _received(receiver: str) -> list[dict]:
+    out = docker("logs", receiver)
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def _check_request(request: dict, secret: str, event: dict) -> None:
+    """What a receiver does (README, "Notifications"): signature over the raw body, freshness."""
+    headers = {name.lower(): value for name, value in request["headers"].items()}
+    body = base64.b64decode(request["body"])
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, headers.get("x-heartbeat-signature", "")):
+        raise SystemExit(f"bad signature {headers.get('x-heartbeat-signature')!r}")
+    age = time.time() - int(headers["x-heartbeat-timestamp"])
+    if not -60 <= age <= 300:
+        raise SystemExit(f"X-Heartbeat-Timestamp {age:.0f}s old")
+    payload = json.loads(body)
+    if payload["event_id"] != event["event_id"] or payload["status"] != "open":
+        raise SystemExit(f"received {payload}, expected event {event['event_id']}")
+    if payload["delivery_id"] != headers["x-heartbeat-delivery"]:
+        raise SystemExit("X-Heartbeat-Delivery differs from the signed body's delivery_id")
+
+
+def cmd_notify() -> None:
+    receiver = f"{PROJECT}-{RECEIVER_HOST}"
+    # A leftover of an interrupted run goes first.
+    subprocess.run(["docker", "rm", "-f", receiver], capture_output=True, check=False)
+    docker(
+        "run",
+        "-d",
+        "--name",
+        receiver,
+        "--network",
+        _project_network(),
+        "--network-alias",
+        RECEIVER_HOST,
+        "--label",
+        f"com.docker.compose.project={PROJECT}",
+        "--user",
+        "heartbeat",
+        "--entrypoint",
+        "python3",
+        "heartbeat:latest",
+        "-u",
+        "-c",
+        RECEIVER,
+    )
+    try:
+        # Through the service's entrypoint (secrets, then the unprivileged user), as an operator.
+        added = _last_json_line(
+            compose(
+                "run",
+                "--rm",
+                "--no-deps",
+                "-T",
+                "notifier",
+                "heartbeat-ops",
+                "notify",
+                "add-webhook",
+                f"http://{RECEIVER_HOST}:8099/hook",
+                "--json",
+            )
+        )
+        print(f"    webhook channel {added['id']} -> http://{RECEIVER_HOST}:8099/hook", flush=True)
+        poll("the notifier sees the channel", lambda: _notifier_channels() >= 1, 60)
+        customer = f"COMPOSE-CHECK-{int(time.time())}"
+        event = _last_json_line(
+            compose("exec", "-T", "kafka", "python", "-c", PUBLISH_ALERT, customer)
+        )
+        print(f"    published open event {event['event_id']} for {customer}", flush=True)
+
+        def mine() -> list[dict]:
+            return [
+                r
+                for r in _received(receiver)
+                if json.loads(base64.b64decode(r["body"])).get("customer_id") == customer
+            ]
+
+        requests = poll("the signed POST reaches the receiver", mine, 180)
+        _check_request(requests[0], added["secret"], event)
+        rows = poll(
+            "the delivery is recorded as delivered",
+            lambda: [
+                r
+                for r in psql(DELIVERY, channel=str(added["id"]), event=event["event_id"])
+                if r[0] == "delivered"
+            ],
+            60,
+        )
+        print(
+            f"    signature and timestamp verified; delivery log: {rows[0][0]}, "
+            f"{rows[0][1]} attempt(s), HTTP {rows[0][2]}",
+            flush=True,
+        )
+    finally:
+        subprocess.run(["docker", "rm", "-f", receiver], capture_output=True, check=False)
+
+
 def cmd_rss() -> None:
     """RSS, not `docker stats`' cgroup usage (which counts the page cache too)."""
     total = 0
@@ -292,6 +456,7 @@ if __name__ == "__main__":
         "healthy": cmd_healthy,
         "pipeline": cmd_pipeline,
         "spark": cmd_spark,
+        "notify": cmd_notify,
         "rss": cmd_rss,
         "leftovers": cmd_leftovers,
     }
