@@ -1,11 +1,13 @@
 """The notifier's own figures, served on /metrics in Prometheus' text format: deliveries per
-channel and outcome, delivery latency (event published -> delivered), consumer lag."""
+channel and outcome, delivery latency (event published -> delivered), consumer lag. The same
+figures, per interval, go to pipeline_metrics (pipeline_figures.py)."""
 
 from __future__ import annotations
 
 import math
 import threading
 from collections import Counter, deque
+from dataclasses import dataclass, field
 
 
 def percentile(values: list[float], share: float) -> float | None:
@@ -15,6 +17,15 @@ def percentile(values: list[float], share: float) -> float | None:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1))
     return ordered[rank]
+
+
+@dataclass
+class Interval:
+    """What happened since the last interval was taken: for one pipeline_metrics row."""
+
+    events: int = 0  # alert events read (malformed ones included)
+    deliveries: Counter[tuple[int, str]] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)  # seconds, delivered ones
 
 
 class Metrics:
@@ -27,12 +38,25 @@ class Metrics:
         self.lag: dict[str, int] = {}  # "topic/partition" -> messages behind the end
         self.in_flight = 0
         self.channels = 0  # channels in use (re-read from PostgreSQL every second)
+        self._interval = Interval()
+
+    def event_read(self) -> None:
+        with self._lock:
+            self._interval.events += 1
+
+    def take_interval(self) -> Interval:
+        """The figures since the previous call, and start a new interval."""
+        with self._lock:
+            taken, self._interval = self._interval, Interval()
+            return taken
 
     def delivery(self, channel_id: int, outcome: str, latency: float | None = None) -> None:
         with self._lock:
             self.deliveries[(channel_id, outcome)] += 1
+            self._interval.deliveries[(channel_id, outcome)] += 1
             if latency is not None:
                 self.latencies.append(latency)
+                self._interval.latencies.append(latency)
 
     def attempt(self, channel_id: int) -> None:
         with self._lock:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import logging
 import signal
 import time
+import uuid
 from datetime import UTC, datetime
 
 import psycopg2
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from . import api, ledger
+from . import api, ledger, pipeline_figures
 from .config import NotifierConfig
 from .database import Database
 from .delivery import Dispatcher
@@ -49,6 +50,8 @@ class Notifier:
         self.channels: list[Channel] | None = None  # None until read once: nothing is read before
         self._channels_read_at = 0.0
         self._lag_read_at = 0.0
+        self.run_id = str(uuid.uuid4())
+        self._figures_since = time.monotonic()
         self.last_loop_at = time.monotonic()
         self.running = True
         self.consumer = KafkaConsumer(
@@ -79,6 +82,7 @@ class Notifier:
 
     def handle(self, record) -> None:
         partition = (record.topic, record.partition)
+        self.metrics.event_read()
         try:
             event = parse_event(record.value)
         except MalformedEvent as error:
@@ -120,6 +124,28 @@ class Notifier:
             f"{tp.topic}/{tp.partition}": max(0, ends[tp] - committed[tp]) for tp in assigned
         }
 
+    def record_figures(self, force: bool = False) -> None:
+        """Every INTERVAL_SECONDS, one pipeline_metrics row. With the database away, that
+        interval's row is lost (logged): figures never hold up deliveries."""
+        seconds = time.monotonic() - self._figures_since
+        if seconds < pipeline_figures.INTERVAL_SECONDS and not force:
+            return
+        self._figures_since = time.monotonic()
+        row = pipeline_figures.figures_row(
+            self.metrics.take_interval(),
+            group=self.config.notifier_group,
+            run_id=self.run_id,
+            ended_at=datetime.now(UTC),
+            seconds=seconds,
+            lag=dict(self.metrics.lag),
+            in_flight=self.metrics.in_flight,
+        )
+        try:
+            with self.db.cursor() as cur:
+                pipeline_figures.record(cur, row)
+        except psycopg2.Error as error:
+            log.warning("cannot record the notifier's figures: %s", error)
+
     def run(self) -> None:
         server = api.serve(
             self.config.listen_address,
@@ -146,9 +172,11 @@ class Notifier:
                         self.handle(record)
                 self.commit()
                 self.refresh_lag()
+                self.record_figures()
         finally:
             self.dispatcher.close()
             self.commit()
+            self.record_figures(force=True)
             self.consumer.close(autocommit=False)
             server.shutdown()
             self.db.close()

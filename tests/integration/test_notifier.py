@@ -388,3 +388,69 @@ def test_postgresql_outage_delays_deliveries_and_loses_none(
     finally:
         conn.close()
     assert [(r.json["event_id"]) for r in receiver.at("/outage")] == [e["event_id"] for e in events]
+
+
+def _figures_rows(admin, query_id: str) -> list[tuple]:
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT query_name, input_rows, kafka_lag, batch_duration_ms, details"
+            " FROM pipeline_metrics WHERE query_id = %s ORDER BY batch_id",
+            (query_id,),
+        )
+        return cur.fetchall()
+
+
+def _delivered_in(rows: list[tuple]) -> dict[tuple[int, str], int]:
+    counts: dict[tuple[int, str], int] = {}
+    for *_, details in rows:
+        for entry in details["deliveries"]:
+            key = (entry["channel_id"], entry["outcome"])
+            counts[key] = counts.get(key, 0) + entry["count"]
+    return counts
+
+
+def test_the_notifiers_figures_reach_pipeline_metrics_beside_the_jobs(
+    stack, admin, receiver, notifier, publish
+):
+    """One row per interval, query_name 'notifier': deliveries per channel and outcome, their
+    latency, the consumer lag; the notifier's role may insert them and nothing else there."""
+    receiver.scripts["/refuses"] = [400]
+    ok, _ = add_webhook(stack, receiver.url("/ok"))
+    refuses, _ = add_webhook(stack, receiver.url("/refuses"))
+    query_id = f"notifier:{notifier.env['HEARTBEAT_NOTIFIER_GROUP']}"
+    notifier.start()
+    opened, resolved = episode("N-FIGURES")
+    publish(opened)
+    publish(resolved)
+    try:
+        wait_for(lambda: finished(admin, ok, 2) and finished(admin, refuses, 2), 90,
+                 "the four deliveries finished")  # fmt: skip
+        wait_for(lambda: _delivered_in(_figures_rows(admin, query_id)).get((ok, "delivered")) == 2
+                 and any(r[2] == 0 for r in _figures_rows(admin, query_id)[-1:]), 90,
+                 "an interval row with the deliveries, then one with no lag")  # fmt: skip
+        rows = _figures_rows(admin, query_id)
+        assert {r[0] for r in rows} == {"notifier"}
+        assert _delivered_in(rows) == {(ok, "delivered"): 2, (refuses, "dead"): 2}
+        assert sum(r[1] for r in rows) == 2, "two events read"
+        assert all(5_000 <= r[3] <= 60_000 for r in rows[:-1]), "intervals of about 10 s"
+        latency = [
+            r[4]["delivery_latency_ms"] for r in rows if r[4]["delivery_latency_ms"]["count"]
+        ]
+        assert sum(x["count"] for x in latency) == 2 and all(0 < x["p99"] < 60_000 for x in latency)
+        assert rows[-1][4]["consumer_lag"], "lag per partition of the alerts topic"
+
+        conn = psycopg2.connect(stack.notifier_dsn)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                for statement in ("SELECT 1 FROM pipeline_metrics LIMIT 1",
+                                  "UPDATE pipeline_metrics SET kafka_lag = 0",
+                                  "DELETE FROM pipeline_metrics"):  # fmt: skip
+                    with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                        cur.execute(statement)
+        finally:
+            conn.close()
+    finally:
+        notifier.stop()
+        with admin.cursor() as cur:
+            cur.execute("DELETE FROM pipeline_metrics WHERE query_id = %s", (query_id,))
