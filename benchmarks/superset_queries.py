@@ -90,7 +90,7 @@ def _cleanup(conn) -> None:
     started = time.monotonic()
     deleted = history.delete(conn, TAG)
     with conn, conn.cursor() as cur:
-        cur.execute("DELETE FROM pipeline_metrics WHERE query_name = %s", (TAG,))
+        cur.execute("DELETE FROM pipeline_metrics WHERE query_id = %s", (TAG,))
     _say(f"deleted {deleted:,} benchmark readings in {time.monotonic() - started:.0f}s")
 
 
@@ -122,7 +122,7 @@ def _generate(conn) -> None:
             INSERT INTO pipeline_metrics (query_id, query_name, batch_id, run_id, batch_time,
                                           input_rows, input_rows_per_second,
                                           processed_rows_per_second, batch_duration_ms, kafka_lag)
-            SELECT %(tag)s, %(tag)s, b, %(tag)s, now() - make_interval(secs => %(span)s - b),
+            SELECT %(tag)s, 'readings', b, %(tag)s, now() - make_interval(secs => %(span)s - b),
                    1500, 1500.0, 1500.0 + (b %% 300), 100 + (b %% 50), b %% 1000
             FROM generate_series(0, %(span)s - 1) AS b
             """,

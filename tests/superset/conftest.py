@@ -200,8 +200,8 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
                                               input_rows, input_rows_per_second,
                                               processed_rows_per_second, batch_duration_ms,
                                               kafka_lag)
-                SELECT %(tag)s, %(tag)s, b, %(tag)s, now() - make_interval(mins => 30 - b), 100 + b,
-                       150.0 + b, 900.0 + 10 * b, 120 + (b %% 7) * 10, (30 - b) * 5
+                SELECT %(tag)s, 'readings', b, %(tag)s, now() - make_interval(mins => 30 - b),
+                       100 + b, 150.0 + b, 900.0 + 10 * b, 120 + (b %% 7) * 10, (30 - b) * 5
                 FROM generate_series(0, 29) AS b
                 """,
                 {"tag": tag},
@@ -211,7 +211,7 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
         with conn, conn.cursor() as cur:
             cur.execute("DELETE FROM heart_rate_readings WHERE kafka_topic = %s", (tag,))
             cur.execute("DELETE FROM rejected_readings WHERE kafka_topic = %s", (tag,))
-            cur.execute("DELETE FROM pipeline_metrics WHERE query_name = %s", (tag,))
+            cur.execute("DELETE FROM pipeline_metrics WHERE query_id = %s", (tag,))
             cur.execute("DELETE FROM heart_rate_minute WHERE customer_id = ANY(%s)", (customers,))
             cur.execute("DELETE FROM heart_rate_alerts WHERE customer_id = ANY(%s)", (customers,))
         conn.close()

@@ -177,6 +177,48 @@ def test_every_chart_query_returns_rows(superset_client, sample_data):
         assert "customer_id" not in rejected, (chart["slice_name"], result["rejected_filters"])
 
 
+def test_pipeline_health_charts_ignore_the_notifiers_rows(
+    superset_client, sample_data, superuser_dsn
+):
+    """The notifier's pipeline_metrics rows (query_name 'notifier', sql/010) over the same minutes
+    as the sample's job rows, with figures no job row has: the health charts' SQL keeps to the
+    job's rows ('readings'), so none of their values comes near them."""
+    huge, query_id = 10**9, f"notifier:{sample_data.tag}"
+    conn = psycopg2.connect(superuser_dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO pipeline_metrics (query_id, query_name, batch_id, run_id, batch_time,
+                    input_rows, input_rows_per_second, processed_rows_per_second,
+                    batch_duration_ms, kafka_lag, details)
+                SELECT %(id)s, 'notifier', b, %(id)s, now() - make_interval(mins => 30 - b),
+                       %(huge)s, %(huge)s, %(huge)s, %(huge)s, %(huge)s, '{}'
+                FROM generate_series(0, 29) AS b
+                """,
+                {"id": query_id, "huge": huge},
+            )
+        charts = [
+            c
+            for c in superset_client.dashboard_charts()
+            if EXPECTED_CHARTS[c["slice_name"]][1] == "pipeline_metrics"
+        ]
+        assert len(charts) == 3
+        for chart in charts:
+            answer = superset_client.chart_data(build_query_context(chart, time_range=LAST_HOUR))
+            result = answer["result"][0]
+            assert result.get("error") is None, (chart["slice_name"], result.get("error"))
+            assert "query_name = 'readings'" in result["query"], result["query"]
+            label = metric_labels(chart)[0]
+            values = [row[label] for row in result["data"] if row.get(label) is not None]
+            assert values, chart["slice_name"]  # the sample's job rows are there
+            assert max(values) < huge, (chart["slice_name"], max(values))
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM pipeline_metrics WHERE query_id = %s", (query_id,))
+        conn.close()
+
+
 def _big_number(superset_client, charts, name, customers):
     chart = charts[name]
     answer = superset_client.chart_data(
