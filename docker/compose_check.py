@@ -376,13 +376,16 @@ def cmd_notify() -> None:
         RECEIVER,
     )
     try:
-        # Through the service's entrypoint (secrets, then the unprivileged user), as an operator.
+        # As an operator: through the entrypoint, which exports the secrets, staying root (like
+        # `init`: the superuser's password is in the root-only secrets file).
         added = _last_json_line(
             compose(
                 "run",
                 "--rm",
                 "--no-deps",
                 "-T",
+                "-e",
+                "HEARTBEAT_RUN_AS=",
                 "notifier",
                 "heartbeat-ops",
                 "notify",
