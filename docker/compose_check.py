@@ -375,7 +375,10 @@ def cmd_notify() -> None:
         "-c",
         RECEIVER,
     )
+    customer = f"COMPOSE-CHECK-{int(time.time())}"
+    url = f"http://{RECEIVER_HOST}:8099/hook/{customer}"  # this run's channel only
     try:
+        channels_before = _notifier_channels()
         # As an operator: through the entrypoint, which exports the secrets, staying root (like
         # `init`: the superuser's password is in the root-only secrets file).
         added = _last_json_line(
@@ -390,24 +393,19 @@ def cmd_notify() -> None:
                 "heartbeat-ops",
                 "notify",
                 "add-webhook",
-                f"http://{RECEIVER_HOST}:8099/hook",
+                url,
                 "--json",
             )
         )
-        print(f"    webhook channel {added['id']} -> http://{RECEIVER_HOST}:8099/hook", flush=True)
-        poll("the notifier sees the channel", lambda: _notifier_channels() >= 1, 60)
-        customer = f"COMPOSE-CHECK-{int(time.time())}"
+        print(f"    webhook channel {added['id']} -> {url}", flush=True)
+        poll("the notifier sees the channel", lambda: _notifier_channels() > channels_before, 60)
         event = _last_json_line(
             compose("exec", "-T", "kafka", "python", "-c", PUBLISH_ALERT, customer)
         )
         print(f"    published open event {event['event_id']} for {customer}", flush=True)
 
         def mine() -> list[dict]:
-            return [
-                r
-                for r in _received(receiver)
-                if json.loads(base64.b64decode(r["body"])).get("customer_id") == customer
-            ]
+            return [r for r in _received(receiver) if r["path"] == f"/hook/{customer}"]
 
         requests = poll("the signed POST reaches the receiver", mine, 180)
         _check_request(requests[0], added["secret"], event)
@@ -420,6 +418,8 @@ def cmd_notify() -> None:
             ],
             60,
         )
+        if len(mine()) != 1:
+            raise SystemExit(f"{len(mine())} POSTs for one event on one channel")
         print(
             f"    signature and timestamp verified; delivery log: {rows[0][0]}, "
             f"{rows[0][1]} attempt(s), HTTP {rows[0][2]}",
