@@ -6,13 +6,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from heartbeat_contract import encode_reading
 from heartbeat_stream.config import sink_id_for
 from tests.support import kafka
-from tests.support.db import superuser_query
+from tests.support.db import superuser_cursor, superuser_query
 from tests.support.rollups import rollup_mismatches
 from tests.support.sink_activity import batch_transaction_open
 from tests.support.stream_job import StreamJob, wait_for
@@ -78,8 +77,7 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
         job.start()
         wait_for(lambda: readings() == len(messages), 240, "the restarted job to catch up")
         # Rollups commit with their readings: equal to SQL over them, no waiting.
-        dsn = stack.admin_dsn
-        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        with superuser_cursor(stack) as cur:
             assert rollup_mismatches(cur, fresh_topic) == []
         episodes = superuser_query(
             stack,

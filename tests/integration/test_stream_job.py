@@ -6,7 +6,6 @@ import base64
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import psycopg2
 import pytest
 
 from heartbeat_contract import encode_reading
@@ -16,7 +15,7 @@ from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Simulator
 from heartbeat_stream.config import sink_id_for
 from tests.support import kafka
-from tests.support.db import superuser_query
+from tests.support.db import superuser_cursor, superuser_query
 from tests.support.rollups import rollup_mismatches
 from tests.support.sink_activity import batch_transaction_open
 from tests.support.stream_job import StreamJob, wait_for
@@ -52,7 +51,6 @@ class Tables:
 
     def __init__(self, stack, topic: str) -> None:
         self.stack = stack
-        self.dsn = stack.admin_dsn
         self.topic = topic
 
     def _query(self, sql: str, *params: object) -> list[tuple]:
@@ -76,7 +74,7 @@ class Tables:
         )[0][0]
 
     def rollup_mismatches(self) -> list[tuple]:
-        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
+        with superuser_cursor(self.stack) as cur:
             return rollup_mismatches(cur, self.topic)
 
     def distinct_offsets(self) -> int:

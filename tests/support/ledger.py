@@ -14,9 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg2
-
 from heartbeat_ops.config import StackConfig
+from tests.support.db import superuser_cursor
 from tests.support.rollups import rollup_mismatches
 
 VALID = "valid"
@@ -125,8 +124,7 @@ def check(
     stack: StackConfig, topic: str, expected: Expected, *, rollups: bool = True
 ) -> LedgerReport:
     """One comparison of the ledger with the database, as the superuser (reads everything)."""
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    with superuser_cursor(stack) as cur:
         cur.execute(
             "SELECT customer_id, count(*) FROM heart_rate_readings WHERE kafka_topic = %s"
             " GROUP BY 1",
