@@ -108,15 +108,20 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
         ]
 
         # This query's own progress rows (its id is in the checkpoint): every message was read
-        # by one of its batches; a batch the crash interrupted is read, and counted, again.
+        # by one of its batches; a batch the crash interrupted is read, and counted, again. The
+        # last batch's row follows its commit (the progress listener): polled, not assumed.
         query_id = json.loads(Path(checkpoint, "readings", "metadata").read_text())["id"]
-        ((batches, rows_read),) = superuser_query(
-            stack,
-            "SELECT count(*), coalesce(sum(input_rows), 0) FROM pipeline_metrics"
-            " WHERE query_id = %s",
-            query_id,
-        )
-        assert batches >= len(messages) // 120 and rows_read >= len(messages)
+
+        def every_batch_recorded() -> bool:
+            ((batches, rows_read),) = superuser_query(
+                stack,
+                "SELECT count(*), coalesce(sum(input_rows), 0) FROM pipeline_metrics"
+                " WHERE query_id = %s",
+                query_id,
+            )
+            return batches >= len(messages) // 120 and rows_read >= len(messages)
+
+        wait_for(every_batch_recorded, 60, "a progress row for every batch")
     finally:
         job.stop()
         superuser_query(
