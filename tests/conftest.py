@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 
 from heartbeat_ops.config import StackConfig, var_dir
-from tests.support import kafka, live_stack
+from tests.support import figures, kafka, live_stack
 from tests.support.world import World
 
 LIVE = pytest.StashKey[live_stack.Recorded | None]()
@@ -60,7 +60,7 @@ def world() -> Iterator[World]:
     world = World.create()
     try:
         started = world.start()
-        print(f"\nthe tests' world: up in {started:.1f}s under {world.root}")
+        figures.record("the tests' world", up_s=round(started, 1), under=str(world.root))
         with pytest.MonkeyPatch.context() as patch:
             for name, value in world.environment().items():
                 patch.setenv(name, value)
