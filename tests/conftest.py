@@ -10,6 +10,7 @@ stack of this checkout is running, the session records it at the start and the l
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,10 +58,13 @@ def world() -> Iterator[World]:
     runs `heartbeat-ops` or the producer with the plain environment reaches the world, never
     the live stack.
     """
-    world = World.create()
+    began = time.monotonic()
+    world = World.create()  # wiped, initdb, storage format
+    prepared = time.monotonic() - began
     try:
-        started = world.start()
-        figures.record("the tests' world", up_s=round(started, 1), under=str(world.root))
+        started = world.start()  # both nodes up, provisioned
+        figures.record("the tests' world", prepare_s=round(prepared, 1),
+                       start_s=round(started, 1), under=str(world.root))  # fmt: skip
         with pytest.MonkeyPatch.context() as patch:
             for name, value in world.environment().items():
                 patch.setenv(name, value)
