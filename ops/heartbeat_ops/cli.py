@@ -78,10 +78,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     checks = _readiness_checks(config)
     steps.run(
         "prepare PostgreSQL data folder",
-        lambda: "initialised" if nodes.prepare_postgres(config) else "kept",
+        lambda: "initialised" if nodes.prepare_postgres(config, var_dir()) else "kept",
     )
     steps.run(
-        "prepare Kafka storage", lambda: "formatted" if nodes.prepare_kafka(config) else "kept"
+        "prepare Kafka storage",
+        lambda: "formatted" if nodes.prepare_kafka(config, var_dir()) else "kept",
     )
     supervisor.write_conf(config)
     steps.run(

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg2
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
 
 from heartbeat_contract import encode_reading
 from heartbeat_stream.config import sink_id_for
+from tests.support import kafka
+from tests.support.db import superuser_cursor, superuser_query
 from tests.support.rollups import rollup_mismatches
 from tests.support.sink_activity import batch_transaction_open
 from tests.support.stream_job import StreamJob, wait_for
@@ -26,12 +24,8 @@ ZERO = timedelta()
 
 @pytest.fixture
 def alerts_topic(stack):
-    name = f"test-alerts-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-    yield name
-    admin.delete_topics([name])
-    admin.close()
+    with kafka.temporary_topic(stack.kafka_bootstrap_servers, "test-alerts", 1) as name:
+        yield name
 
 
 def scripted_readings(prefix: str, t0: datetime) -> list[tuple[bytes, bytes]]:
@@ -53,22 +47,11 @@ def scripted_readings(prefix: str, t0: datetime) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def query(stack, sql: str, *params: object) -> list[tuple]:
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
-
-
 def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_topic, tmp_path):
     prefix = fresh_topic
     t0 = (datetime.now(UTC) - timedelta(minutes=20)).replace(second=0, microsecond=0)
     messages = scripted_readings(prefix, t0)
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
-    for key, value in messages:
-        producer.send(fresh_topic, key=key, value=value)
-    producer.flush()
-    producer.close()
+    kafka.publish(stack.kafka_bootstrap_servers, fresh_topic, messages)
 
     checkpoint = str(tmp_path / "checkpoint")
     sink_id = sink_id_for(checkpoint)
@@ -80,7 +63,7 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
         KAFKA_ALERTS_TOPIC=alerts_topic,
         HEARTBEAT_MAX_OFFSETS_PER_TRIGGER="120",
     )  # many batches: the episode spans them
-    readings = lambda: query(  # noqa: E731
+    readings = lambda: superuser_query(  # noqa: E731
         stack, "SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %s", fresh_topic
     )[0][0]
     try:
@@ -94,10 +77,9 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
         job.start()
         wait_for(lambda: readings() == len(messages), 240, "the restarted job to catch up")
         # Rollups commit with their readings: equal to SQL over them, no waiting.
-        dsn = stack.admin_dsn
-        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        with superuser_cursor(stack) as cur:
             assert rollup_mismatches(cur, fresh_topic) == []
-        episodes = query(
+        episodes = superuser_query(
             stack,
             "SELECT customer_id, kind, started_at, ended_at, extreme_bpm, readings"
             " FROM heart_rate_alerts WHERE sink_id = %s ORDER BY id",
@@ -114,31 +96,34 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
             )
         ]
 
-        consumer = KafkaConsumer(
-            alerts_topic,
-            bootstrap_servers=stack.kafka_bootstrap_servers,
-            auto_offset_reset="earliest",
-            consumer_timeout_ms=10_000,
+        unpublished = (
+            "SELECT count(*) FROM heart_rate_alerts WHERE sink_id = %s AND published_at IS NULL"
         )
-        published = [json.loads(record.value) for record in consumer]
-        consumer.close()
+        wait_for(lambda: superuser_query(stack, unpublished, sink_id) == [(0,)], 120,
+                 "the outbox to publish the episode")  # fmt: skip
+        records = kafka.read_to_end(stack.kafka_bootstrap_servers, alerts_topic)
+        published = [json.loads(record.value) for record in records]
         assert [(p["customer_id"], p["kind"]) for p in published] == [
             (f"{prefix}-P", "tachycardia")
         ]
 
         # This query's own progress rows (its id is in the checkpoint): every message was read
-        # by one of its batches; a batch the crash interrupted is read, and counted, again.
+        # by one of its batches; a batch the crash interrupted is read, and counted, again. The
+        # last batch's row follows its commit (the progress listener): polled, not assumed.
         query_id = json.loads(Path(checkpoint, "readings", "metadata").read_text())["id"]
-        ((batches, rows_read),) = query(
-            stack,
-            "SELECT count(*), coalesce(sum(input_rows), 0) FROM pipeline_metrics"
-            " WHERE query_id = %s",
-            query_id,
-        )
-        assert batches >= len(messages) // 120 and rows_read >= len(messages)
+
+        def every_batch_recorded() -> bool:
+            ((batches, rows_read),) = superuser_query(
+                stack,
+                "SELECT count(*), coalesce(sum(input_rows), 0) FROM pipeline_metrics"
+                " WHERE query_id = %s",
+                query_id,
+            )
+            return batches >= len(messages) // 120 and rows_read >= len(messages)
+
+        wait_for(every_batch_recorded, 60, "a progress row for every batch")
     finally:
         job.stop()
-        query(stack, "SELECT 1")  # connection sanity for cleanup below
-        dsn = stack.admin_dsn
-        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-            cur.execute("DELETE FROM heart_rate_minute WHERE customer_id LIKE %s", (f"{prefix}-%",))
+        superuser_query(
+            stack, "DELETE FROM heart_rate_minute WHERE customer_id LIKE %s", f"{prefix}-%"
+        )

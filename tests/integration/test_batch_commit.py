@@ -15,10 +15,12 @@ from datetime import UTC, date, datetime, time, timedelta
 import psycopg2
 import psycopg2.errors
 import pytest
+from psycopg2 import sql
 
 from heartbeat_contract import BIN_COUNT, BIN_WIDTH_BPM, MIN_VALID_BPM
 from heartbeat_stream.sinks.batch_commit import CheckpointResetError, commit_batch
 from heartbeat_stream.transforms.episodes import Thresholds
+from tests.support.db import superuser_query
 
 pytestmark = pytest.mark.integration
 
@@ -147,10 +149,8 @@ def partition_name(day: date) -> str:
 
 
 def existing_partitions(stack) -> set[str]:
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT partition::text FROM heart_rate_readings_partitions")
-        return {name for (name,) in cur.fetchall()}
+    rows = superuser_query(stack, "SELECT partition::text FROM heart_rate_readings_partitions")
+    return {name for (name,) in rows}
 
 
 @pytest.fixture
@@ -164,11 +164,9 @@ def free_day(stack):
     )
     assert day is not None, "every day from 5 to 25 days ago has a partition already"
     yield day
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", (partition_name(day),))
-        if cur.fetchone()[0] is not None:
-            cur.execute(f"DROP TABLE {partition_name(day)}")  # only this test wrote that day
+    # Only this test wrote that day.
+    drop = sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(partition_name(day)))
+    superuser_query(stack, drop)
 
 
 def test_a_day_without_partition_gets_one_in_the_batch_and_each_reading_lands_once(

@@ -12,21 +12,19 @@ import pytest
 
 from heartbeat_ops.config import ROOT
 from heartbeat_ops.database import ConfigurationError, bootstrap
+from tests.support.db import superuser_query
 
 pytestmark = pytest.mark.integration
 
 
 def superuser_flags(stack) -> dict[str, bool]:
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT rolname, rolsuper FROM pg_roles WHERE rolname = ANY(%s)",
-            ([stack.pg_superuser, stack.pg_user, stack.reader_user],),
-        )
-        return dict(cur.fetchall())
+    roles = [stack.pg_superuser, stack.pg_user, stack.reader_user]
+    query = "SELECT rolname, rolsuper FROM pg_roles WHERE rolname = ANY(%s)"
+    return dict(superuser_query(stack, query, roles))
 
 
 def provision(env_overrides: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`heartbeat-ops provision` in the session's environment: the tests' world (conftest)."""
     env = {**os.environ, **env_overrides}
     return subprocess.run(
         [sys.executable, "-m", "heartbeat_ops.cli", "provision"],

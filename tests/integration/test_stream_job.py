@@ -6,9 +6,7 @@ import base64
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import psycopg2
 import pytest
-from kafka import KafkaProducer
 
 from heartbeat_contract import encode_reading
 from heartbeat_producer.config import SimulationConfig
@@ -16,9 +14,12 @@ from heartbeat_producer.mix import known_mix
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Simulator
 from heartbeat_stream.config import sink_id_for
+from tests.support import kafka
+from tests.support.db import superuser_cursor, superuser_query
 from tests.support.rollups import rollup_mismatches
 from tests.support.sink_activity import batch_transaction_open
 from tests.support.stream_job import StreamJob, wait_for
+from tests.support.world import CUSTOMER_PREFIX
 
 pytestmark = pytest.mark.integration
 
@@ -34,34 +35,26 @@ def special_messages(start: datetime) -> list[tuple[bytes | None, str]]:
 def mixed_messages(count: int, seed: int) -> list[tuple[bytes | None, str]]:
     """The producer's known mix plus the special cases: (value, expected outcome) pairs."""
     now = datetime.now(UTC)
-    mix = [(m.value, m.outcome) for m in known_mix(seed, count, now=now, span_seconds=120)]
+    messages = known_mix(seed, count, now=now, span_seconds=120, customer_prefix=CUSTOMER_PREFIX)
+    mix = [(m.value, m.outcome) for m in messages]
     return mix + special_messages(now - timedelta(minutes=1))
 
 
 def publish(stack, topic: str, values: list[bytes | None]) -> None:
-    producer = KafkaProducer(
-        bootstrap_servers=stack.kafka_bootstrap_servers,
-        acks="all",
-        linger_ms=20,
-        batch_size=256 * 1024,
-    )
-    for i, value in enumerate(values):
-        producer.send(topic, key=f"K{i % 11}".encode(), value=value)
-    producer.flush()
-    producer.close()
+    messages = [(f"K{i % 11}".encode(), value) for i, value in enumerate(values)]
+    kafka.publish(stack.kafka_bootstrap_servers, topic, messages, linger_ms=20,
+                  batch_size=256 * 1024)  # fmt: skip
 
 
 class Tables:
     """What the job wrote for one topic, read as the superuser."""
 
     def __init__(self, stack, topic: str) -> None:
-        self.dsn = stack.admin_dsn
+        self.stack = stack
         self.topic = topic
 
     def _query(self, sql: str, *params: object) -> list[tuple]:
-        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
-            cur.execute(sql, (self.topic, *params))
-            return cur.fetchall()
+        return superuser_query(self.stack, sql, self.topic, *params)
 
     def outcomes(self) -> Counter:
         rows = self._query(
@@ -81,7 +74,7 @@ class Tables:
         )[0][0]
 
     def rollup_mismatches(self) -> list[tuple]:
-        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
+        with superuser_cursor(self.stack) as cur:
             return rollup_mismatches(cur, self.topic)
 
     def distinct_offsets(self) -> int:

@@ -2,15 +2,15 @@
 small, self-cleaning set of rows in every table the dashboard reads.
 
 The tests' Superset reads the tests' database (`heartbeat_test`) and keeps its metadata in
-`superset_test`, on a free port: the live dashboard (supervisord's `superset`) never shows test
-rows, and importing the bundle here never re-points the live dashboard's connection.
+`superset_test`, both in the tests' own PostgreSQL (tests/support/world.py), with the world's
+generated secrets, on a free port: the live dashboard (supervisord's `superset`) never shows
+test rows, and importing the bundle here never re-points the live dashboard's connection.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,8 +21,10 @@ import pytest
 from psycopg2 import sql
 from superset_api import SupersetClient, wait_healthy
 
-from heartbeat_ops.config import ROOT, StackConfig, read_env_file, secrets_file, var_dir
+from heartbeat_ops.config import ROOT, StackConfig
 from heartbeat_stream.sinks.rollups import merge_sql
+from tests.support.sockets import free_ports
+from tests.support.world import World
 
 SUPERSET_TEST_METADATA_DB = "superset_test"
 
@@ -34,20 +36,8 @@ class SupersetAdmin:
     password: str
 
 
-def _secret(name: str, default: str | None = None) -> str:
-    value = os.environ.get(name) or read_env_file(secrets_file()).get(name) or default
-    assert value, f"{name} missing: run `make up` once to generate var/secrets.env"
-    return value
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def superset_env(stack: StackConfig) -> dict[str, str]:
+def superset_env(stack: StackConfig, world: World) -> dict[str, str]:
     """The environment of the tests' Superset (and of `run.sh import` against it)."""
     admin = psycopg2.connect(stack.superuser_dsn)
     admin.autocommit = True
@@ -65,22 +55,23 @@ def superset_env(stack: StackConfig) -> dict[str, str]:
                 )
     finally:
         admin.close()
+    (port,) = free_ports(1)
     return {
         **os.environ,
-        **stack.environment(),  # PGDATABASE is the tests' database
+        **world.environment(),  # the world's database, roles and generated secrets
         "SUPERSET_DB_NAME": SUPERSET_TEST_METADATA_DB,
-        "SUPERSET_PORT": str(_free_port()),
-        "SUPERSET_HOME": str(var_dir() / "superset-test"),
+        "SUPERSET_PORT": str(port),
+        "SUPERSET_HOME": str(world.root / "superset"),
         "SUPERSET_WORKERS": "1",
         "SUPERSET_BIND_HOST": "127.0.0.1",
     }
 
 
 @pytest.fixture(scope="session")
-def superset(superset_env: dict[str, str]) -> Iterator[SupersetAdmin]:
+def superset(superset_env: dict[str, str], world: World) -> Iterator[SupersetAdmin]:
     """A Superset of the tests' own, started for the session and stopped after it."""
     url = f"http://localhost:{superset_env['SUPERSET_PORT']}"
-    log_path = var_dir() / "log" / "superset-test.log"
+    log_path = world.root / "log" / "superset.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -98,7 +89,7 @@ def superset(superset_env: dict[str, str]) -> Iterator[SupersetAdmin]:
         yield SupersetAdmin(
             url=url,
             username=os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"),
-            password=_secret("SUPERSET_ADMIN_PASSWORD"),
+            password=world.secrets["SUPERSET_ADMIN_PASSWORD"],
         )
     finally:
         if process.poll() is None:

@@ -3,7 +3,7 @@ SIGKILL the job exactly while its batch transaction is open."""
 
 from __future__ import annotations
 
-import psycopg2
+from tests.support.db import superuser_query
 
 # The sink's connection (heartbeat-stream) inside a transaction, on a batch statement rather
 # than an outbox one (which reads and marks published_at).
@@ -15,7 +15,4 @@ WHERE application_name = 'heartbeat-stream' AND datname = current_database()
 
 
 def batch_transaction_open(stack) -> bool:
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(_COMMIT_OPEN)
-        return cur.fetchone()[0] > 0
+    return superuser_query(stack, _COMMIT_OPEN)[0][0] > 0

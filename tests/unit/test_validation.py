@@ -8,30 +8,18 @@ from datetime import UTC, datetime
 
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import functions as F
 
-from heartbeat_stream.transforms.validation import PARSED_COLUMNS, parse_messages
+from heartbeat_stream.transforms.validation import PARSED_COLUMNS
+from tests.support.classify import outcomes, parse
 
 pytestmark = pytest.mark.unit
 
-NOW = datetime(2026, 11, 29, 20, 0, 0, tzinfo=UTC)
 TS = "2026-11-29T19:59:00.000Z"
 
 
 def reading(customer_id="C0001", timestamp=TS, heart_rate=72, **extra) -> bytes:
     body = {"customer_id": customer_id, "timestamp": timestamp, "heart_rate": heart_rate}
     return json.dumps({**body, **extra}).encode()
-
-
-def parse(spark, values: list[bytes | None], naive_zone: str = "UTC"):
-    rows = [("t", 0, offset, value) for offset, value in enumerate(values)]
-    frame = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary")
-    return parse_messages(frame, processing_time=F.lit(NOW), naive_zone=naive_zone)
-
-
-def outcomes(spark, values: list[bytes | None], naive_zone: str = "UTC") -> list[str | None]:
-    parsed = parse(spark, values, naive_zone).orderBy("kafka_offset")
-    return [row.reason for row in parsed.collect()]
 
 
 def test_valid_reading_is_parsed_exactly(spark):
