@@ -101,7 +101,7 @@ class ReadingsSink:
                 conn,
                 self.config.sink_id,
                 batch_id,
-                self.config.thresholds,
+                self.config.alert_rules,
                 self.quarantine_log.wants_samples(),
             )
         )
