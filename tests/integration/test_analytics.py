@@ -9,11 +9,13 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from heartbeat_contract import encode_reading
+from heartbeat_contract.alerts import alert_id
 from heartbeat_stream.config import sink_id_for
+from tests.support.alert_events import deduplicated, read_to_end
 from tests.support.rollups import rollup_mismatches
 from tests.support.sink_activity import batch_transaction_open
 from tests.support.stream_job import StreamJob, wait_for
@@ -114,17 +116,20 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
             )
         ]
 
-        consumer = KafkaConsumer(
-            alerts_topic,
-            bootstrap_servers=stack.kafka_bootstrap_servers,
-            auto_offset_reset="earliest",
-            consumer_timeout_ms=10_000,
-        )
-        published = [json.loads(record.value) for record in consumer]
-        consumer.close()
-        assert [(p["customer_id"], p["kind"]) for p in published] == [
-            (f"{prefix}-P", "tachycardia")
+        # Its lifecycle on the topic, at least once: open, then resolved, one alert_id.
+        wait_for(
+            lambda: len(deduplicated(read_to_end(stack.kafka_bootstrap_servers, alerts_topic)))
+            >= 2,
+            60, "the episode's resolved event",
+        )  # fmt: skip
+        published = deduplicated(read_to_end(stack.kafka_bootstrap_servers, alerts_topic))
+        assert [(p["customer_id"], p["kind"], p["status"]) for p in published] == [
+            (f"{prefix}-P", "tachycardia", "open"),
+            (f"{prefix}-P", "tachycardia", "resolved"),
         ]
+        assert {p["alert_id"] for p in published} == {
+            alert_id(f"{prefix}-P", "tachycardia", t0 + timedelta(seconds=60))
+        }
 
         # This query's own progress rows (its id is in the checkpoint): every message was read
         # by one of its batches; a batch the crash interrupted is read, and counted, again.

@@ -12,7 +12,6 @@ retention timer runs every few seconds throughout, as it would on a long-running
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from psycopg2 import sql
 
@@ -33,6 +32,7 @@ from heartbeat_ops.config import StackConfig
 from heartbeat_stream.config import sink_id_for
 from heartbeat_stream.sinks import partitions
 from tests.support import figures, harness
+from tests.support.alert_events import deduplicated, read_to_end
 from tests.support.ledger import Expected, wait_until_balanced
 from tests.support.stream_job import StreamJob, wait_for
 
@@ -196,21 +196,24 @@ def _patient_readings(patient: str) -> list[tuple[bytes, bytes]]:
     return [encode_reading(patient, t0 + timedelta(seconds=i), bpm) for i, bpm in enumerate(rates)]
 
 
-def _pending_episode(stack: StackConfig, sink_id: str, patient: str) -> tuple | None:
+def _episode_events(stack: StackConfig, sink_id: str, patient: str) -> tuple | None:
+    """The patient's episode (kind, start) and its outbox: (events recorded, events published)."""
     dsn = stack.admin_dsn
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT kind, started_at, published_at FROM heart_rate_alerts"
-            " WHERE sink_id = %s AND customer_id = %s",
+            "SELECT a.kind, a.started_at, count(e.id), count(e.published_at)"
+            " FROM heart_rate_alerts a LEFT JOIN alert_events e ON e.alert_id = a.alert_id"
+            " WHERE a.sink_id = %s AND a.customer_id = %s GROUP BY a.kind, a.started_at",
             (sink_id, patient),
         )
         return cur.fetchone()
 
 
 def test_crash_between_commit_and_alert_publication(rig):
-    """The episode is committed, its publication pending (the alerts topic does not exist yet,
-    so the send waits for metadata); the job is SIGKILLed there. After the restart, with the
-    topic created, the alert is published exactly once, with its stable id."""
+    """The episode is committed with its events, their publication pending (the alerts topic
+    does not exist yet, so the send waits for metadata); the job is SIGKILLed there. After the
+    restart, with the topic created, its open and resolved events are published, with its
+    stable id (at least once: consumers deduplicate by event_id)."""
     rig.start_producer("alerts")
     rig.running_normally()
     patient = f"alerts-patient-{uuid.uuid4().hex[:6]}"
@@ -224,10 +227,10 @@ def test_crash_between_commit_and_alert_publication(rig):
                         "customers": {patient: {"valid": len(messages)}}})  # fmt: skip
 
     sink_id = sink_id_for(rig.checkpoint)
-    wait_for(lambda: _pending_episode(rig.stack, sink_id, patient) is not None, CATCH_UP,
-             "the episode to be committed", poll=0.1)  # fmt: skip
-    kind, started_at, published_at = _pending_episode(rig.stack, sink_id, patient)
-    assert published_at is None  # committed, not yet published: the crash point
+    wait_for(lambda: (_episode_events(rig.stack, sink_id, patient) or (0, 0, 0))[2] >= 1,
+             CATCH_UP, "the episode and its open event to be committed", poll=0.1)  # fmt: skip
+    kind, started_at, _, published = _episode_events(rig.stack, sink_id, patient)
+    assert published == 0  # committed, not yet published: the crash point
     starts = rig.job.starts
     rig.job.kill()
     wait_for(lambda: rig.job.starts > starts, 30, "the job's restart")
@@ -236,17 +239,15 @@ def test_crash_between_commit_and_alert_publication(rig):
     admin.create_topics([NewTopic(rig.alerts_topic, num_partitions=1, replication_factor=1)])
     admin.close()
     created = time.monotonic()
-    wait_for(lambda: _pending_episode(rig.stack, sink_id, patient)[2] is not None, CATCH_UP,
-             "the restarted job to publish the pending alert")  # fmt: skip
+    wait_for(lambda: _episode_events(rig.stack, sink_id, patient)[2:] == (2, 2), CATCH_UP,
+             "the restarted job to publish the pending events")  # fmt: skip
     published_after = time.monotonic() - created
 
-    consumer = KafkaConsumer(rig.alerts_topic, bootstrap_servers=rig.stack.kafka_bootstrap_servers,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10_000)  # fmt: skip
-    events = [json.loads(record.value) for record in consumer]
-    consumer.close()
-    mine = [e for e in events if e["customer_id"] == patient]
-    assert [(e["kind"], e["alert_id"]) for e in mine] == [
-        (kind, alert_id(patient, kind, started_at))
+    events = read_to_end(rig.stack.kafka_bootstrap_servers, rig.alerts_topic)
+    mine = deduplicated([e for e in events if e["customer_id"] == patient])
+    assert [(e["kind"], e["status"], e["alert_id"]) for e in mine] == [
+        (kind, "open", alert_id(patient, kind, started_at)),
+        (kind, "resolved", alert_id(patient, kind, started_at)),
     ], events
     rig.finish(
         "crash between commit and alert publication",
