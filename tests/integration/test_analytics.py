@@ -134,13 +134,17 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
         # This query's own progress rows (its id is in the checkpoint): every message was read
         # by one of its batches; a batch the crash interrupted is read, and counted, again.
         query_id = json.loads(Path(checkpoint, "readings", "metadata").read_text())["id"]
-        ((batches, rows_read),) = query(
+        progress = lambda: query(  # noqa: E731
             stack,
             "SELECT count(*), coalesce(sum(input_rows), 0) FROM pipeline_metrics"
             " WHERE query_id = %s",
             query_id,
-        )
-        assert batches >= len(messages) // 120 and rows_read >= len(messages)
+        )[0]
+        # The listener records a batch's progress after the batch's own commit: poll for it.
+        wait_for(
+            lambda: progress()[0] >= len(messages) // 120 and progress()[1] >= len(messages),
+            60, "the last batches' progress rows",
+        )  # fmt: skip
     finally:
         job.stop()
         query(stack, "SELECT 1")  # connection sanity for cleanup below
