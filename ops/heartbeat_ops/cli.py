@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import container, database, health, history_cli, nodes, supervisor, topics
+from . import alerts_cli, container, database, health, history_cli, nodes, supervisor, topics
 from .config import StackConfig, ensure_secrets, load, scrub_ambient_libpq, var_dir
 from .database import ConfigurationError
 from .programs import all_programs
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("logs", help="where each component logs").set_defaults(func=cmd_logs)
     container.add_commands(sub)
     history_cli.add_commands(sub)
+    alerts_cli.add_commands(sub)
     args = parser.parse_args(argv)
     ignored = scrub_ambient_libpq()  # before anything connects or starts a child
     if ignored and args.command in ("up", "provision"):

@@ -66,7 +66,7 @@ _COPY_REJECTED = (
 )
 _EPISODES = """
 INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, started_at, ended_at, extreme_bpm,
-                               readings, last_reading_at, published_at)
+                               readings, last_reading_at, published_at, threshold_bpm)
 VALUES %s
 ON CONFLICT ON CONSTRAINT heart_rate_alerts_episode DO UPDATE SET
     ended_at = EXCLUDED.ended_at, extreme_bpm = EXCLUDED.extreme_bpm,
@@ -231,7 +231,7 @@ def load(conn: connection, plan: HistoryPlan, *, show_progress: bool = True) -> 
                 cur,
                 _EPISODES,
                 [
-                    (plan.tag, customer, *_episode_values(e))
+                    (plan.tag, customer, *_episode_values(e), thresholds.threshold_bpm(e.kind))
                     for (customer, *_), e in episodes.items()
                 ],
                 page_size=1000,

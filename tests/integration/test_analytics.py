@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from heartbeat_contract import encode_reading
+from heartbeat_contract.alerts import alert_id
 from heartbeat_stream.config import sink_id_for
 from tests.support import kafka
+from tests.support.alert_events import deduplicated, read_to_end
 from tests.support.db import superuser_cursor, superuser_query
 from tests.support.rollups import rollup_mismatches
 from tests.support.sink_activity import batch_transaction_open
@@ -96,32 +98,36 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
             )
         ]
 
-        unpublished = (
-            "SELECT count(*) FROM heart_rate_alerts WHERE sink_id = %s AND published_at IS NULL"
-        )
-        wait_for(lambda: superuser_query(stack, unpublished, sink_id) == [(0,)], 120,
-                 "the outbox to publish the episode")  # fmt: skip
-        records = kafka.read_to_end(stack.kafka_bootstrap_servers, alerts_topic)
-        published = [json.loads(record.value) for record in records]
-        assert [(p["customer_id"], p["kind"]) for p in published] == [
-            (f"{prefix}-P", "tachycardia")
+        # Its lifecycle on the topic, at least once: open, then resolved, one alert_id.
+        wait_for(
+            lambda: len(deduplicated(read_to_end(stack.kafka_bootstrap_servers, alerts_topic)))
+            >= 2,
+            60, "the episode's resolved event",
+        )  # fmt: skip
+        published = deduplicated(read_to_end(stack.kafka_bootstrap_servers, alerts_topic))
+        assert [(p["customer_id"], p["kind"], p["status"]) for p in published] == [
+            (f"{prefix}-P", "tachycardia", "open"),
+            (f"{prefix}-P", "tachycardia", "resolved"),
         ]
+        assert {p["alert_id"] for p in published} == {
+            alert_id(f"{prefix}-P", "tachycardia", t0 + timedelta(seconds=60))
+        }
 
         # This query's own progress rows (its id is in the checkpoint): every message was read
         # by one of its batches; a batch the crash interrupted is read, and counted, again. The
         # last batch's row follows its commit (the progress listener): polled, not assumed.
         query_id = json.loads(Path(checkpoint, "readings", "metadata").read_text())["id"]
-
-        def every_batch_recorded() -> bool:
-            ((batches, rows_read),) = superuser_query(
-                stack,
-                "SELECT count(*), coalesce(sum(input_rows), 0) FROM pipeline_metrics"
-                " WHERE query_id = %s",
-                query_id,
-            )
-            return batches >= len(messages) // 120 and rows_read >= len(messages)
-
-        wait_for(every_batch_recorded, 60, "a progress row for every batch")
+        progress = lambda: superuser_query(  # noqa: E731
+            stack,
+            "SELECT count(*), coalesce(sum(input_rows), 0) FROM pipeline_metrics"
+            " WHERE query_id = %s",
+            query_id,
+        )[0]
+        # The listener records a batch's progress after the batch's own commit: poll for it.
+        wait_for(
+            lambda: progress()[0] >= len(messages) // 120 and progress()[1] >= len(messages),
+            60, "the last batches' progress rows",
+        )  # fmt: skip
     finally:
         job.stop()
         superuser_query(

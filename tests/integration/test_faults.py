@@ -13,7 +13,6 @@ retention timer runs every few seconds throughout, as it would on a long-running
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -31,6 +30,7 @@ from heartbeat_ops.config import StackConfig
 from heartbeat_stream.config import sink_id_for
 from heartbeat_stream.sinks import partitions
 from tests.support import figures, harness, kafka
+from tests.support.alert_events import deduplicated, read_to_end
 from tests.support.db import superuser_query
 from tests.support.ledger import Expected, wait_until_balanced
 from tests.support.stream_job import StreamJob, wait_for
@@ -192,11 +192,13 @@ def _patient_readings(patient: str) -> list[tuple[bytes, bytes]]:
     return [encode_reading(patient, t0 + timedelta(seconds=i), bpm) for i, bpm in enumerate(rates)]
 
 
-def _pending_episode(stack: StackConfig, sink_id: str, patient: str) -> tuple | None:
+def _episode_events(stack: StackConfig, sink_id: str, patient: str) -> tuple | None:
+    """The patient's episode (kind, start) and its outbox: (events recorded, events published)."""
     rows = superuser_query(
         stack,
-        "SELECT kind, started_at, published_at FROM heart_rate_alerts"
-        " WHERE sink_id = %s AND customer_id = %s",
+        "SELECT a.kind, a.started_at, count(e.id), count(e.published_at)"
+        " FROM heart_rate_alerts a LEFT JOIN alert_events e ON e.alert_id = a.alert_id"
+        " WHERE a.sink_id = %s AND a.customer_id = %s GROUP BY a.kind, a.started_at",
         sink_id,
         patient,
     )
@@ -204,9 +206,10 @@ def _pending_episode(stack: StackConfig, sink_id: str, patient: str) -> tuple | 
 
 
 def test_crash_between_commit_and_alert_publication(rig):
-    """The episode is committed, its publication pending (the alerts topic does not exist yet,
-    so the send waits for metadata); the job is SIGKILLed there. After the restart, with the
-    topic created, the alert is published exactly once, with its stable id."""
+    """The episode is committed with its events, their publication pending (the alerts topic
+    does not exist yet, so the send waits for metadata); the job is SIGKILLed there. After the
+    restart, with the topic created, its open and resolved events are published, with its
+    stable id (at least once: consumers deduplicate by event_id)."""
     rig.start_producer("alerts")
     rig.running_normally()
     patient = f"alerts-patient-{uuid.uuid4().hex[:6]}"
@@ -216,25 +219,25 @@ def test_crash_between_commit_and_alert_publication(rig):
                         "customers": {patient: {"valid": len(messages)}}})  # fmt: skip
 
     sink_id = sink_id_for(rig.checkpoint)
-    wait_for(lambda: _pending_episode(rig.stack, sink_id, patient) is not None, CATCH_UP,
-             "the episode to be committed", poll=0.1)  # fmt: skip
-    kind, started_at, published_at = _pending_episode(rig.stack, sink_id, patient)
-    assert published_at is None  # committed, not yet published: the crash point
+    wait_for(lambda: (_episode_events(rig.stack, sink_id, patient) or (0, 0, 0))[2] >= 1,
+             CATCH_UP, "the episode and its open event to be committed", poll=0.1)  # fmt: skip
+    kind, started_at, _, published = _episode_events(rig.stack, sink_id, patient)
+    assert published == 0  # committed, not yet published: the crash point
     starts = rig.job.starts
     rig.job.kill()
     wait_for(lambda: rig.job.starts > starts, 30, "the job's restart")
 
     kafka.create_topic(rig.stack.kafka_bootstrap_servers, rig.alerts_topic, partitions=1)
     created = time.monotonic()
-    wait_for(lambda: _pending_episode(rig.stack, sink_id, patient)[2] is not None, CATCH_UP,
-             "the restarted job to publish the pending alert")  # fmt: skip
+    wait_for(lambda: _episode_events(rig.stack, sink_id, patient)[2:] == (2, 2), CATCH_UP,
+             "the restarted job to publish the pending events")  # fmt: skip
     published_after = time.monotonic() - created
 
-    records = kafka.read_to_end(rig.stack.kafka_bootstrap_servers, rig.alerts_topic)
-    events = [json.loads(record.value) for record in records]
-    mine = [e for e in events if e["customer_id"] == patient]
-    assert [(e["kind"], e["alert_id"]) for e in mine] == [
-        (kind, alert_id(patient, kind, started_at))
+    events = read_to_end(rig.stack.kafka_bootstrap_servers, rig.alerts_topic)
+    mine = deduplicated([e for e in events if e["customer_id"] == patient])
+    assert [(e["kind"], e["status"], e["alert_id"]) for e in mine] == [
+        (kind, "open", alert_id(patient, kind, started_at)),
+        (kind, "resolved", alert_id(patient, kind, started_at)),
     ], events
     rig.finish(
         "crash between commit and alert publication",

@@ -12,12 +12,14 @@ from heartbeat_stream.transforms.validation import parse_messages
 
 # The processing time the classifier is given: "now" for the future-timestamp check.
 NOW = datetime(2026, 11, 29, 20, 0, 0, tzinfo=UTC)
-_KAFKA_ROW = "topic string, partition int, offset long, value binary"
+BROKER_TIME = datetime(2026, 11, 29, 19, 59, 30, tzinfo=UTC)  # when the message reached Kafka
+_KAFKA_ROW = "topic string, partition int, offset long, timestamp timestamp, value binary"
 
 
 def parse(spark: SparkSession, values: list[bytes | None], naive_zone: str = "UTC") -> DataFrame:
-    """The values as Kafka rows of topic "t", partition 0, offsets 0.., parsed by the job."""
-    rows = [("t", 0, offset, value) for offset, value in enumerate(values)]
+    """The values as Kafka rows of topic "t", partition 0, offsets 0.., broker time BROKER_TIME,
+    parsed by the job."""
+    rows = [("t", 0, offset, BROKER_TIME, value) for offset, value in enumerate(values)]
     frame = spark.createDataFrame(rows, _KAFKA_ROW)
     return parse_messages(frame, processing_time=F.lit(NOW), naive_zone=naive_zone)
 
