@@ -16,6 +16,7 @@ pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 29, 20, 0, 0, tzinfo=UTC)
 TS = "2026-11-29T19:59:00.000Z"
+KAFKA_TS = datetime(2026, 11, 29, 19, 59, 30, tzinfo=UTC)  # the broker's, not the reading's
 
 
 def reading(customer_id="C0001", timestamp=TS, heart_rate=72, **extra) -> bytes:
@@ -24,8 +25,10 @@ def reading(customer_id="C0001", timestamp=TS, heart_rate=72, **extra) -> bytes:
 
 
 def parse(spark, values: list[bytes | None], naive_zone: str = "UTC"):
-    rows = [("t", 0, offset, value) for offset, value in enumerate(values)]
-    frame = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary")
+    rows = [("t", 0, offset, KAFKA_TS, value) for offset, value in enumerate(values)]
+    frame = spark.createDataFrame(
+        rows, "topic string, partition int, offset long, timestamp timestamp, value binary"
+    )
     return parse_messages(frame, processing_time=F.lit(NOW), naive_zone=naive_zone)
 
 
@@ -37,9 +40,10 @@ def outcomes(spark, values: list[bytes | None], naive_zone: str = "UTC") -> list
 def test_valid_reading_is_parsed_exactly(spark):
     actual = parse(spark, [reading()])
     expected = spark.createDataFrame(
-        [("t", 0, 0, "C0001", datetime(2026, 11, 29, 19, 59, tzinfo=UTC), 72,
+        [("t", 0, 0, KAFKA_TS, "C0001", datetime(2026, 11, 29, 19, 59, tzinfo=UTC), 72,
           None, None, None, None)],
-        "kafka_topic string, kafka_partition int, kafka_offset long, customer_id string, "
+        "kafka_topic string, kafka_partition int, kafka_offset long, kafka_timestamp timestamp, "
+        "customer_id string, "
         "timestamp timestamp, heart_rate int, reason string, detail string, "
         "raw_value string, raw_value_base64 string",
     )  # fmt: skip

@@ -14,6 +14,7 @@ from psycopg2.extensions import connection
 
 from ..transforms.episodes import Thresholds, runs_by_customer
 from . import alert_store
+from .activity import record_batch as record_activity
 from .partitions import ENSURE_FOR_BATCH
 from .rollups import move_readings_sql
 
@@ -153,6 +154,7 @@ def commit_batch(
         readings = ((customer, at, bpm) for *_, customer, at, bpm in cur.fetchall())
         runs = runs_by_customer(readings, thresholds)
         episodes = alert_store.apply_runs(cur, sink_id, runs, thresholds)
+        episodes += record_activity(cur, sink_id, batch_id)
         cur.execute(_RECORD_COMMITTED, params)
         cur.execute(_CLEAR_STAGE, params)
     return BatchOutcome(valid, rejected, samples, minutes, episodes)

@@ -51,7 +51,7 @@ def _timestamp_shapes(naive_zone: str) -> str:
 _CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
 
 PARSED_COLUMNS = (
-    "kafka_topic", "kafka_partition", "kafka_offset",
+    "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp",
     "customer_id", "timestamp", "heart_rate",
     "reason", "detail", "raw_value", "raw_value_base64",
 )  # fmt: skip
@@ -81,6 +81,7 @@ def parse_messages(
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
         F.col("value").alias("_value"),
         text.alias("_text"),
         F.is_valid_utf8(text).alias("_utf8"),
@@ -113,6 +114,7 @@ def parse_messages(
         "kafka_topic",
         "kafka_partition",
         "kafka_offset",
+        "kafka_timestamp",
         F.when(F.col("reason").isNull(), F.col("_customer_id")).alias("customer_id"),
         F.when(F.col("reason").isNull(), F.col("_timestamp")).alias("timestamp"),
         F.when(F.col("reason").isNull(), F.col("_heart_rate").cast("int")).alias("heart_rate"),
