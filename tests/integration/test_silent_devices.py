@@ -185,9 +185,11 @@ def test_a_device_that_stops_is_reported_on_an_idle_topic_and_resolved_by_its_ne
 ):
     job, feed, alerts, episodes = silence
     (customer,) = customers("A", 1)
+    (warmup,) = customers("W", 1)  # shows the job is up (and is silent itself from then on)
     job.start()
+    feed.send(warmup)
+    wait_for(lambda: episodes.seen(warmup) is not None, JOB_START, "the job's first commit")
     feed.send(customer)
-    wait_for(lambda: episodes.seen(customer) is not None, JOB_START, "the job's first commit")
     last = feed.send(customer)  # then nothing at all arrives on the topic
     wait_for(lambda: episodes.committed(customer, last), 60, "the last reading committed")
 
@@ -228,12 +230,15 @@ def test_a_device_that_stops_is_reported_on_an_idle_topic_and_resolved_by_its_ne
 def test_a_backlog_waiting_in_the_topic_is_not_silence(stack, silence):
     job, feed, alerts, episodes = silence
     backlogged = customers("B", 5)
+    (warmup,) = customers("W", 1)  # shows the job is up; silent from then on
     (sentinel,) = customers("S", 1)  # sends nothing after the first phase: truly silent
     job.start()
+    feed.send(warmup)
+    wait_for(lambda: episodes.seen(warmup) is not None, JOB_START, "the job's first commit")
     first = {customer: feed.send(customer) for customer in [*backlogged, sentinel]}
     wait_for(
         lambda: all(episodes.committed(c, at) for c, at in first.items()),
-        JOB_START,
+        60,
         "the first phase committed",
     )
     job.stop()
@@ -261,6 +266,9 @@ def test_a_backlog_waiting_in_the_topic_is_not_silence(stack, silence):
             assert episodes.seen(customer) > resume - timedelta(seconds=5), customer
         assert episodes.of("device_silent", backlogged) == []
         assert episodes.of("ingestion_silent") == []
+        # Reported: the warm-up customer (silent during the first phase) and the sentinel.
+        reported = {row[0] for row in episodes.of("device_silent")}
+        assert reported <= {warmup, sentinel}
         assert len(alerts.of(sentinel, "device_silent", "open")) == 1
         for customer in backlogged:
             assert alerts.of(customer, "device_silent") == []
