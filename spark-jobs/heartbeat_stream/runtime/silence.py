@@ -25,6 +25,7 @@ from heartbeat_contract.alerts import (
     INGESTION_SILENT,
     OPEN,
     RESOLVED,
+    SEVERITY,
     alert_event,
 )
 
@@ -301,7 +302,7 @@ class SilenceCheck:
                 },
             )
             return []
-        values = {**feed, "severity": "critical", "started_at": latest_silent}
+        values = {**feed, "severity": SEVERITY[INGESTION_SILENT], "started_at": latest_silent}
         cur.execute(_OPEN_OUTAGE, {**values, "readings": census.silent})
         if cur.fetchone() is None:
             return []
@@ -316,7 +317,7 @@ class SilenceCheck:
         return [event]
 
     def _report_each(self, cur: cursor, params: dict[str, object]) -> list[dict[str, object]]:
-        cur.execute(_REPORT_EACH, {**params, "severity": "warning"})
+        cur.execute(_REPORT_EACH, {**params, "severity": SEVERITY[DEVICE_SILENT]})
         return [
             alert_event(
                 customer_id=customer,
