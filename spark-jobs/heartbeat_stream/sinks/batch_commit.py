@@ -15,6 +15,7 @@ from psycopg2.extensions import connection
 from heartbeat_contract import OUT_OF_RANGE
 
 from . import alert_store
+from .activity import record_batch as record_activity
 from .alert_store import AlertRules
 from .partitions import ENSURE_FOR_BATCH
 from .rollups import move_readings_sql
@@ -167,6 +168,7 @@ def commit_batch(
         cur.execute(_ALERT_READINGS, {**params, "watched": watched})
         readings = (tuple(row[3:]) for row in cur.fetchall())
         episodes = alert_store.apply_readings(cur, sink_id, readings, watched, rules)
+        episodes += record_activity(cur, sink_id, batch_id)
         cur.execute(_RECORD_COMMITTED, params)
         cur.execute(_CLEAR_STAGE, params)
     return BatchOutcome(valid, rejected, samples, minutes, episodes)
