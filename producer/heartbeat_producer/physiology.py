@@ -96,6 +96,7 @@ class Heart:
         "episode_left",
         "episode_level",
         "level",
+        "offset",
         "profile",
         "target",
         "wander",
@@ -114,6 +115,7 @@ class Heart:
         self.wander = rng.gauss(0.0, profile.variability)
         self.episode_left = 0.0
         self.episode_level = 0.0
+        self.offset = 0.0  # bpm added to every activity's level (scripted shifts, history loader)
         # Start in steady state: a share `abnormal_rate` of customers is mid-episode already.
         if abnormal_rate > 0.0 and rng.random() < abnormal_rate:
             self._start_episode()
@@ -129,6 +131,12 @@ class Heart:
         band = TACHYCARDIA_BPM if rng.random() < TACHYCARDIA_SHARE else BRADYCARDIA_BPM
         self.episode_level = rng.uniform(*band)
         self.wander = rng.gauss(0.0, EPISODE_WANDER_BPM)
+
+    def exercise(self, seconds: float) -> None:
+        """Start exercising now, for `seconds` (a scripted workout), whatever the activity was."""
+        self.activity = EXERCISE
+        self.activity_left = seconds
+        self.target = self.profile.target(EXERCISE)
 
     def _next_activity(self) -> None:
         names, weights = _NEXT_ACTIVITY[self.activity]
@@ -161,12 +169,12 @@ class Heart:
                     )
                 else:  # abrupt end: straight back to the activity's level
                     self.episode_left = 0.0
-                    self.level = self.target
+                    self.level = self.target + self.offset
                     self.wander = rng.gauss(0.0, self.profile.variability)
             elif self._hazard and rng.random() < -math.expm1(-self._hazard * dt):
                 self._start_episode()
             if self.episode_left <= 0.0:
-                target = self.target
+                target = self.target + self.offset
                 self.level = target + (self.level - target) * level_keep
                 self.wander = self.wander * wander_keep + (
                     self.profile.variability * wander_noise * rng.gauss(0.0, 1.0)
