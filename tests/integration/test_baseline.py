@@ -144,3 +144,98 @@ def test_one_episode_for_the_shifted_customer_and_none_else(app_db, loaded):
     assert (second.resting_days, second.baselines, second.opened, second.reopened) == (0, 0, 0, 0)
     assert (second.resolved, second.events, again) == (0, 0, [])
     assert _state(app_db, run, sink) == (episodes, outbox, days, baselines)
+
+
+# The lifecycle, on hours written straight into the rollups (the pass reads nothing else): each
+# day 24 hours of 60 readings, 3 hours at the day's resting level and 21 hours 20 bpm above, so
+# the day's resting rate is 43.5 + 5k for a level in bin k (40 + 5k .. 44 + 5k).
+LIFECYCLE_END = datetime(2026, 6, 1, tzinfo=UTC)
+_HOURS = """
+INSERT INTO heart_rate_hour (customer_id, hour, readings, sum_bpm, min_bpm, max_bpm, bpm_bins)
+SELECT %(customer)s, %(day)s::timestamptz + make_interval(hours => h), 60, 60 * v, v, v,
+       array_fill(0, ARRAY[(v - 40) / 5]) || 60 || array_fill(0, ARRAY[28 - (v - 40) / 5])
+FROM generate_series(0, 23) AS h,
+     LATERAL (SELECT CASE WHEN h < 3 THEN %(level)s ELSE %(level)s + 20 END AS v) l
+"""
+LOW, HIGH = 60, 65  # resting rates 63.5 and 68.5: 5 bpm apart, the margin is 4
+
+
+def _days(superuser, customer: str, first: datetime, levels: list[int]) -> None:
+    with superuser, superuser.cursor() as cur:
+        for offset, level in enumerate(levels):
+            day = first + timedelta(days=offset)
+            cur.execute(_HOURS, {"customer": customer, "day": day, "level": level})
+
+
+@pytest.fixture
+def lifecycle(superuser):
+    run = uuid.uuid4().hex[:8]
+    customers = {name: f"tl{run}-{name}" for name in ("plain", "muted", "off")}
+    with superuser, superuser.cursor() as cur:
+        cur.execute(
+            "INSERT INTO customer_alert_settings (customer_id, muted_until) VALUES (%s, %s)",
+            (customers["muted"], LIFECYCLE_END + timedelta(days=30)),
+        )
+        cur.execute(
+            "INSERT INTO customer_alert_settings (customer_id, baseline_alerts) VALUES (%s, false)",
+            (customers["off"],),
+        )
+    yield f"baseline-{run}", customers
+    with superuser, superuser.cursor() as cur:
+        cur.execute("DELETE FROM heart_rate_alerts WHERE sink_id = %s", (f"baseline-{run}",))
+        cur.execute("DELETE FROM alert_events WHERE sink_id = %s", (f"baseline-{run}",))
+        for table in ("heart_rate_hour", "customer_resting_days", "customer_baselines",
+                      "customer_alert_settings"):  # fmt: skip
+            cur.execute(f"DELETE FROM {table} WHERE customer_id LIKE %s", (f"tl{run}-%",))
+
+
+def _episodes(app_db, sink: str) -> list[tuple]:
+    with app_db, app_db.cursor() as cur:
+        cur.execute(
+            "SELECT customer_id, started_at, ended_at, revision, readings, muted"
+            " FROM heart_rate_alerts WHERE sink_id = %s ORDER BY customer_id",
+            (sink,),
+        )
+        return cur.fetchall()
+
+
+def _judge(app_db, sink: str, day: datetime) -> list[tuple[str, str, int]]:
+    with app_db, app_db.cursor() as cur:
+        _, events = baseline.run_pass(cur, CONFIG, sink, day)
+    return [(e["customer_id"], e["status"], e["revision"]) for e in events]
+
+
+def test_lifecycle_resolve_reopen_mute_and_off(superuser, app_db, lifecycle):
+    sink, customers = lifecycle
+    plain, muted, off = customers["plain"], customers["muted"], customers["off"]
+    d = LIFECYCLE_END
+    first = d - timedelta(days=20)
+    for customer in customers.values():  # 18 ordinary days, then 2 elevated ones
+        _days(superuser, customer, first, [LOW] * 18 + [HIGH] * 2)
+
+    # Opens for everyone with baseline alerts on; only the unmuted customer publishes.
+    assert _judge(app_db, sink, d) == [(plain, "open", 0)]
+    opened = d - timedelta(days=2)
+    assert _episodes(app_db, sink) == [
+        (muted, opened, None, 0, 2, True),
+        (plain, opened, None, 0, 2, False),
+    ]
+    with app_db, app_db.cursor() as cur:  # `off` has a baseline: its setting alone stops it
+        cur.execute("SELECT days FROM customer_baselines WHERE customer_id = %s", (off,))
+        assert cur.fetchone() == (18,)
+    # A day below resolves it (ended at the end of that day), silently when muted.
+    for customer in (plain, muted):
+        _days(superuser, customer, d, [LOW])
+    assert _judge(app_db, sink, d + timedelta(days=1)) == [(plain, "resolved", 0)]
+    ended = d + timedelta(days=1)
+    assert [e[2] for e in _episodes(app_db, sink)] == [ended, ended]
+    # Elevated again from the next day: within the cooldown of that end, the episode reopens
+    # (same row, revision 1, no event) ...
+    _days(superuser, plain, d + timedelta(days=1), [HIGH, HIGH])
+    assert _judge(app_db, sink, d + timedelta(days=3)) == []
+    assert _episodes(app_db, sink)[1] == (plain, opened, None, 1, 4, False)
+    # ... and its next end publishes `resolved` with revision 1.
+    _days(superuser, plain, d + timedelta(days=3), [LOW])
+    assert _judge(app_db, sink, d + timedelta(days=4)) == [(plain, "resolved", 1)]
+    assert _episodes(app_db, sink)[1] == (plain, opened, d + timedelta(days=4), 1, 4, False)
+    assert _judge(app_db, sink, d + timedelta(days=4)) == []  # and again: nothing changes
