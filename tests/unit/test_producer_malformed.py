@@ -30,8 +30,10 @@ SEEDS = 25  # a variant that draws from its rng gets this many different message
 
 def classify(spark, values: list[bytes]) -> list[str]:
     """The job's outcome of each value, in order ("valid" for an accepted reading)."""
-    rows = [("t", 0, offset, value) for offset, value in enumerate(values)]
-    frame = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary")
+    rows = [("t", 0, offset, NOW, value) for offset, value in enumerate(values)]
+    frame = spark.createDataFrame(
+        rows, "topic string, partition int, offset long, timestamp timestamp, value binary"
+    )
     parsed = parse_messages(frame, processing_time=F.lit(NOW)).orderBy("kafka_offset")
     return [row.reason or VALID for row in parsed.select("reason").collect()]
 

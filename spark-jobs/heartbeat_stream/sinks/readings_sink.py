@@ -82,7 +82,8 @@ class ReadingsSink:
         )
 
     def _write(self, messages: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
-        """`messages`: the batch as validation.parse_messages classified it."""
+        """`messages`: the batch as validation.parse_messages classified it; every parsed
+        column (kafka_timestamp too) lands in the stage's column of the same name."""
         staged = messages.select(
             F.lit(self.config.sink_id).alias("sink_id"),
             F.lit(batch_id).cast("long").alias("batch_id"),
