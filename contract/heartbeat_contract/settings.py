@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     producer_customers: str | None = Field(None, alias="PRODUCER_CUSTOMERS")
     producer_rate: str | None = Field(None, alias="PRODUCER_RATE")
     producer_malformed_rate: str | None = Field(None, alias="PRODUCER_MALFORMED_RATE")
+    producer_critical_rate: str | None = Field(None, alias="PRODUCER_CRITICAL_RATE")
     producer_format: str | None = Field(None, alias="PRODUCER_FORMAT")
 
     @classmethod

@@ -114,28 +114,34 @@ SCENARIO_VARIATION_BPM = 3.0
 SCENARIO_WORKOUT_SECONDS = 3 * 3600.0
 
 
+# VARYING's offsets, one a day in turn: any 7 days running have a median of exactly 0.
+SCENARIO_VARIATION = (3.0, -3.0, 1.0, -1.0, 2.0, -2.0, 0.0)
+
+
 def baseline_scenario(end: datetime, days: float, seed: int = 0) -> dict[int, CustomerScript]:
     """Three scripted customers for the personal baseline (README, "Personal baseline"), with
     the same steady profile, judged on the last two whole UTC days before `end`:
     - SHIFTED: resting rate +8 bpm from the start of those two days on (one alert expected);
-    - VARYING: every UTC day its own offset, drawn in [-3, +3] bpm, and +3 on both of those
-      days (ordinary day-to-day variation: no alert);
+    - VARYING: every UTC day its own offset, in turn +3, -3, +1, -1, +2, -2, 0 bpm (starting at a
+      place drawn from `seed`), and +3 on both of those days: ordinary day-to-day variation at
+      its top two days running (no alert);
     - WORKOUT: one hard 3-hour workout across the midnight between those two days (no alert).
     """
     midnight = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     judged = midnight - timedelta(days=2)
-    rng = Random(f"{seed}:baseline-scenario")
     first = (end - timedelta(days=days)).astimezone(UTC)
     day = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    turn = Random(f"{seed}:baseline-scenario").randrange(len(SCENARIO_VARIATION))
     variation = []
     while day < end:
         bpm = (
             SCENARIO_VARIATION_BPM
             if day >= judged
-            else rng.uniform(-SCENARIO_VARIATION_BPM, SCENARIO_VARIATION_BPM)
+            else SCENARIO_VARIATION[turn % len(SCENARIO_VARIATION)]
         )
         variation.append(Shift(day, day + timedelta(days=1), bpm))
         day += timedelta(days=1)
+        turn += 1
     workout_start = midnight - timedelta(days=1, seconds=SCENARIO_WORKOUT_SECONDS / 2)
     return {
         SHIFTED: CustomerScript(SCENARIO_PROFILE, shifts=(Shift(judged, end, SCENARIO_SHIFT_BPM),)),

@@ -190,6 +190,66 @@ class Heart:
         return NORMAL_HIGH_BPM if bpm > NORMAL_HIGH_BPM else bpm
 
 
+# Rare, persistent critical episodes: a heart rate out of the valid range but physiologically
+# possible (severe bradycardia or a tachyarrhythmia), held for tens of seconds, so that the
+# job's critical rule (HEARTBEAT_CRITICAL_SUSTAIN_SECONDS) opens a real episode. Unlike sensor
+# glitches they are persistent; unlike abnormal episodes they leave the valid range.
+CRITICAL_LOW_BPM = (30, 38)
+CRITICAL_HIGH_BPM = (185, 220)
+CRITICAL_SECONDS = (20.0, 60.0)
+CRITICAL_HIGH_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class CriticalEpisode:
+    """One scripted critical episode of one customer: its kind's band and simulated times."""
+
+    high: bool
+    start_ms: int
+    end_ms: int  # exclusive
+
+
+class CriticalEpisodes:
+    """One customer's critical episodes: starts form a Poisson process of `rate_per_hour`, each
+    lasts CRITICAL_SECONDS at a level in its band, with a beat or two of wander. `bpm` says
+    what the heart reads at a moment instead of its usual curve (None outside an episode), so
+    the curve itself, and every other customer's, is the same with or without them."""
+
+    __slots__ = ("_level", "_rate_per_ms", "_rng", "episodes", "next_start_ms")
+
+    def __init__(self, rng: Random, rate_per_hour: float, start_ms: int) -> None:
+        self._rng = rng
+        self._rate_per_ms = rate_per_hour / 3_600_000.0
+        self._level = 0
+        self.episodes: list[CriticalEpisode] = []
+        self.next_start_ms = self._after(start_ms)
+
+    def _after(self, moment_ms: int) -> int:
+        if self._rate_per_ms <= 0.0:
+            return 2**62
+        return moment_ms + int(self._rng.expovariate(self._rate_per_ms))
+
+    def bpm(self, now_ms: int) -> int | None:
+        """The critical reading at `now_ms` (non-decreasing calls), or None."""
+        current = self.episodes[-1] if self.episodes else None
+        if current is None or now_ms >= current.end_ms:
+            if now_ms < self.next_start_ms:
+                return None
+            rng = self._rng
+            high = rng.random() < CRITICAL_HIGH_SHARE
+            start = self.next_start_ms
+            current = CriticalEpisode(
+                high, start, start + int(rng.uniform(*CRITICAL_SECONDS) * 1000)
+            )
+            self.episodes.append(current)
+            self._level = rng.randint(*(CRITICAL_HIGH_BPM if high else CRITICAL_LOW_BPM))
+            self.next_start_ms = self._after(current.end_ms)
+            if now_ms >= current.end_ms:  # a reading gap longer than the episode: missed it
+                return self.bpm(now_ms)
+        low, high = CRITICAL_HIGH_BPM if current.high else CRITICAL_LOW_BPM
+        return min(high, max(low, self._level + self._rng.randint(-2, 2)))
+
+
 def sensor_glitch(rng: Random) -> int:
     """An out-of-range reading as a faulty sensor produces it: zero, far too low or too high."""
     pick = rng.random()
