@@ -16,6 +16,8 @@ from heartbeat_producer.physiology import CRITICAL_HIGH_BPM, CRITICAL_LOW_BPM, C
 from heartbeat_producer.simulator import VALID, Simulator
 from heartbeat_stream.transforms.episodes import CriticalRule, EpisodeChange, advance, runs_of
 
+pytestmark = pytest.mark.unit
+
 START = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CUSTOMERS = 1000
