@@ -1,7 +1,8 @@
 """Personal baselines and `elevated_resting` episodes, from the hourly rollups only.
 
-One pass (README, "Personal baseline"), set-based SQL in one transaction that first takes the
-sink's sink_progress row lock, so it serialises with the batches' own transactions:
+One pass (README, "Personal baseline"), set-based SQL in one transaction; before it touches
+episodes it takes the sink's sink_progress row lock, so it serialises with the batches' own
+transactions (which write episodes and events too) for milliseconds, not for the whole pass:
 1. each customer's daily resting rate for the complete UTC days of the window
    (customer_resting_days): the RESTING_QUANTILE of the day's valid readings, read from the
    5-bpm histograms of the day's hours that have at least HEARTBEAT_BASELINE_HOUR_MIN_READINGS
@@ -238,6 +239,7 @@ class PassSummary:
     resolved: int
     events: int
     seconds: float
+    locked_seconds: float  # of which with the sink_progress row lock held (before the commit)
 
 
 def _event(row: tuple, status: str) -> dict[str, object]:
@@ -290,11 +292,14 @@ def run_pass(
         "elevated_days": config.baseline_elevated_days,
         "cooldown": config.alert_cooldown_seconds,
     }
-    cur.execute(_LOCK, params)
     cur.execute(_RESTING_DAYS, params)
     (days,) = cur.fetchone()
     cur.execute(_BASELINES, params)
     (baselines,) = cur.fetchone()
+    # Only the timer writes days and baselines; episodes and events are shared with the batches:
+    # from here on (milliseconds, not the seconds above) the batches wait for this transaction.
+    cur.execute(_LOCK, params)
+    locked = time.monotonic()
     resolved = _follow_open(cur, params)
     cur.execute(_OPEN, params)
     rows = cur.fetchall()
@@ -313,6 +318,7 @@ def run_pass(
         len(resolved),
         len(events),
         time.monotonic() - started,
+        time.monotonic() - locked,
     )
     return summary, events
 
