@@ -7,17 +7,20 @@ customers with enough days."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
+from kafka import KafkaConsumer, KafkaProducer
 
 from heartbeat_contract.alerts import ELEVATED_RESTING, OPEN, alert_id
 from heartbeat_ops import history
 from heartbeat_stream.config import JobConfig
 from heartbeat_stream.runtime import baseline
 from tests.support import figures
+from tests.support.stream_job import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -144,6 +147,59 @@ def test_one_episode_for_the_shifted_customer_and_none_else(app_db, loaded):
     assert (second.resting_days, second.baselines, second.opened, second.reopened) == (0, 0, 0, 0)
     assert (second.resolved, second.events, again) == (0, 0, [])
     assert _state(app_db, run, sink) == (episodes, outbox, days, baselines)
+
+
+def test_refresh_publishes_the_open_event_after_its_commit(stack, superuser, loaded, fresh_topic,
+                                                          tmp_path):  # fmt: skip
+    """The job's own entry (`refresh`: its sink id, its role, its alerts topic): the episode's
+    open event reaches the alerts topic and is marked published."""
+    run, plans = loaded
+    config = JobConfig.model_validate(
+        {**stack.model_dump(by_alias=True), "KAFKA_ALERTS_TOPIC": fresh_topic,
+         "HEARTBEAT_CHECKPOINT_DIR": str(tmp_path / "checkpoint")}
+    )  # fmt: skip
+    full = plans["full"]
+    shifted = f"{full.customer_prefix}{history.SHIFTED + 1:04d}"
+    with superuser, superuser.cursor() as cur:  # event ids are global: an episode is one event
+        cur.execute("DELETE FROM alert_events WHERE customer_id LIKE %s", (f"tb{run}-%",))
+    producer = KafkaProducer(bootstrap_servers=config.kafka_bootstrap_servers, acks="all")
+    try:
+        summary = baseline.refresh(config, producer, now=END)
+    finally:
+        producer.close()
+        with superuser, superuser.cursor() as cur:
+            cur.execute(
+                "SELECT alert_id, published_at IS NOT NULL FROM alert_events WHERE sink_id = %s",
+                (config.sink_id,),
+            )
+            outbox = cur.fetchall()
+            cur.execute("DELETE FROM heart_rate_alerts WHERE sink_id = %s", (config.sink_id,))
+            cur.execute("DELETE FROM alert_events WHERE sink_id = %s", (config.sink_id,))
+    assert summary.opened == summary.events == 1
+    consumer = KafkaConsumer(
+        fresh_topic, bootstrap_servers=config.kafka_bootstrap_servers, auto_offset_reset="earliest"
+    )
+    published = []
+
+    def received() -> bool:
+        for records in consumer.poll(timeout_ms=1000).values():
+            published.extend((r.key.decode(), json.loads(r.value)) for r in records)
+        return bool(published)
+
+    try:
+        wait_for(received, timeout=60, what="the open event on the alerts topic")
+        received()  # anything more would be a duplicate
+    finally:
+        consumer.close()
+    (key, event), *others = published
+    assert others == [] and key == shifted
+    assert (event["kind"], event["status"], event["severity"]) == (
+        ELEVATED_RESTING,
+        OPEN,
+        "warning",
+    )
+    assert event["started_at"] == (END - timedelta(days=2)).isoformat()
+    assert outbox == [(event["alert_id"], True)]
 
 
 # The lifecycle, on hours written straight into the rollups (the pass reads nothing else): each
