@@ -329,7 +329,8 @@ def refresh(
     now: datetime | None = None,
 ) -> PassSummary:
     """One pass in its own transaction, then its events published (when given a producer)."""
-    conn = psycopg2.connect(**config.libpq_params)
+    # Its own application_name: in pg_stat_activity the pass is not the sink's batch transaction.
+    conn = psycopg2.connect(**{**config.libpq_params, "application_name": "heartbeat-baseline"})
     try:
         with conn, conn.cursor() as cur:
             summary, events = run_pass(cur, config, config.sink_id, now or datetime.now(UTC))
