@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     baseline_elevated_days: int = Field(2, ge=1, alias="HEARTBEAT_BASELINE_ELEVATED_DAYS")
     baseline_window_days: int = Field(28, ge=2, alias="HEARTBEAT_BASELINE_WINDOW_DAYS")
     baseline_min_days: int = Field(7, ge=1, alias="HEARTBEAT_BASELINE_MIN_DAYS")
+    # A UTC day has a resting rate when it has this many hours with this many readings each.
+    baseline_day_min_hours: int = Field(20, ge=1, le=24, alias="HEARTBEAT_BASELINE_DAY_MIN_HOURS")
+    baseline_hour_min_readings: int = Field(10, ge=1, alias="HEARTBEAT_BASELINE_HOUR_MIN_READINGS")
     baseline_refresh_seconds: float = Field(
         3600.0, gt=0, alias="HEARTBEAT_BASELINE_REFRESH_SECONDS"
     )
@@ -101,6 +104,7 @@ class Settings(BaseSettings):
     producer_customers: str | None = Field(None, alias="PRODUCER_CUSTOMERS")
     producer_rate: str | None = Field(None, alias="PRODUCER_RATE")
     producer_malformed_rate: str | None = Field(None, alias="PRODUCER_MALFORMED_RATE")
+    producer_critical_rate: str | None = Field(None, alias="PRODUCER_CRITICAL_RATE")
     producer_format: str | None = Field(None, alias="PRODUCER_FORMAT")
 
     @classmethod

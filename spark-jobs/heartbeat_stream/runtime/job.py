@@ -17,6 +17,7 @@ from pyspark.sql.streaming import StreamingQuery
 from .. import config as job_config
 from ..sinks.readings_sink import ReadingsSink
 from ..transforms.validation import parse_messages
+from .baseline import BaselineTimer
 from .metrics import PipelineMetricsListener
 from .retention import RetentionTimer
 from .silence import SilenceTimer
@@ -65,6 +66,7 @@ def main() -> int:
     retention.start()
     silence = SilenceTimer(config)
     silence.start()
+    BaselineTimer(config).start()  # a daemon thread: it ends with the job
     log.info(
         "streaming %s from %s into %s:%s/%s; checkpoint under %s; trigger %s; "
         "timestamps without offset: %s",
