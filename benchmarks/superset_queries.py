@@ -28,9 +28,11 @@ rendered dashboard.
 BENCH_SUPERSET_LIVE=1 renders the dashboards twice: quiet (the stream job and the producer
 stopped), then with the whole stack running (`stream-job` and `producer` started under
 supervisord, and a micro-batch committed in the last BENCH_SUPERSET_LIVE_FRESH_SECONDS, 30,
-before the first render), which is what a user sees; each figure is printed beside the quiet
+before the first render; a warning is printed instead when none is within
+BENCH_SUPERSET_LIVE_START_TIMEOUT, 300), which is what a user sees; each figure is printed beside the quiet
 one, and the programs are put back as they were. Needs `make up` (the stack, not only infra).
-Smallest run: BENCH_SUPERSET_READINGS=100000 BENCH_SUPERSET_DAYS=1 BENCH_SUPERSET_REPEATS=2
+BENCH_SUPERSET_SKIP_QUERIES=1 skips the per-chart timings (renders only).
+Smallest run: BENCH_SUPERSET_SKIP_QUERIES=1 BENCH_SUPERSET_READINGS=100000 BENCH_SUPERSET_DAYS=1 BENCH_SUPERSET_REPEATS=2
 BENCH_SUPERSET_RENDERS=1 BENCH_SUPERSET_LIVE=1.
 """
 
@@ -77,7 +79,8 @@ SLOW_MS = 1500
 LIVE = os.environ.get("BENCH_SUPERSET_LIVE") == "1"
 LIVE_PROGRAMS = ("stream-job", "producer")
 LIVE_FRESH_SECONDS = float(os.environ.get("BENCH_SUPERSET_LIVE_FRESH_SECONDS", "30"))
-LIVE_START_TIMEOUT = 600.0
+LIVE_START_TIMEOUT = float(os.environ.get("BENCH_SUPERSET_LIVE_START_TIMEOUT", "300"))
+QUERIES = os.environ.get("BENCH_SUPERSET_SKIP_QUERIES") != "1"
 
 
 def _say(message: str) -> None:
@@ -311,16 +314,20 @@ def _set_programs(wanted: dict[str, bool]) -> None:
             supervisor.ctl("stop", name)
 
 
-def _wait_live(superuser_dsn: str) -> float:
-    """Until the job commits micro-batches of the producer's readings; the seconds waited."""
+def _wait_live(superuser_dsn: str) -> str:
+    """Until the job commits micro-batches of the producer's readings: how long that took, or
+    a warning when it did not within BENCH_SUPERSET_LIVE_START_TIMEOUT (the renders are still
+    measured, under the load of a job that starts and fails, and say so)."""
     started = time.monotonic()
     while True:
         age = _last_batch_age(superuser_dsn)
         if age is not None and age < LIVE_FRESH_SECONDS and time.monotonic() - started > 5:
-            return time.monotonic() - started
+            return f"job and producer live after {time.monotonic() - started:.0f}s"
         if time.monotonic() - started > LIVE_START_TIMEOUT:
-            raise RuntimeError(
-                f"no micro-batch within {LIVE_START_TIMEOUT:.0f}s of starting the job"
+            return (
+                f"WARNING: no micro-batch committed within {LIVE_START_TIMEOUT:.0f}s of starting"
+                " the job (see var/log/stream-job.log); measuring with the job and producer"
+                " running anyway"
             )
         time.sleep(2)  # polling interval (a job start takes tens of seconds)
 
@@ -334,8 +341,7 @@ def _renders_quiet_and_live(
         _set_programs(dict.fromkeys(LIVE_PROGRAMS, False))
         quiet = _renders(url, username, password, slugs, title=" (quiet: job and producer stopped)")
         _set_programs(dict.fromkeys(LIVE_PROGRAMS, True))
-        waited = _wait_live(superuser_dsn)
-        _say(f"\njob and producer live after {waited:.0f}s (load average {_load_average()})")
+        _say(f"\n{_wait_live(superuser_dsn)} (load average {_load_average()})")
         _renders(
             url,
             username,
@@ -447,14 +453,15 @@ def _measure(url: str, username: str, password: str, reader_dsn: str, superuser_
     slugs = [s for s in DASHBOARDS if s in wanted and _exists(client, s)]
     _say(f"\nload average {_load_average()}")
     _reference(client)
-    reader = psycopg2.connect(reader_dsn)
-    reader.autocommit = True
-    try:
-        for slug in slugs:
-            _chart_rows(client, reader, slug)
-    finally:
-        reader.close()
-    _reference(client)
+    if QUERIES:
+        reader = psycopg2.connect(reader_dsn)
+        reader.autocommit = True
+        try:
+            for slug in slugs:
+                _chart_rows(client, reader, slug)
+        finally:
+            reader.close()
+        _reference(client)
     if LIVE:
         _renders_quiet_and_live(url, username, password, slugs, superuser_dsn)
     else:
