@@ -29,11 +29,11 @@ BENCH_SUPERSET_LIVE=1 renders the dashboards twice: quiet (the stream job and th
 stopped), then with the whole stack running (`stream-job` and `producer` started under
 supervisord, and a micro-batch committed in the last BENCH_SUPERSET_LIVE_FRESH_SECONDS, 30,
 before the first render; a warning is printed instead when none is within
-BENCH_SUPERSET_LIVE_START_TIMEOUT, 300), which is what a user sees; each figure is printed beside the quiet
-one, and the programs are put back as they were. Needs `make up` (the stack, not only infra).
-BENCH_SUPERSET_SKIP_QUERIES=1 skips the per-chart timings (renders only).
-Smallest run: BENCH_SUPERSET_SKIP_QUERIES=1 BENCH_SUPERSET_READINGS=100000 BENCH_SUPERSET_DAYS=1 BENCH_SUPERSET_REPEATS=2
-BENCH_SUPERSET_RENDERS=1 BENCH_SUPERSET_LIVE=1.
+BENCH_SUPERSET_LIVE_START_TIMEOUT, 300), which is what a user sees; each figure is printed
+beside the quiet one, and the programs are put back as they were. Needs the whole stack
+(`make up`). BENCH_SUPERSET_SKIP_QUERIES=1 skips the per-chart timings (renders only). Smallest
+run: BENCH_SUPERSET_SKIP_QUERIES=1 BENCH_SUPERSET_READINGS=100000 BENCH_SUPERSET_DAYS=1
+BENCH_SUPERSET_REPEATS=2 BENCH_SUPERSET_RENDERS=1 BENCH_SUPERSET_LIVE=1.
 """
 
 from __future__ import annotations
