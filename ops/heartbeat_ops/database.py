@@ -10,7 +10,7 @@ from __future__ import annotations
 import psycopg2
 from psycopg2 import sql
 
-from . import migrate
+from . import alert_defaults, migrate
 from .config import StackConfig, source_of
 
 # Each stack role: the settings holding its name and its password.
@@ -149,6 +149,8 @@ def bootstrap(config: StackConfig) -> list[str]:
                 sql.Identifier(config.reader_user)
             )
         )
+        # The alert rules' global defaults, for the dashboards' effective thresholds.
+        alert_defaults.write(cur, config)
         # The raw readings' partitions around today exist before anything writes; the job keeps
         # them ahead from then on (sql/006, heartbeat_stream.sinks.partitions).
         cur.execute(

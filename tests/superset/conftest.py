@@ -169,6 +169,49 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
                 """,
                 {"tag": tag, "c0": customers[0], "c1": customers[1]},
             )
+            # The alert rules' figures (issue 18): a critical episode open, a silent device with
+            # the activity that made it silent, and daily resting rates with a baseline.
+            cur.execute(
+                """
+                INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, severity, started_at,
+                                               extreme_bpm, readings, last_reading_at,
+                                               threshold_bpm)
+                VALUES (%(tag)s, %(c1)s, 'critical_low', 'critical', now() - interval '3 minutes',
+                        35, 6, now() - interval '2 minutes', 40),
+                       (%(tag)s, %(c2)s, 'device_silent', 'warning', now() - interval '10 minutes',
+                        NULL, 0, now() - interval '15 minutes', NULL)
+                """,
+                {"tag": tag, "c1": customers[1], "c2": customers[2]},
+            )
+            cur.execute(
+                """
+                INSERT INTO customer_activity (sink_id, customer_id, last_seen_at, silent_since)
+                VALUES (%(tag)s, %(c2)s, now() - interval '15 min', now() - interval '10 min')
+                """,
+                {"tag": tag, "c2": customers[2]},
+            )
+            cur.execute(
+                """
+                INSERT INTO customer_resting_days (customer_id, day, resting_bpm, hours)
+                SELECT c.customer_id, (now() AT TIME ZONE 'UTC')::date - d,
+                       55 + c.n + (d %% 3), 20
+                FROM unnest(%(customers)s::text[]) WITH ORDINALITY AS c(customer_id, n),
+                     generate_series(1, 10) AS d
+                """,
+                {"customers": customers},
+            )
+            cur.execute(
+                """
+                INSERT INTO customer_baselines (customer_id, baseline_bpm, days, latest_day,
+                                                latest_bpm)
+                SELECT r.customer_id,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.resting_bpm), count(*),
+                       max(r.day), (array_agg(r.resting_bpm ORDER BY r.day DESC))[1]
+                FROM customer_resting_days r WHERE r.customer_id = ANY(%(customers)s)
+                GROUP BY r.customer_id
+                """,
+                {"customers": customers},
+            )
             cur.execute(
                 """
                 INSERT INTO rejected_readings (raw_value, reason, detail, kafka_topic,
@@ -205,4 +248,6 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
             cur.execute("DELETE FROM pipeline_metrics WHERE query_name = %s", (tag,))
             cur.execute("DELETE FROM heart_rate_minute WHERE customer_id = ANY(%s)", (customers,))
             cur.execute("DELETE FROM heart_rate_alerts WHERE customer_id = ANY(%s)", (customers,))
+            for table in ("customer_activity", "customer_resting_days", "customer_baselines"):
+                cur.execute(f"DELETE FROM {table} WHERE customer_id = ANY(%s)", (customers,))
         conn.close()

@@ -17,6 +17,7 @@ WRITES = {
     "update": "UPDATE heart_rate_minute SET readings = readings + 1",
     "delete": "DELETE FROM rejected_readings",
     "truncate": "TRUNCATE pipeline_metrics",
+    "update alert defaults": "UPDATE alert_defaults SET high_bpm = 200",
     "create table": "CREATE TABLE public.reader_probe (x int)",
     "create temp table": "CREATE TEMP TABLE reader_probe (x int)",
     "create schema": "CREATE SCHEMA reader_probe",
