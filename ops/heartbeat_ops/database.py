@@ -166,6 +166,7 @@ def bootstrap(config: StackConfig) -> list[str]:
     """Roles, databases, migrations; returns the names of migrations applied now."""
     check_product_database(config)
     check_role_names(config)
+    repair_maintenance_database(config)  # the roles' password checks connect there
     admin = _connect_as_superuser(config, MAINTENANCE_DATABASE)
     admin.autocommit = True  # CREATE DATABASE refuses to run inside a transaction
     try:

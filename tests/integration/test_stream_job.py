@@ -184,7 +184,7 @@ def test_postgres_unreachable_fails_the_job_without_losing_the_batch(
     tables = Tables(stack, fresh_topic)
 
     job = job_factory()
-    job.start(PGPORT="1", HEARTBEAT_SINK_RETRY_SECONDS="2")  # nothing listens on port 1
+    job.start(HEARTBEAT_PG_PORT="1", HEARTBEAT_SINK_RETRY_SECONDS="2")  # nothing listens on port 1
     assert job.wait_exit(timeout=180) != 0, job.log_tail()
     assert tables.total() == 0
 

@@ -67,7 +67,7 @@ def superset_env(stack: StackConfig) -> dict[str, str]:
         admin.close()
     return {
         **os.environ,
-        **stack.environment(),  # PGDATABASE is the tests' database
+        **stack.environment(),  # HEARTBEAT_PG_DATABASE is the tests' database
         "SUPERSET_DB_NAME": SUPERSET_TEST_METADATA_DB,
         "SUPERSET_PORT": str(_free_port()),
         "SUPERSET_HOME": str(var_dir() / "superset-test"),

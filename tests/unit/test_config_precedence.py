@@ -66,9 +66,10 @@ def test_legacy_secrets_file_key_is_carried_over(monkeypatch, tmp_path):
 
 
 def test_scrub_drops_every_libpq_variable_location_included(monkeypatch):
-    for name, value in {"PGUSER": "postgres", "PGPASSWORD": "x", "PGOPTIONS": "-c a=b",
-                        "PGPORT": "5442", "PGHOST": "nowhere.invalid", "PGDATABASE": "postgres",
-                        "PGSERVICE": "svc", "PG_BIN_DIR": "/usr/lib/postgresql/15/bin"}.items():  # fmt: skip
+    ambient = {"PGUSER": "postgres", "PGPASSWORD": "x", "PGOPTIONS": "-c a=b", "PGPORT": "5442",
+               "PGHOST": "nowhere.invalid", "PGDATABASE": "postgres", "PGSERVICE": "svc",
+               "PG_BIN_DIR": "/usr/lib/postgresql/15/bin"}  # fmt: skip
+    for name, value in ambient.items():
         monkeypatch.setenv(name, value)
     dropped = config.scrub_ambient_libpq()
     assert set(dropped) >= {"PGUSER", "PGPASSWORD", "PGOPTIONS", "PGPORT", "PGHOST", "PGDATABASE",
