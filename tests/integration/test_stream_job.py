@@ -17,7 +17,7 @@ from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Simulator
 from heartbeat_stream.config import sink_id_for
 from tests.support.rollups import rollup_mismatches
-from tests.support.sink_activity import batch_transaction_open
+from tests.support.sink_activity import kill_inside_the_batch_transaction
 from tests.support.stream_job import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
@@ -155,12 +155,12 @@ def test_sigkill_mid_write_then_restart_loses_and_duplicates_nothing(
     job.start()
     if moment == "staged":  # written by JDBC, not yet moved (or being moved)
         wait_for(lambda: tables.staged(sink_id) > 0, 180, "a batch to be staged", poll=0.02)
-    else:  # the move, rollup merge and alert state are half done, uncommitted
-        wait_for(
-            lambda: tables.total() > 0 and batch_transaction_open(stack),
-            180, "a batch transaction after the first commit", poll=0.01,
-        )  # fmt: skip
-    job.kill()
+        job.kill()
+    else:  # valid rows moved and rollups merged, uncommitted: held there by a lock, then killed
+        wait_for(lambda: tables.total() > 0, 180, "the first batch to commit", poll=0.05)
+        committed = tables.total()
+        kill_inside_the_batch_transaction(stack, job)
+        assert tables.total() == committed, "the killed batch transaction committed rows"
     at_kill = tables.total()
     assert at_kill < len(first), "the job finished before it could be killed mid-write"
 
