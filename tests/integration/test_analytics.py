@@ -121,11 +121,14 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
             auto_offset_reset="earliest",
             consumer_timeout_ms=10_000,
         )
-        published = [json.loads(record.value) for record in consumer]
+        records = list(consumer)
         consumer.close()
+        published = [json.loads(record.value) for record in records]
         assert [(p["customer_id"], p["kind"]) for p in published] == [
             (f"{prefix}-P", "tachycardia")
         ]
+        # Keyed by customer id, like the readings: one customer's alerts stay in order.
+        assert [record.key for record in records] == [f"{prefix}-P".encode()]
 
         # This query's own progress rows (its id is in the checkpoint): every message was read
         # by one of its batches; a batch the crash interrupted is read, and counted, again.

@@ -123,3 +123,39 @@ def test_heartbeat_ops_refuses_an_unknown_setting_by_name(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
     assert "configuration error" in result.stderr and "HEARTBEAT_JDBC_WRITER" in result.stderr
+
+
+def sink_writers(defaults_to: int) -> int:
+    """How many tasks the sink lets append a batch to the stage, given Spark's parallelism."""
+    from types import SimpleNamespace
+
+    from heartbeat_stream.sinks.readings_sink import ReadingsSink
+
+    staged = SimpleNamespace(
+        sparkSession=SimpleNamespace(sparkContext=SimpleNamespace(defaultParallelism=defaults_to))
+    )
+    return ReadingsSink(JobConfig())._writers(staged)
+
+
+@pytest.mark.parametrize(
+    ("value", "writers"), [(None, 2), ("", 2), ("5", 5), ("1", 1)], ids=["unset", "empty", "5", "1"]
+)
+def test_jdbc_writers_default_to_sparks_cores_and_empty_counts_as_unset(
+    monkeypatch, value, writers
+):
+    if value is None:
+        monkeypatch.delenv("HEARTBEAT_JDBC_WRITERS", raising=False)
+    else:
+        monkeypatch.setenv("HEARTBEAT_JDBC_WRITERS", value)
+    assert sink_writers(defaults_to=2) == writers
+
+
+def test_an_empty_value_counts_as_unset(monkeypatch):
+    """`VAR=` in a shell or compose file means the default (or the stored secret), not ''."""
+    for name in ("HEARTBEAT_PG_DATABASE", "HEARTBEAT_PG_PORT", "HEARTBEAT_APP_PASSWORD",
+                 "HEARTBEAT_MAX_OFFSETS_PER_TRIGGER", "HEARTBEAT_APP_USER"):  # fmt: skip
+        monkeypatch.setenv(name, "")
+    resolved = config.load(STORED)
+    assert (resolved.pg_database, resolved.pg_port) == ("heartbeat", 5432)
+    assert (resolved.pg_user, resolved.pg_password) == ("heartbeat_app", "from-file")
+    assert JobConfig().max_offsets_per_trigger == 100_000
