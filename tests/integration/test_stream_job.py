@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -223,3 +224,32 @@ def test_the_original_systems_messages_land_with_their_utc_instants(
         (m.customer_id, EPOCH + timedelta(milliseconds=m.timestamp_ms), m.heart_rate)
         for m in in_range
     )
+
+
+def test_a_reset_checkpoint_stops_the_job_with_the_reason_and_drops_nothing(
+    stack, fresh_topic, job_factory, tmp_path
+):
+    """sink_progress says batch N committed; the checkpoint directory is emptied (same path, so
+    the same sink id) and Spark numbers batches from 0 again: the first batch holds messages
+    never stored, and the job must stop with the reason rather than skip them as a replay."""
+    first = mixed_messages(300, seed=5)
+    publish(stack, fresh_topic, [value for value, _ in first])
+    tables = Tables(stack, fresh_topic)
+    checkpoint = tmp_path / "checkpoint"
+    job = job_factory()
+    job.start()
+    wait_for(lambda: tables.total() >= len(first), 180, "the first run to drain the topic")
+    job.stop()
+    stored = tables.outcomes()
+
+    shutil.rmtree(checkpoint)  # the reset: same directory, new query, batch ids from 0
+    second = mixed_messages(100, seed=6)
+    publish(stack, fresh_topic, [value for value, _ in second])
+    job.start()
+    code = job.wait_exit(timeout=240)
+    assert code != 0, job.log_tail()
+    log = job.log_path.read_text(errors="replace")
+    assert "the checkpoint was reset" in log and "unseen messages" in log, job.log_tail(80)
+    # Nothing was skipped as if it were a replay, and nothing was stored twice.
+    assert tables.outcomes() == stored
+    assert tables.distinct_offsets() == len(first)
