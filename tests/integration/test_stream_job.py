@@ -187,6 +187,10 @@ def test_postgres_unreachable_fails_the_job_without_losing_the_batch(
     job = job_factory()
     job.start(HEARTBEAT_PG_PORT="1", HEARTBEAT_SINK_RETRY_SECONDS="2")  # nothing listens on port 1
     assert job.wait_exit(timeout=180) != 0, job.log_tail()
+    # A refused connection is transient: retried in place until the deadline, then given up
+    # (not failed at once as if it were a data error).
+    log = job.log_path.read_text(errors="replace")
+    assert "(attempt 1, transient)" in log and "giving up" in log, job.log_tail(60)
     assert tables.total() == 0
 
     job.start()  # the database is back: the same batch is replayed and lands
