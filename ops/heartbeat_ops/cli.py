@@ -8,6 +8,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from pydantic import ValidationError
+
 from . import alerts_cli, container, database, health, history_cli, nodes, supervisor, topics
 from .config import StackConfig, ensure_secrets, load, scrub_ambient_libpq, var_dir
 from .database import ConfigurationError
@@ -43,6 +45,11 @@ def provision(config: StackConfig, steps: Steps) -> None:
     """Wait for PostgreSQL and Kafka, then roles, migrations and topics: idempotent."""
     checks = _readiness_checks(config)
     steps.run("wait for PostgreSQL", lambda: health.wait_until("postgres", checks["postgres"]))
+    database.check_product_database(config)  # before anything is written anywhere
+    steps.run(
+        "repair the maintenance database's access (CONNECT for PUBLIC on postgres)",
+        lambda: database.repair_maintenance_database(config),
+    )
     steps.run(
         "create roles and apply migrations",
         lambda: ", ".join(database.bootstrap(config)) or "schema up to date",
@@ -168,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
               " HEARTBEAT_* variables or var/secrets.env; README, Configuration)")  # fmt: skip
     try:
         return args.func(args)
-    except ConfigurationError as error:
+    except (ConfigurationError, ValidationError) as error:  # a bad or unknown setting
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     except (health.NotReady, TimeoutError) as error:

@@ -31,7 +31,7 @@ from heartbeat_contract.alerts import (
 from heartbeat_ops.config import StackConfig
 from heartbeat_stream.config import sink_id_for
 from tests.support.alert_events import deduplicated, read_to_end
-from tests.support.sink_activity import batch_transaction_open
+from tests.support.sink_activity import kill_inside_the_batch_transaction
 from tests.support.stream_job import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
@@ -289,11 +289,10 @@ def test_sigkill_mid_batch_every_episode_once_and_its_events_at_least_once(stack
             topic,
         )[0][0]
         job.start()
-        wait_for(
-            lambda: total() > 0 and batch_transaction_open(stack),
-            WAIT, "a batch transaction after the first commit", poll=0.01,
-        )  # fmt: skip
-        job.kill()
+        wait_for(lambda: total() > 0, WAIT, "the first batch to commit", poll=0.05)
+        committed = total()
+        kill_inside_the_batch_transaction(stack, job)  # held on a lock, killed while open
+        assert total() == committed, "the killed batch transaction committed rows"
         assert total() < len(rows), "the job drained everything before the crash"
         job.start()
         wait_for(lambda: total() == len(rows), WAIT, "the restarted job to catch up")

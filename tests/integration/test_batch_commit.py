@@ -292,3 +292,43 @@ def test_per_customer_bounds_mute_and_cooldown(stack, batches):
     ]
     assert {e[0]: e[8] for e in episodes}[own] == 100
     assert [e[:3] for e in events] == [(own, "open", 0), (own, "resolved", 0), (own, "resolved", 1)]
+
+
+_HOURS_FROM_READINGS = """
+SELECT customer_id, date_trunc('hour', "timestamp", 'UTC'), count(*), sum(heart_rate),
+       min(heart_rate), max(heart_rate)
+FROM heart_rate_readings WHERE kafka_topic = %(tag)s GROUP BY 1, 2
+"""
+_STORED_HOURS = """
+SELECT customer_id, hour, readings, sum_bpm, min_bpm, max_bpm
+FROM heart_rate_hour WHERE customer_id LIKE %(pattern)s
+"""
+
+
+def test_hour_rollups_after_a_replayed_batch(batches):
+    """heart_rate_hour follows the minutes by triggers; a replayed batch (Spark crashed before
+    its own commit) changes no hour, per customer or over all customers."""
+    hour_ago = NOW.replace(minute=0) - timedelta(hours=1)
+    first = [("H", hour_ago + timedelta(minutes=m), 60 + m) for m in range(0, 120, 7)]
+    batches.stage(0, first)
+    batches.commit(0)
+    # The next batch adds to minutes and hours that exist already (the triggers' update path).
+    second = [("H", hour_ago + timedelta(minutes=m, seconds=30), 100) for m in range(0, 120, 7)]
+    second += [("K", hour_ago + timedelta(minutes=5), 150)]
+    batches.stage(1, second)
+    batches.commit(1)
+    hours = sorted(batches.query(_STORED_HOURS))
+    assert hours == sorted(batches.query(_HOURS_FROM_READINGS))
+    assert len(hours) >= 3 and sum(row[2] for row in hours) == len(first) + len(second)
+    all_customers = "SELECT hour, readings, sum_bpm FROM heart_rate_hour_total"
+    all_customers += " WHERE hour = ANY(%(hours)s) ORDER BY hour"
+    with batches.conn, batches.conn.cursor() as cur:
+        cur.execute(all_customers, {"hours": sorted({row[1] for row in hours})})
+        totals = cur.fetchall()
+
+    batches.stage(1, second, offsets=range(len(first), len(first) + len(second)))
+    assert batches.commit(1).replayed
+    assert sorted(batches.query(_STORED_HOURS)) == hours
+    with batches.conn, batches.conn.cursor() as cur:
+        cur.execute(all_customers, {"hours": sorted({row[1] for row in hours})})
+        assert cur.fetchall() == totals

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +18,7 @@ from heartbeat_stream.config import sink_id_for
 from tests.support import kafka
 from tests.support.db import superuser_cursor, superuser_query
 from tests.support.rollups import rollup_mismatches
-from tests.support.sink_activity import batch_transaction_open
+from tests.support.sink_activity import kill_inside_the_batch_transaction
 from tests.support.stream_job import StreamJob, wait_for
 from tests.support.world import CUSTOMER_PREFIX
 
@@ -148,12 +149,12 @@ def test_sigkill_mid_write_then_restart_loses_and_duplicates_nothing(
     job.start()
     if moment == "staged":  # written by JDBC, not yet moved (or being moved)
         wait_for(lambda: tables.staged(sink_id) > 0, 180, "a batch to be staged", poll=0.02)
-    else:  # the move, rollup merge and alert state are half done, uncommitted
-        wait_for(
-            lambda: tables.total() > 0 and batch_transaction_open(stack),
-            180, "a batch transaction after the first commit", poll=0.01,
-        )  # fmt: skip
-    job.kill()
+        job.kill()
+    else:  # valid rows moved and rollups merged, uncommitted: held there by a lock, then killed
+        wait_for(lambda: tables.total() > 0, 180, "the first batch to commit", poll=0.05)
+        committed = tables.total()
+        kill_inside_the_batch_transaction(stack, job)
+        assert tables.total() == committed, "the killed batch transaction committed rows"
     at_kill = tables.total()
     assert at_kill < len(first), "the job finished before it could be killed mid-write"
 
@@ -177,8 +178,12 @@ def test_postgres_unreachable_fails_the_job_without_losing_the_batch(
     tables = Tables(stack, fresh_topic)
 
     job = job_factory()
-    job.start(PGPORT="1", HEARTBEAT_SINK_RETRY_SECONDS="2")  # nothing listens on port 1
+    job.start(HEARTBEAT_PG_PORT="1", HEARTBEAT_SINK_RETRY_SECONDS="2")  # nothing listens on port 1
     assert job.wait_exit(timeout=180) != 0, job.log_tail()
+    # A refused connection is transient: retried in place until the deadline, then given up
+    # (not failed at once as if it were a data error).
+    log = job.log_path.read_text(errors="replace")
+    assert "(attempt 1, transient)" in log and "giving up" in log, job.log_tail(60)
     assert tables.total() == 0
 
     job.start()  # the database is back: the same batch is replayed and lands
@@ -216,3 +221,32 @@ def test_the_original_systems_messages_land_with_their_utc_instants(
         (m.customer_id, EPOCH + timedelta(milliseconds=m.timestamp_ms), m.heart_rate)
         for m in in_range
     )
+
+
+def test_a_reset_checkpoint_stops_the_job_with_the_reason_and_drops_nothing(
+    stack, fresh_topic, job_factory, tmp_path
+):
+    """sink_progress says batch N committed; the checkpoint directory is emptied (same path, so
+    the same sink id) and Spark numbers batches from 0 again: the first batch holds messages
+    never stored, and the job must stop with the reason rather than skip them as a replay."""
+    first = mixed_messages(300, seed=5)
+    publish(stack, fresh_topic, [value for value, _ in first])
+    tables = Tables(stack, fresh_topic)
+    checkpoint = tmp_path / "checkpoint"
+    job = job_factory()
+    job.start()
+    wait_for(lambda: tables.total() >= len(first), 180, "the first run to drain the topic")
+    job.stop()
+    stored = tables.outcomes()
+
+    shutil.rmtree(checkpoint)  # the reset: same directory, new query, batch ids from 0
+    second = mixed_messages(100, seed=6)
+    publish(stack, fresh_topic, [value for value, _ in second])
+    job.start()
+    code = job.wait_exit(timeout=240)
+    assert code != 0, job.log_tail()
+    log = job.log_path.read_text(errors="replace")
+    assert "the checkpoint was reset" in log and "unseen messages" in log, job.log_tail(80)
+    # Nothing was skipped as if it were a replay, and nothing was stored twice.
+    assert tables.outcomes() == stored
+    assert tables.distinct_offsets() == len(first)

@@ -13,15 +13,24 @@ from heartbeat_ops.config import StackConfig
 
 
 def superuser_query(
-    stack: StackConfig, query: str | sql.Composable, *params: object
+    stack: StackConfig,
+    query: str | sql.Composable,
+    *params: object,
+    database: str | None = None,
 ) -> list[tuple]:
     """Run one statement in its own committed transaction; its rows ([] if it returns none).
 
     Positional `params` fill %s placeholders; a single mapping fills %(name)s ones; without
-    params the query is sent as it is (no % formatting).
+    params the query is sent as it is (no % formatting). `database`: another database of the
+    same cluster (e.g. the maintenance database `postgres`) instead of the tests' one.
     """
     args = params[0] if len(params) == 1 and isinstance(params[0], Mapping) else params or None
-    conn = psycopg2.connect(stack.admin_dsn)
+    dsn = stack.admin_dsn
+    if database is not None:
+        dsn = stack.dsn(
+            user=stack.pg_superuser, password=stack.pg_superuser_password, database=database
+        )
+    conn = psycopg2.connect(dsn)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(query, args)
