@@ -120,18 +120,7 @@ SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM (
 
 def topic_totals(stack, topic: str) -> tuple[int, int]:
     """(rows stored for `topic`, distinct Kafka positions among them)."""
-    with psycopg2.connect(stack.admin_dsn) as conn, conn.cursor() as cur:
-        cur.execute(_TOPIC_TOTALS, {"t": topic})
-        return cur.fetchone()
-
-
-def topic_end(stack, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap_servers)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        return sum(consumer.end_offsets(partitions).values())
-    finally:
-        consumer.close()
+    return superuser_query(stack, _TOPIC_TOTALS, {"t": topic})[0]
 
 
 def test_hostile_totals_recorded(stack, running_job):
@@ -145,7 +134,7 @@ def test_hostile_totals_recorded(stack, running_job):
     ]
     own += [Hostile(b"\xff\xfe", MALFORMED_JSON), Hostile(None, MALFORMED_JSON)]
     publish(stack, topic, own)
-    published = topic_end(stack, topic)
+    published = kafka.topic_end(stack.kafka_bootstrap_servers, topic)
     assert published >= len(own)
     wait_for(lambda: topic_totals(stack, topic)[0] >= published, 180,
              f"all {published} values of the module's topic to land", poll=0.5)  # fmt: skip
