@@ -31,7 +31,7 @@ status:  ## each component up or down, with its address
 logs:  ## where each component writes its log
 	@$(OPS) logs
 
-test: infra  ## run the whole test suite against the real stack
+test: install  ## run the whole suite, on a PostgreSQL and Kafka of its own (tests/support/world.py)
 	@$(VENV)/bin/pytest
 
 test-unit: install  ## only the tests that need no services

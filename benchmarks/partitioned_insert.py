@@ -24,8 +24,8 @@ from psycopg2 import sql
 from heartbeat_ops import migrate
 from heartbeat_ops.config import load, scrub_ambient_libpq
 from heartbeat_stream import repository
+from heartbeat_stream.sinks.alert_store import AlertRules
 from heartbeat_stream.sinks.partitions import ENSURE_FOR_BATCH
-from heartbeat_stream.transforms.episodes import Thresholds
 
 ROWS = int(os.environ.get("BENCH_PARTITION_ROWS", "100000"))
 BATCHES = int(os.environ.get("BENCH_PARTITION_BATCHES", "5"))
@@ -61,7 +61,7 @@ def _batch_seconds(conn, partitioned: bool) -> list[float]:
     for batch_id in range(BATCHES):
         _stage(conn, batch_id)
         started = time.monotonic()
-        outcome = repository.commit_batch(conn, SINK, batch_id, Thresholds())
+        outcome = repository.commit_batch(conn, SINK, batch_id, AlertRules())
         times.append(time.monotonic() - started)
         assert outcome.valid == ROWS, outcome
     return times

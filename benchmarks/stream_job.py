@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import os
-import socket
 import statistics
 import subprocess
 import threading
@@ -35,6 +34,7 @@ from heartbeat_ops.programs import venv_bin
 from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Message, Simulator
+from tests.support.sockets import free_ports
 from tests.support.stream_job import StreamJob, wait_for
 
 BACKLOG = int(os.environ.get("BENCH_STREAM_BACKLOG", "1000000"))
@@ -62,12 +62,6 @@ def _scalar(conn, query: str, *params: object):
     with conn.cursor() as cur:
         cur.execute(query, params)
         return cur.fetchone()[0]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -133,7 +127,7 @@ class JobProbe:
 
 
 def _start_job(stack, topic, workdir: Path, **overrides: str) -> tuple[StreamJob, JobProbe]:
-    port = _free_port()
+    (port,) = free_ports(1)
     job = StreamJob(
         stack, topic, str(workdir / f"ck-{topic}"), workdir / f"{topic}.log",
         HEARTBEAT_TRIGGER_INTERVAL="",  # empty: the job's own defaults

@@ -140,7 +140,7 @@ def psql(sql: str, **variables: str) -> list[list[str]]:
         "sh",
         "-c",
         'exec psql -X -q -A -t -F "|" -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" '
-        '-h /var/lib/heartbeat/run/postgresql -d "$PGDATABASE" "$@"',
+        '-h /var/lib/heartbeat/run/postgresql -d "$HEARTBEAT_PG_DATABASE" "$@"',
         "psql",
     ]
     for name, value in variables.items():

@@ -36,8 +36,8 @@ def reader_uri() -> str:
     """The heartbeat connection with a masked password (Superset stores the real one encrypted)."""
     return (
         f"postgresql+psycopg2://{quote(env('HEARTBEAT_READER_USER', 'heartbeat_reader'), safe='')}"
-        f":XXXXXXXXXX@{env('PGHOST', 'localhost')}:{env('PGPORT', '5432')}"
-        f"/{quote(env('PGDATABASE', 'heartbeat'), safe='')}"
+        f":XXXXXXXXXX@{env('HEARTBEAT_PG_HOST', 'localhost')}:{env('HEARTBEAT_PG_PORT', '5432')}"
+        f"/{quote(env('HEARTBEAT_PG_DATABASE', 'heartbeat'), safe='')}"
     )
 
 

@@ -23,8 +23,8 @@ def _required(name: str) -> str:
 SECRET_KEY = _required("SUPERSET_SECRET_KEY")
 
 # Superset's own metadata (users, dashboards, charts) in the `superset` database, not in SQLite.
-_pg_host = os.environ.get("PGHOST", "localhost")
-_pg_port = os.environ.get("PGPORT", "5432")
+_pg_host = os.environ.get("HEARTBEAT_PG_HOST", "localhost")
+_pg_port = os.environ.get("HEARTBEAT_PG_PORT", "5432")
 SQLALCHEMY_DATABASE_URI = (
     "postgresql+psycopg2://"
     f"{quote(os.environ.get('SUPERSET_DB_USER', 'superset'), safe='')}:"

@@ -1,42 +1,82 @@
-"""Shared fixtures: the real stack started by `make infra`, fresh topics, a real Spark session.
+"""Shared fixtures: the tests' own world (PostgreSQL and Kafka), fresh topics, a real Spark session.
 
-Tests never touch the live `heartbeat` database: the session creates and migrates a database of
-its own (HEARTBEAT_TEST_DATABASE, default `heartbeat_test`) with the same roles, so a running
-dashboard never shows test rows and no test depends on the live stack's rows.
+The suite never uses the live stack that `make up` runs: the session starts a PostgreSQL
+cluster and a Kafka broker of its own on free ports (tests/support/world.py), provisioned by the
+product's own bootstrap, and points every child process's environment at them. When a live
+stack of this checkout is running, the session records it at the start and the last test
+(tests/test_live_stack_untouched.py) asserts the run left it as it was.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pytest
-from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
 
-from heartbeat_ops import database
-from heartbeat_ops.config import StackConfig, load, scrub_ambient_libpq, var_dir
+from heartbeat_ops.config import StackConfig, var_dir
+from tests.support import figures, kafka, live_stack
+from tests.support.world import World
 
-TEST_DATABASE = os.environ.get("HEARTBEAT_TEST_DATABASE") or "heartbeat_test"
+LIVE = pytest.StashKey[live_stack.Recorded | None]()
+
+# Collection order: the quick tests first, so their failures show at once; the live stack check
+# last, after everything that could have touched it.
+_ORDER = ("tests/unit/", "tests/integration/", "tests/superset/")
+
+
+def _rank(item: pytest.Item) -> int:
+    if item.get_closest_marker("live_untouched"):
+        return len(_ORDER) + 1
+    path = item.path.as_posix()
+    return next((i for i, part in enumerate(_ORDER) if part in path), len(_ORDER))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_rank)  # stable: each file keeps its order, so module fixtures stay shared
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Record the live stack before any test (or the world's environment) can touch it."""
+    session.stash[LIVE] = live_stack.record()
 
 
 @pytest.fixture(scope="session")
-def live_stack() -> StackConfig:
-    """The running stack's configuration (env first, then var/secrets.env), live database."""
-    scrub_ambient_libpq()  # as heartbeat-ops does: a psql user's PGUSER must not leak in
-    return load()
+def live(request: pytest.FixtureRequest) -> live_stack.Recorded | None:
+    """The live stack as the session found it (None: not running)."""
+    return request.session.stash[LIVE]
 
 
 @pytest.fixture(scope="session")
-def stack(live_stack: StackConfig) -> StackConfig:
-    """The stack, pointed at the tests' own database: created and migrated once per session."""
-    assert live_stack.pg_database != TEST_DATABASE, "the test database must not be the live one"
-    config = live_stack.model_copy(update={"pg_database": TEST_DATABASE})
-    database.bootstrap(config)
-    return config
+def world() -> Iterator[World]:
+    """The suite's own PostgreSQL and Kafka, fresh for this run, stopped at the end.
+
+    Every child process (and Settings()) sees the world's location and credentials: a test that
+    runs `heartbeat-ops` or the producer with the plain environment reaches the world, never
+    the live stack.
+    """
+    began = time.monotonic()
+    world = World.create()  # wiped, initdb, storage format
+    prepared = time.monotonic() - began
+    try:
+        started = world.start()  # both nodes up, provisioned
+        figures.record("the tests' world", prepare_s=round(prepared, 1),
+                       start_s=round(started, 1), under=str(world.root))  # fmt: skip
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in world.environment().items():
+                patch.setenv(name, value)
+            yield world
+    finally:
+        world.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(world: World) -> StackConfig:
+    """The stack's settings, pointed at the tests' world: its database, broker and roles."""
+    return world.config
 
 
 @pytest.fixture(scope="session")
@@ -70,15 +110,9 @@ def spark(spark_jars: list[str]):
 
 @pytest.fixture
 def fresh_topic(stack: StackConfig) -> Iterator[str]:
-    """A new 3-partition topic per test, deleted afterwards, so tests never see each other."""
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
-    try:
+    """A new 3-partition topic of the world per test, deleted afterwards."""
+    with kafka.temporary_topic(stack.kafka_bootstrap_servers) as name:
         yield name
-    finally:
-        admin.delete_topics([name])
-        admin.close()
 
 
 @pytest.fixture

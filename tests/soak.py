@@ -93,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
             str(workdir / "checkpoint"),
             workdir / "job.log",
             HEARTBEAT_TRIGGER_INTERVAL="1 second",
-            HEARTBEAT_ROLLUP_TRIGGER_INTERVAL="10 seconds",
         )
     )
     job.start()

@@ -8,6 +8,7 @@ then `stored` values (the secrets generated on first run), then the defaults bel
 
 from __future__ import annotations
 
+import os
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,35 @@ from .alerts import (
 from .message import DEFAULT_NAIVE_TIMESTAMP_ZONE, NAIVE_TIMESTAMP_ZONE_ENV, REJECT_NAIVE_TIMESTAMPS
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout (natively; containers set the var dir)
+
+# HEARTBEAT_* names that are not fields below: read by the stack's shell scripts, Superset's
+# config or docker, not by this model. HEARTBEAT_TEST_* names belong to the test suite.
+OTHER_HEARTBEAT_VARIABLES = frozenset(
+    {
+        "HEARTBEAT_RUN_AS",
+        "HEARTBEAT_SECRETS_LOADED",
+        "HEARTBEAT_COMPOSE_STATE",
+        "HEARTBEAT_SPARK_JARS_DIR",
+        "HEARTBEAT_DASHBOARD_REFRESH_SECONDS",
+    }
+)
+TEST_VARIABLE_PREFIX = "HEARTBEAT_TEST_"
+
+
+class UnknownSettingError(ValueError):
+    """A HEARTBEAT_* variable no part of the stack reads: a typo or a retired setting."""
+
+
+def unknown_heartbeat_variables(environ: Mapping[str, str]) -> list[str]:
+    """HEARTBEAT_* names in `environ` that are neither a setting nor one of the known others."""
+    known = {field.alias for field in Settings.model_fields.values()} | OTHER_HEARTBEAT_VARIABLES
+    return sorted(
+        name
+        for name in environ
+        if name.startswith("HEARTBEAT_")
+        and name not in known
+        and not name.startswith(TEST_VARIABLE_PREFIX)
+    )
 
 
 class Settings(BaseSettings):
@@ -44,11 +74,11 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(9093, alias="KAFKA_CONTROLLER_PORT")
     kafka_heap: str = Field("512m", alias="KAFKA_HEAP")
 
-    # Where PostgreSQL is, and the stack's roles: never libpq's PGUSER/PGPASSWORD (README,
-    # "Configuration").
-    pg_host: str = Field("localhost", alias="PGHOST")
-    pg_port: int = Field(5432, alias="PGPORT")
-    pg_database: str = Field("heartbeat", alias="PGDATABASE")
+    # Where PostgreSQL is, and the stack's roles: heartbeat's own names only, never libpq's PG*
+    # variables, so a psql user's shell cannot redirect the stack (README, "Configuration").
+    pg_host: str = Field("localhost", alias="HEARTBEAT_PG_HOST")
+    pg_port: int = Field(5432, alias="HEARTBEAT_PG_PORT")
+    pg_database: str = Field("heartbeat", alias="HEARTBEAT_PG_DATABASE")
     pg_user: str = Field("heartbeat_app", alias="HEARTBEAT_APP_USER")  # the job's role
     pg_password: str = Field("", alias="HEARTBEAT_APP_PASSWORD")
     pg_superuser: str = Field("postgres", alias="POSTGRES_USER")
@@ -87,6 +117,9 @@ class Settings(BaseSettings):
     baseline_elevated_days: int = Field(2, ge=1, alias="HEARTBEAT_BASELINE_ELEVATED_DAYS")
     baseline_window_days: int = Field(28, ge=2, alias="HEARTBEAT_BASELINE_WINDOW_DAYS")
     baseline_min_days: int = Field(7, ge=1, alias="HEARTBEAT_BASELINE_MIN_DAYS")
+    # A UTC day has a resting rate when it has this many hours with this many readings each.
+    baseline_day_min_hours: int = Field(20, ge=1, le=24, alias="HEARTBEAT_BASELINE_DAY_MIN_HOURS")
+    baseline_hour_min_readings: int = Field(10, ge=1, alias="HEARTBEAT_BASELINE_HOUR_MIN_READINGS")
     baseline_refresh_seconds: float = Field(
         3600.0, gt=0, alias="HEARTBEAT_BASELINE_REFRESH_SECONDS"
     )
@@ -124,6 +157,7 @@ class Settings(BaseSettings):
     producer_customers: str | None = Field(None, alias="PRODUCER_CUSTOMERS")
     producer_rate: str | None = Field(None, alias="PRODUCER_RATE")
     producer_malformed_rate: str | None = Field(None, alias="PRODUCER_MALFORMED_RATE")
+    producer_critical_rate: str | None = Field(None, alias="PRODUCER_CRITICAL_RATE")
     producer_format: str | None = Field(None, alias="PRODUCER_FORMAT")
 
     @classmethod
@@ -142,6 +176,18 @@ class Settings(BaseSettings):
     def resolve(cls, stored: Mapping[str, str] | None = None) -> Self:
         """The settings from the environment, then `stored` (e.g. the secrets file's values)."""
         return cls(**{name: value for name, value in (stored or {}).items() if value})
+
+    @model_validator(mode="after")
+    def _no_unknown_heartbeat_variables(self) -> Self:
+        # A stale or misspelt setting would otherwise be ignored silently (extra="ignore").
+        unknown = unknown_heartbeat_variables(os.environ)
+        if unknown:
+            raise UnknownSettingError(
+                f"unknown setting(s) in the environment: {', '.join(unknown)}; no part of "
+                "heartbeat reads them (a typo or a retired setting?). Unset them; README, "
+                '"Configuration", lists every setting.'
+            )
+        return self
 
     @model_validator(mode="after")
     def _checkpoint_under_var_dir(self) -> Self:

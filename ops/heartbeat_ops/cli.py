@@ -8,7 +8,19 @@ import sys
 import time
 from collections.abc import Callable
 
-from . import container, database, health, history_cli, nodes, notify_cli, supervisor, topics
+from pydantic import ValidationError
+
+from . import (
+    alerts_cli,
+    container,
+    database,
+    health,
+    history_cli,
+    nodes,
+    notify_cli,
+    supervisor,
+    topics,
+)
 from .config import StackConfig, ensure_secrets, load, scrub_ambient_libpq, var_dir
 from .database import ConfigurationError
 from .programs import all_programs
@@ -44,6 +56,11 @@ def provision(config: StackConfig, steps: Steps) -> None:
     """Wait for PostgreSQL and Kafka, then roles, migrations and topics: idempotent."""
     checks = _readiness_checks(config)
     steps.run("wait for PostgreSQL", lambda: health.wait_until("postgres", checks["postgres"]))
+    database.check_product_database(config)  # before anything is written anywhere
+    steps.run(
+        "repair the maintenance database's access (CONNECT for PUBLIC on postgres)",
+        lambda: database.repair_maintenance_database(config),
+    )
     steps.run(
         "create roles and apply migrations",
         lambda: ", ".join(database.bootstrap(config)) or "schema up to date",
@@ -79,10 +96,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     checks = _readiness_checks(config)
     steps.run(
         "prepare PostgreSQL data folder",
-        lambda: "initialised" if nodes.prepare_postgres(config) else "kept",
+        lambda: "initialised" if nodes.prepare_postgres(config, var_dir()) else "kept",
     )
     steps.run(
-        "prepare Kafka storage", lambda: "formatted" if nodes.prepare_kafka(config) else "kept"
+        "prepare Kafka storage",
+        lambda: "formatted" if nodes.prepare_kafka(config, var_dir()) else "kept",
     )
     supervisor.write_conf(config)
     steps.run(
@@ -161,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     container.add_commands(sub)
     history_cli.add_commands(sub)
     notify_cli.add_commands(sub)
+    alerts_cli.add_commands(sub)
     args = parser.parse_args(argv)
     ignored = scrub_ambient_libpq()  # before anything connects or starts a child
     if ignored and args.command in ("up", "provision"):
@@ -168,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
               " HEARTBEAT_* variables or var/secrets.env; README, Configuration)")  # fmt: skip
     try:
         return args.func(args)
-    except ConfigurationError as error:
+    except (ConfigurationError, ValidationError) as error:  # a bad or unknown setting
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     except (health.NotReady, TimeoutError) as error:

@@ -1,9 +1,10 @@
 """The stack's view of the settings (heartbeat_contract.settings), plus the generated secrets.
 
 Precedence: environment variables, then the secrets generated on first run, then defaults. The
-stack's own roles and passwords are read only from HEARTBEAT_* / POSTGRES_* / SUPERSET_* names,
-never from libpq's generic PGUSER/PGPASSWORD: a psql user's shell must not decide which role the
-stack creates or which password it sets (README, "Configuration").
+stack's location, roles and passwords are read only from HEARTBEAT_* / POSTGRES_* / SUPERSET_*
+names, never from libpq's PG* variables: a psql user's shell (PGDATABASE=postgres, PGUSER=...)
+must not decide which database the stack migrates, which role it creates or which password it
+sets (README, "Configuration").
 """
 
 from __future__ import annotations
@@ -53,24 +54,23 @@ def read_env_file(path: Path) -> dict[str, str]:
 # Keys older secrets files used; carried over once so an existing stack keeps its passwords.
 LEGACY_SECRET_NAMES = {"PGPASSWORD": "HEARTBEAT_APP_PASSWORD"}
 
-# libpq reads these from the environment; only where to connect (host, port, database) is taken
-# from them. The rest (who, with which password, options, service files) is dropped from the
-# processes the stack starts, so an ambient PGUSER=postgres or PGOPTIONS cannot leak in.
-LIBPQ_LOCATION_VARIABLES = ("PGHOST", "PGPORT", "PGDATABASE")
+# libpq reads PG* variables from the environment (where, who, with which password, options,
+# service files). The stack reads none of them: every one is dropped from heartbeat-ops and the
+# processes it starts, so an ambient PGDATABASE=postgres or PGUSER=postgres cannot redirect it.
+# PG_BIN_DIR is ours (where PostgreSQL's programs are), not libpq's.
+HEARTBEAT_PG_VARIABLES = ("PG_BIN_DIR",)
 
 
 def ambient_libpq_variables(environ: dict[str, str] | None = None) -> list[str]:
     """Names of libpq variables in `environ` that the stack ignores and scrubs."""
     env = os.environ if environ is None else environ
     return sorted(
-        name
-        for name in env
-        if name.startswith("PG") and name not in LIBPQ_LOCATION_VARIABLES and name != "PG_BIN_DIR"
+        name for name in env if name.startswith("PG") and name not in HEARTBEAT_PG_VARIABLES
     )
 
 
 def scrub_ambient_libpq() -> list[str]:
-    """Drop ambient libpq identity variables from this process (and so from its children)."""
+    """Drop every ambient libpq variable from this process (and so from its children)."""
     names = ambient_libpq_variables()
     for name in names:
         os.environ.pop(name, None)
@@ -156,9 +156,9 @@ class StackConfig(Settings):
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap_servers,
             "KAFKA_TOPIC": self.kafka_topic,
             "KAFKA_ALERTS_TOPIC": self.kafka_alerts_topic,
-            "PGHOST": self.pg_host,
-            "PGPORT": str(self.pg_port),
-            "PGDATABASE": self.pg_database,
+            "HEARTBEAT_PG_HOST": self.pg_host,
+            "HEARTBEAT_PG_PORT": str(self.pg_port),
+            "HEARTBEAT_PG_DATABASE": self.pg_database,
             "HEARTBEAT_APP_USER": self.pg_user,
             "HEARTBEAT_APP_PASSWORD": self.pg_password,
             "HEARTBEAT_READER_USER": self.reader_user,

@@ -33,22 +33,22 @@ def serve_postgres() -> None:
     # The first service up makes the secrets: initdb needs POSTGRES_PASSWORD. Never overwrites.
     ensure_secrets()
     config = load()
-    if nodes.prepare_postgres(config):
+    if nodes.prepare_postgres(config, var_dir()):
         print("initialised the PostgreSQL cluster", flush=True)
     hba = var_dir() / "data" / "postgres" / "pg_hba.conf"
     if HBA_RULE not in hba.read_text().splitlines():
         with hba.open("a") as handle:
             handle.write(f"# heartbeat-ops serve: the compose network\n{HBA_RULE}\n")
-    program = postgres_program(config)
+    program = postgres_program(config, var_dir())
     # A later -c wins: listen on the container's interfaces, not only on its loopback.
     _exec_as(postgres_os_user(), [*program.command, "-c", "listen_addresses=*"])
 
 
 def serve_kafka() -> None:
     config = load()
-    if nodes.prepare_kafka(config):
+    if nodes.prepare_kafka(config, var_dir()):
         print("formatted the Kafka storage", flush=True)
-    _exec_as(None, kafka_program(config).command)
+    _exec_as(None, kafka_program(config, var_dir()).command)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

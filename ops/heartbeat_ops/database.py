@@ -10,7 +10,7 @@ from __future__ import annotations
 import psycopg2
 from psycopg2 import sql
 
-from . import migrate
+from . import alert_defaults, migrate
 from .config import StackConfig, source_of
 
 # Each stack role: the settings holding its name and its password.
@@ -37,6 +37,55 @@ class ConfigurationError(RuntimeError):
     """The configuration contradicts the running database; the message names the variable."""
 
 
+# Superset's metadata database: provisioning creates it for SUPERSET_DB_USER.
+SUPERSET_METADATA_DATABASE = "superset"
+MAINTENANCE_DATABASE = "postgres"
+# Databases the product must never be installed into: migrating one revokes CONNECT from PUBLIC
+# there and fills it with the product's schema (the cluster's maintenance and template
+# databases, and Superset's own).
+RESERVED_DATABASES = (MAINTENANCE_DATABASE, "template0", "template1", SUPERSET_METADATA_DATABASE)
+# What PUBLIC holds on the maintenance database in a fresh cluster.
+PUBLIC_MAINTENANCE_PRIVILEGES = ("CONNECT", "TEMPORARY")
+
+
+def check_product_database(config: StackConfig) -> None:
+    """The product database is one of its own, never a database the cluster or Superset owns."""
+    name, variable = config.pg_database, _variable("pg_database")
+    if name in RESERVED_DATABASES:
+        raise ConfigurationError(
+            f"{variable}={name!r} ({source_of(variable)}) names a database the stack must not"
+            f" install its schema into ({', '.join(RESERVED_DATABASES)} are reserved). Unset"
+            f" {variable} (default: heartbeat) or choose a database of the stack's own."
+        )
+
+
+def repair_maintenance_database(config: StackConfig) -> str:
+    """Give PUBLIC back what an older provisioning run revoked on `postgres` (a stray
+    PGDATABASE=postgres made it install the product there); nothing else is touched."""
+    admin = _connect_as_superuser(config, MAINTENANCE_DATABASE)
+    admin.autocommit = True
+    restored = []
+    try:
+        with admin.cursor() as cur:
+            for privilege in PUBLIC_MAINTENANCE_PRIVILEGES:
+                cur.execute(
+                    "SELECT has_database_privilege('public', %s, %s)",
+                    (MAINTENANCE_DATABASE, privilege),
+                )
+                if not cur.fetchone()[0]:
+                    cur.execute(
+                        sql.SQL("GRANT {} ON DATABASE {} TO PUBLIC").format(
+                            sql.SQL(privilege), sql.Identifier(MAINTENANCE_DATABASE)
+                        )
+                    )
+                    restored.append(privilege)
+    finally:
+        admin.close()
+    if not restored:
+        return "nothing to repair"
+    return f"restored {', '.join(restored)} on database {MAINTENANCE_DATABASE} to PUBLIC"
+
+
 def check_role_names(config: StackConfig) -> None:
     """The stack's roles are distinct, unprivileged, and never the superuser."""
     names: dict[str, str] = {}
@@ -56,7 +105,9 @@ def check_role_names(config: StackConfig) -> None:
 
 def _password_works(config: StackConfig, name: str, password: str) -> bool:
     try:
-        psycopg2.connect(config.dsn(user=name, password=password, database="postgres")).close()
+        psycopg2.connect(
+            config.dsn(user=name, password=password, database=MAINTENANCE_DATABASE)
+        ).close()
     except psycopg2.OperationalError as error:
         if "password authentication failed" in str(error):
             return False
@@ -120,14 +171,16 @@ def _connect_as_superuser(config: StackConfig, database: str) -> psycopg2.extens
 
 def bootstrap(config: StackConfig) -> list[str]:
     """Roles, databases, migrations; returns the names of migrations applied now."""
+    check_product_database(config)
     check_role_names(config)
-    admin = _connect_as_superuser(config, "postgres")
+    repair_maintenance_database(config)  # the roles' password checks connect there
+    admin = _connect_as_superuser(config, MAINTENANCE_DATABASE)
     admin.autocommit = True  # CREATE DATABASE refuses to run inside a transaction
     try:
         with admin.cursor() as cur:
             _ensure_database(cur, config.pg_database)
             _ensure_login_role(cur, config, "superset_db_user", "superset_db_password")
-            _ensure_database(cur, "superset", owner=config.superset_db_user)
+            _ensure_database(cur, SUPERSET_METADATA_DATABASE, owner=config.superset_db_user)
     finally:
         admin.close()
 
@@ -157,6 +210,8 @@ def bootstrap(config: StackConfig) -> list[str]:
                 sql.Identifier(config.reader_user)
             )
         )
+        # The alert rules' global defaults, for the dashboards' effective thresholds.
+        alert_defaults.write(cur, config)
         # The raw readings' partitions around today exist before anything writes; the job keeps
         # them ahead from then on (sql/006, heartbeat_stream.sinks.partitions).
         cur.execute(

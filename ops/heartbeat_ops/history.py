@@ -11,7 +11,10 @@ pipeline would have stored:
   own SQL), so the rollups equal SQL over the raw rows;
 - alert episodes are folded from each chunk's runs with `episodes.advance`, as the job's batch
   transaction does, and written at the end under their own sink id;
-- sensor glitches (`invalid_rate`) become `out_of_range` rows in `rejected_readings`.
+- sensor glitches (`invalid_rate`) become `out_of_range` rows in `rejected_readings`;
+- a few customers may be scripted (`CustomerScript`: a profile, level shifts, workouts), e.g. the
+  personal-baseline scenario (`baseline_scenario`): a resting rate that rises, one that varies
+  day to day, one hard workout.
 
 Every row carries the plan's `tag` (kafka_topic of readings and rejects, sink_id of episodes)
 with unique offsets, so `delete` removes exactly what a load wrote.
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from random import Random
@@ -66,12 +69,87 @@ _COPY_REJECTED = (
 )
 _EPISODES = """
 INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, started_at, ended_at, extreme_bpm,
-                               readings, last_reading_at, published_at)
+                               readings, last_reading_at, published_at, threshold_bpm)
 VALUES %s
 ON CONFLICT ON CONSTRAINT heart_rate_alerts_episode DO UPDATE SET
     ended_at = EXCLUDED.ended_at, extreme_bpm = EXCLUDED.extreme_bpm,
     readings = EXCLUDED.readings, last_reading_at = EXCLUDED.last_reading_at, updated_at = now()
 """
+
+
+@dataclass(frozen=True)
+class Shift:
+    """`bpm` added to the customer's level (every activity) from `start` until `end`."""
+
+    start: datetime
+    end: datetime
+    bpm: float
+
+
+@dataclass(frozen=True)
+class Workout:
+    """Exercise from `start` for `seconds`, whatever the customer was doing."""
+
+    start: datetime
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CustomerScript:
+    """What the loader imposes on one customer on top of the physiology's own randomness."""
+
+    profile: Profile | None = None  # None: the one drawn for the customer
+    shifts: tuple[Shift, ...] = ()
+    workouts: tuple[Workout, ...] = ()
+
+    def offset_at(self, moment: datetime) -> float:
+        return sum(s.bpm for s in self.shifts if s.start <= moment < s.end)
+
+
+# The personal-baseline scenario's customers (slots: H0001, H0002, H0003 with the default prefix).
+SHIFTED, VARYING, WORKOUT = 0, 1, 2
+SCENARIO_PROFILE = Profile(baseline=66.0, variability=1.5, sleep_drop=9.0, exercise_rise=45.0)
+SCENARIO_SHIFT_BPM = 8.0
+SCENARIO_VARIATION_BPM = 3.0
+SCENARIO_WORKOUT_SECONDS = 3 * 3600.0
+
+
+# VARYING's offsets, one a day in turn: any 7 days running have a median of exactly 0.
+SCENARIO_VARIATION = (3.0, -3.0, 1.0, -1.0, 2.0, -2.0, 0.0)
+
+
+def baseline_scenario(end: datetime, days: float, seed: int = 0) -> dict[int, CustomerScript]:
+    """Three scripted customers for the personal baseline (README, "Personal baseline"), with
+    the same steady profile, judged on the last two whole UTC days before `end`:
+    - SHIFTED: resting rate +8 bpm from the start of those two days on (one alert expected);
+    - VARYING: every UTC day its own offset, in turn +3, -3, +1, -1, +2, -2, 0 bpm (starting at a
+      place drawn from `seed`), and +3 on both of those days: ordinary day-to-day variation at
+      its top two days running (no alert);
+    - WORKOUT: one hard 3-hour workout across the midnight between those two days (no alert).
+    """
+    midnight = end.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    judged = midnight - timedelta(days=2)
+    first = (end - timedelta(days=days)).astimezone(UTC)
+    day = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    turn = Random(f"{seed}:baseline-scenario").randrange(len(SCENARIO_VARIATION))
+    variation = []
+    while day < end:
+        bpm = (
+            SCENARIO_VARIATION_BPM
+            if day >= judged
+            else SCENARIO_VARIATION[turn % len(SCENARIO_VARIATION)]
+        )
+        variation.append(Shift(day, day + timedelta(days=1), bpm))
+        day += timedelta(days=1)
+        turn += 1
+    workout_start = midnight - timedelta(days=1, seconds=SCENARIO_WORKOUT_SECONDS / 2)
+    return {
+        SHIFTED: CustomerScript(SCENARIO_PROFILE, shifts=(Shift(judged, end, SCENARIO_SHIFT_BPM),)),
+        VARYING: CustomerScript(SCENARIO_PROFILE, shifts=tuple(variation)),
+        WORKOUT: CustomerScript(
+            SCENARIO_PROFILE, workouts=(Workout(workout_start, SCENARIO_WORKOUT_SECONDS),)
+        ),
+    }
 
 
 @dataclass(frozen=True)
@@ -92,6 +170,7 @@ class HistoryPlan:
     partitions: int = 3
     chunk_readings: int = 200_000
     thresholds: Thresholds = field(default_factory=Thresholds)
+    scripts: Mapping[int, CustomerScript] = field(default_factory=dict)  # by customer slot
 
     def __post_init__(self) -> None:
         if self.customers < 1 or self.days <= 0 or self.interval_seconds <= 0:
@@ -145,7 +224,15 @@ def _chunks(plan: HistoryPlan) -> Iterator[_Chunk]:
     """The history in event-time order, `chunk_readings` messages at a time, as COPY text."""
     ids = customer_ids(plan.customers, plan.customer_prefix)
     heart_rng = Random(f"{plan.seed}:hearts")
-    hearts = [Heart(Profile.draw(heart_rng), heart_rng, plan.abnormal_rate) for _ in ids]
+    scripts = plan.scripts
+    hearts = []
+    for slot in range(len(ids)):
+        profile = Profile.draw(heart_rng)  # drawn for every slot: others' curves stay the same
+        script = scripts.get(slot)
+        if script and script.profile:
+            profile = script.profile
+        hearts.append(Heart(profile, heart_rng, plan.abnormal_rate))
+    workouts = {slot: list(script.workouts) for slot, script in scripts.items()}
     glitch_rng = Random(f"{plan.seed}:glitches")
     start_ms = (plan.start - _EPOCH) // timedelta(milliseconds=1)
     interval_ms = plan.interval_seconds * 1000
@@ -163,6 +250,8 @@ def _chunks(plan: HistoryPlan) -> Iterator[_Chunk]:
             for slot, customer in enumerate(ids):
                 at = _EPOCH + timedelta(milliseconds=base_ms + phases[slot])
                 stamp = at.isoformat()
+                if slot in scripts:
+                    _apply_script(hearts[slot], scripts[slot], workouts[slot], at)
                 bpm = hearts[slot].beat(dt)
                 partition = slot % plan.partitions
                 offset = offsets[partition]
@@ -181,6 +270,15 @@ def _chunks(plan: HistoryPlan) -> Iterator[_Chunk]:
                     append((customer, at, bpm))
                 chunk.messages += 1
         yield chunk
+
+
+def _apply_script(
+    heart: Heart, script: CustomerScript, pending: list[Workout], moment: datetime
+) -> None:
+    """Set the heart's scripted offset for this moment; start a workout whose time has come."""
+    heart.offset = script.offset_at(moment)
+    while pending and pending[0].start <= moment:
+        heart.exercise(pending.pop(0).seconds)
 
 
 def _copy_text(value: str) -> str:
@@ -231,7 +329,7 @@ def load(conn: connection, plan: HistoryPlan, *, show_progress: bool = True) -> 
                 cur,
                 _EPISODES,
                 [
-                    (plan.tag, customer, *_episode_values(e))
+                    (plan.tag, customer, *_episode_values(e), thresholds.threshold_bpm(e.kind))
                     for (customer, *_), e in episodes.items()
                 ],
                 page_size=1000,

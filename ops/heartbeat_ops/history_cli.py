@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
 import psycopg2
 
@@ -17,7 +18,14 @@ def _connect() -> psycopg2.extensions.connection:
 
 
 def cmd_load_history(args: argparse.Namespace) -> int:
-    options = {"seed": args.seed, "tag": args.tag, "customer_prefix": args.prefix}
+    options: dict[str, object] = {
+        "seed": args.seed,
+        "tag": args.tag,
+        "customer_prefix": args.prefix,
+    }
+    if args.baseline_scenario:
+        options["end"] = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        options["scripts"] = history.baseline_scenario(options["end"], args.days, seed=args.seed)
     if args.readings:
         plan = history.HistoryPlan.for_readings(args.readings, args.customers, args.days, **options)
     else:
@@ -30,6 +38,13 @@ def cmd_load_history(args: argparse.Namespace) -> int:
         f" tag {plan.tag}",
         flush=True,
     )
+    if args.baseline_scenario:
+        width = max(4, len(str(plan.customers)))
+        named = {history.SHIFTED: "resting rate +8 bpm for the last two days",
+                 history.VARYING: "day-to-day variation of +-3 bpm",
+                 history.WORKOUT: "one hard 3-hour workout"}  # fmt: skip
+        for slot, what in named.items():
+            print(f"  {plan.customer_prefix}{slot + 1:0{width}d}: {what}", flush=True)
     conn = _connect()
     try:
         if args.replace:
@@ -70,6 +85,14 @@ def add_commands(sub) -> None:
     loader.add_argument("--prefix", default="H", help="customer id prefix (H0001, ...)")
     loader.add_argument("--tag", default=history.DEFAULT_TAG, help="kafka_topic / sink_id of rows")
     loader.add_argument("--replace", action="store_true", help="delete the tag's rows first")
+    loader.add_argument(
+        "--baseline-scenario",
+        action="store_true",
+        help="script the first three customers for the personal baseline: a resting rate +8 bpm"
+        " for the last two whole UTC days, day-to-day variation of +-3 bpm, one hard workout"
+        " (needs --days 10 or more; then the job's baseline pass, or"
+        " `python -m heartbeat_stream.runtime.baseline`, opens one elevated_resting)",
+    )
     loader.set_defaults(func=cmd_load_history)
     remove = sub.add_parser("delete-history", help="delete the rows load-history wrote")
     remove.add_argument("--tag", default=history.DEFAULT_TAG)

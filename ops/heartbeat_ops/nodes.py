@@ -24,10 +24,13 @@ def _as_user(user: str | None, command: list[str]) -> list[str]:
     return ["runuser", "-u", user, "--", *command] if user else command
 
 
-def prepare_postgres(config: StackConfig) -> bool:
-    """initdb a private cluster under var/data/postgres once; True if it was created now."""
-    data = var_dir() / "data" / "postgres"
-    socket_dir = var_dir() / "run" / "postgresql"
+def prepare_postgres(config: StackConfig, var: Path) -> bool:
+    """initdb a private cluster under `var`/data/postgres once; True if it was created now.
+
+    `var` is the stack's var directory (var_dir()); the tests pass their own world's.
+    """
+    data = var / "data" / "postgres"
+    socket_dir = var / "run" / "postgresql"
     user = postgres_os_user()
     socket_dir.mkdir(parents=True, exist_ok=True)
     _chown_to(socket_dir, user)
@@ -36,7 +39,7 @@ def prepare_postgres(config: StackConfig) -> bool:
     data.mkdir(parents=True, exist_ok=True)
     os.chmod(data, 0o700)
     _chown_to(data, user)
-    with tempfile.NamedTemporaryFile("w", dir=var_dir(), delete=False) as pwfile:
+    with tempfile.NamedTemporaryFile("w", dir=var, delete=False) as pwfile:
         pwfile.write(config.pg_superuser_password + "\n")
     try:
         _chown_to(Path(pwfile.name), user)
@@ -65,8 +68,9 @@ def prepare_postgres(config: StackConfig) -> bool:
     return True
 
 
-def kafka_properties(config: StackConfig) -> str:
-    """A single combined broker+controller node, bound to the host of KAFKA_BOOTSTRAP_SERVERS."""
+def kafka_properties(config: StackConfig, var: Path) -> str:
+    """A single combined broker+controller node, bound to the host of KAFKA_BOOTSTRAP_SERVERS,
+    keeping its log under `var`/data/kafka."""
     host, port, cport = config.kafka_host, config.kafka_port, config.kafka_controller_port
     return "\n".join(
         [
@@ -79,7 +83,7 @@ def kafka_properties(config: StackConfig) -> str:
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={var_dir() / 'data' / 'kafka'}",
+            f"log.dirs={var / 'data' / 'kafka'}",
             f"num.partitions={config.kafka_partitions}",
             "auto.create.topics.enable=false",
             "offsets.topic.replication.factor=1",
@@ -94,13 +98,14 @@ def kafka_properties(config: StackConfig) -> str:
     )
 
 
-def prepare_kafka(config: StackConfig) -> bool:
-    """Write server.properties every start; format storage once. True if formatted now."""
-    conf_dir = var_dir() / "kafka"
+def prepare_kafka(config: StackConfig, var: Path) -> bool:
+    """Write `var`/kafka/server.properties every start; format storage once. True if formatted
+    now. The broker's jars are the install's (var_dir()), whatever `var` holds the data."""
+    conf_dir = var / "kafka"
     conf_dir.mkdir(parents=True, exist_ok=True)
     properties = conf_dir / "server.properties"
-    properties.write_text(kafka_properties(config))
-    if (var_dir() / "data" / "kafka" / "meta.properties").exists():
+    properties.write_text(kafka_properties(config, var))
+    if (var / "data" / "kafka" / "meta.properties").exists():
         return False
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
     subprocess.run(

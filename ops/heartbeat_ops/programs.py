@@ -49,9 +49,10 @@ def postgres_os_user() -> str | None:
     return "postgres" if os.geteuid() == 0 else None
 
 
-def postgres_program(config: StackConfig) -> Program:
-    data = var_dir() / "data" / "postgres"
-    socket_dir = var_dir() / "run" / "postgresql"
+def postgres_program(config: StackConfig, var: Path) -> Program:
+    """The cluster prepared under `var` (var_dir() for the stack, their own for the tests)."""
+    data = var / "data" / "postgres"
+    socket_dir = var / "run" / "postgresql"
     settings = {
         "port": str(config.pg_port),
         "listen_addresses": "localhost",
@@ -74,7 +75,8 @@ def postgres_program(config: StackConfig) -> Program:
     )
 
 
-def kafka_program(config: StackConfig) -> Program:
+def kafka_program(config: StackConfig, var: Path) -> Program:
+    """The broker configured under `var` by nodes.prepare_kafka; jars from the install."""
     jars = var_dir() / "jars" / "kafka"
     return Program(
         name="kafka",
@@ -89,7 +91,7 @@ def kafka_program(config: StackConfig) -> Program:
             "-cp",
             f"{jars}/*",
             "kafka.Kafka",
-            str(var_dir() / "kafka" / "server.properties"),
+            str(var / "kafka" / "server.properties"),
         ],
         address=config.kafka_bootstrap_servers,
         stop_wait_seconds=60,
@@ -133,7 +135,8 @@ def product_programs(config: StackConfig) -> list[Program]:
 
 def all_programs(config: StackConfig) -> list[Program]:
     """Every program `make up` supervises, infrastructure first."""
-    return [postgres_program(config), kafka_program(config), *product_programs(config)]
+    var = var_dir()
+    return [postgres_program(config, var), kafka_program(config, var), *product_programs(config)]
 
 
 def render_supervisord_conf(config: StackConfig, programs: list[Program]) -> str:

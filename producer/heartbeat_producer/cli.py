@@ -69,6 +69,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _critical_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 60.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 60] per hour, got {text}")
+    return value
+
+
 def _aware_datetime(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -142,6 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of messages that are broken (bad JSON, missing field, ...) "
         "(env PRODUCER_MALFORMED_RATE)",
     )
+    sim.add_argument(
+        "--critical-rate",
+        type=_critical_rate,
+        default=env.producer_critical_rate or defaults.DEFAULT_CRITICAL_RATE,
+        metavar="PER_HOUR",
+        help="persistent critical episodes (30-38 or 185-220 bpm for 20-60 s, quarantined as "
+        "out of range and alerted on as critical_low/critical_high) per customer per hour; "
+        "0 turns them off (env PRODUCER_CRITICAL_RATE)",
+    )
 
     sim.add_argument(
         "--format",
@@ -213,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             invalid_rate=args.invalid_rate,
             abnormal_rate=args.abnormal_rate,
             malformed_rate=args.malformed_rate,
+            critical_rate=args.critical_rate,
             customer_prefix=args.customer_prefix,
             message_format=args.format,
             legacy_zone=zone,

@@ -18,6 +18,9 @@ DEFAULT_CUSTOMERS = 100
 DEFAULT_INVALID_RATE = 0.005  # sensor glitches: out_of_range readings
 DEFAULT_ABNORMAL_RATE = 0.02  # share of time customers spend in abnormal episodes
 DEFAULT_MALFORMED_RATE = 0.0  # broken messages are opt-in (quarantine tests, demos)
+# Persistent critical episodes (30-38 or 185-220 bpm for 20-60 s) per customer per hour: about
+# 3 an hour over 1,000 customers, enough for the dashboards to show real ones.
+DEFAULT_CRITICAL_RATE = 0.003
 
 CONTRACT_FORMAT = "contract"  # heartbeat_contract's messages
 LEGACY_FORMAT = "legacy"  # the original system's: integer ids, timestamps without an offset
@@ -36,6 +39,7 @@ class SimulationConfig:
     invalid_rate: float = DEFAULT_INVALID_RATE
     abnormal_rate: float = DEFAULT_ABNORMAL_RATE
     malformed_rate: float = DEFAULT_MALFORMED_RATE
+    critical_rate: float = DEFAULT_CRITICAL_RATE  # per customer per hour
     customer_prefix: str = "C"
     message_format: str = CONTRACT_FORMAT
     legacy_zone: str = "UTC"  # the zone of the legacy format's wall-clock timestamps
@@ -53,6 +57,8 @@ class SimulationConfig:
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if not 0.0 <= self.critical_rate <= 60.0:
+            raise ValueError(f"critical_rate must be in [0, 60] per hour, got {self.critical_rate}")
         if self.invalid_rate + self.malformed_rate > 1.0:
             raise ValueError("invalid_rate + malformed_rate must not exceed 1")
 

@@ -27,8 +27,12 @@ def known_mix(
     abnormal_rate: float = 0.1,
     span_seconds: float = 60.0,
     now: datetime | None = None,
+    customer_prefix: str = "C",
 ) -> list[Message]:
     """n messages with exactly round(n * rate) malformed and out-of-range ones.
+
+    `customer_prefix` names the customers (C0001... by default, as the live producer does); the
+    tests pass their own so their readings can never be taken for the live stack's.
 
     Malformed reasons are dealt in shuffled rounds of four, so with n * malformed_rate >= 4
     (n >= 20 at the defaults) every quarantine reason is present; their counts differ by at
@@ -42,6 +46,7 @@ def known_mix(
         invalid_rate=invalid_rate,
         abnormal_rate=abnormal_rate,
         malformed_rate=malformed_rate,
+        customer_prefix=customer_prefix,
     )
     end = (now or datetime.now(UTC)) - timedelta(seconds=5)
     start = end - timedelta(seconds=span_seconds)

@@ -96,6 +96,7 @@ class Heart:
         "episode_left",
         "episode_level",
         "level",
+        "offset",
         "profile",
         "target",
         "wander",
@@ -114,6 +115,7 @@ class Heart:
         self.wander = rng.gauss(0.0, profile.variability)
         self.episode_left = 0.0
         self.episode_level = 0.0
+        self.offset = 0.0  # bpm added to every activity's level (scripted shifts, history loader)
         # Start in steady state: a share `abnormal_rate` of customers is mid-episode already.
         if abnormal_rate > 0.0 and rng.random() < abnormal_rate:
             self._start_episode()
@@ -129,6 +131,12 @@ class Heart:
         band = TACHYCARDIA_BPM if rng.random() < TACHYCARDIA_SHARE else BRADYCARDIA_BPM
         self.episode_level = rng.uniform(*band)
         self.wander = rng.gauss(0.0, EPISODE_WANDER_BPM)
+
+    def exercise(self, seconds: float) -> None:
+        """Start exercising now, for `seconds` (a scripted workout), whatever the activity was."""
+        self.activity = EXERCISE
+        self.activity_left = seconds
+        self.target = self.profile.target(EXERCISE)
 
     def _next_activity(self) -> None:
         names, weights = _NEXT_ACTIVITY[self.activity]
@@ -161,12 +169,12 @@ class Heart:
                     )
                 else:  # abrupt end: straight back to the activity's level
                     self.episode_left = 0.0
-                    self.level = self.target
+                    self.level = self.target + self.offset
                     self.wander = rng.gauss(0.0, self.profile.variability)
             elif self._hazard and rng.random() < -math.expm1(-self._hazard * dt):
                 self._start_episode()
             if self.episode_left <= 0.0:
-                target = self.target
+                target = self.target + self.offset
                 self.level = target + (self.level - target) * level_keep
                 self.wander = self.wander * wander_keep + (
                     self.profile.variability * wander_noise * rng.gauss(0.0, 1.0)
@@ -180,6 +188,66 @@ class Heart:
         if bpm < NORMAL_LOW_BPM:
             return NORMAL_LOW_BPM
         return NORMAL_HIGH_BPM if bpm > NORMAL_HIGH_BPM else bpm
+
+
+# Rare, persistent critical episodes: a heart rate out of the valid range but physiologically
+# possible (severe bradycardia or a tachyarrhythmia), held for tens of seconds, so that the
+# job's critical rule (HEARTBEAT_CRITICAL_SUSTAIN_SECONDS) opens a real episode. Unlike sensor
+# glitches they are persistent; unlike abnormal episodes they leave the valid range.
+CRITICAL_LOW_BPM = (30, 38)
+CRITICAL_HIGH_BPM = (185, 220)
+CRITICAL_SECONDS = (20.0, 60.0)
+CRITICAL_HIGH_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class CriticalEpisode:
+    """One scripted critical episode of one customer: its kind's band and simulated times."""
+
+    high: bool
+    start_ms: int
+    end_ms: int  # exclusive
+
+
+class CriticalEpisodes:
+    """One customer's critical episodes: starts form a Poisson process of `rate_per_hour`, each
+    lasts CRITICAL_SECONDS at a level in its band, with a beat or two of wander. `bpm` says
+    what the heart reads at a moment instead of its usual curve (None outside an episode), so
+    the curve itself, and every other customer's, is the same with or without them."""
+
+    __slots__ = ("_level", "_rate_per_ms", "_rng", "episodes", "next_start_ms")
+
+    def __init__(self, rng: Random, rate_per_hour: float, start_ms: int) -> None:
+        self._rng = rng
+        self._rate_per_ms = rate_per_hour / 3_600_000.0
+        self._level = 0
+        self.episodes: list[CriticalEpisode] = []
+        self.next_start_ms = self._after(start_ms)
+
+    def _after(self, moment_ms: int) -> int:
+        if self._rate_per_ms <= 0.0:
+            return 2**62
+        return moment_ms + int(self._rng.expovariate(self._rate_per_ms))
+
+    def bpm(self, now_ms: int) -> int | None:
+        """The critical reading at `now_ms` (non-decreasing calls), or None."""
+        current = self.episodes[-1] if self.episodes else None
+        if current is None or now_ms >= current.end_ms:
+            if now_ms < self.next_start_ms:
+                return None
+            rng = self._rng
+            high = rng.random() < CRITICAL_HIGH_SHARE
+            start = self.next_start_ms
+            current = CriticalEpisode(
+                high, start, start + int(rng.uniform(*CRITICAL_SECONDS) * 1000)
+            )
+            self.episodes.append(current)
+            self._level = rng.randint(*(CRITICAL_HIGH_BPM if high else CRITICAL_LOW_BPM))
+            self.next_start_ms = self._after(current.end_ms)
+            if now_ms >= current.end_ms:  # a reading gap longer than the episode: missed it
+                return self.bpm(now_ms)
+        low, high = CRITICAL_HIGH_BPM if current.high else CRITICAL_LOW_BPM
+        return min(high, max(low, self._level + self._rng.randint(-2, 2)))
 
 
 def sensor_glitch(rng: Random) -> int:

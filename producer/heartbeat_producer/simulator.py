@@ -15,12 +15,12 @@ from itertools import islice
 from random import Random
 from typing import NamedTuple
 
-from heartbeat_contract import OUT_OF_RANGE
+from heartbeat_contract import MAX_VALID_BPM, MIN_VALID_BPM, OUT_OF_RANGE
 
 from .config import LEGACY_FORMAT, SimulationConfig
 from .encoding import LegacyEncoder, ReadingEncoder
 from .malformed import Malformer, Reading
-from .physiology import Heart, Profile, sensor_glitch
+from .physiology import CriticalEpisode, CriticalEpisodes, Heart, Profile, sensor_glitch
 from .quota import DEFAULT_BLOCK, INVALID, MALFORMED, outlier_plan
 
 VALID = "valid"  # the ledger's outcome for a message the streaming job must accept
@@ -85,6 +85,12 @@ class Simulator:
         self._hearts = [
             Heart(Profile.draw(heart_rng), heart_rng, config.abnormal_rate) for _ in self.ids
         ]
+        critical_rng = Random(f"{config.seed}:criticals")
+        self._criticals = (
+            [CriticalEpisodes(critical_rng, config.critical_rate, self.start_ms) for _ in self.ids]
+            if config.critical_rate
+            else None
+        )
         self._glitch_rng = Random(f"{config.seed}:glitches")
         self._plan = outlier_plan(
             Random(f"{config.seed}:plan"), config.malformed_rate, config.invalid_rate, block
@@ -103,8 +109,18 @@ class Simulator:
         """The next n messages of the stream."""
         return list(islice(self._stream, n))
 
+    def critical_episodes(self) -> list[tuple[str, CriticalEpisode]]:
+        """The persistent critical episodes scripted so far, by customer (tests, demos)."""
+        if self._criticals is None:
+            return []
+        return [
+            (customer, episode)
+            for customer, schedule in zip(self.ids, self._criticals, strict=True)
+            for episode in schedule.episodes
+        ]
+
     def _messages(self) -> Iterator[Message]:
-        ids, hearts, plan = self.ids, self._hearts, self._plan
+        ids, hearts, plan, criticals = self.ids, self._hearts, self._plan, self._criticals
         encode, stamp = self._encoder.encode, self._encoder.timestamp
         customers = len(ids)
         last_ms = [-(2**62)] * customers  # far past: the first reading has no predecessor
@@ -119,6 +135,10 @@ class Simulator:
             last_ms[slot] = now_ms
             heart = hearts[slot]
             bpm = heart.beat((now_ms - previous) / 1000.0 if index >= customers else 0.0)
+            if criticals is not None:
+                critical = criticals[slot].bpm(now_ms)
+                if critical is not None:  # out of range but plausible: quarantined, alerted on
+                    bpm = critical
             kind = next(plan)
             if kind == MALFORMED:
                 reading = Reading(customer_id, stamp(now_ms), bpm, now_ms)
@@ -126,6 +146,9 @@ class Simulator:
                 yield Message(customer_id.encode(), value, outcome, customer_id, now_ms, bpm, False)
             elif kind == INVALID:
                 bpm = sensor_glitch(self._glitch_rng)
+                key, value = encode(customer_id, now_ms, bpm)
+                yield Message(key, value, OUT_OF_RANGE, customer_id, now_ms, bpm, False)
+            elif not MIN_VALID_BPM <= bpm <= MAX_VALID_BPM:  # a critical episode's reading
                 key, value = encode(customer_id, now_ms, bpm)
                 yield Message(key, value, OUT_OF_RANGE, customer_id, now_ms, bpm, False)
             else:

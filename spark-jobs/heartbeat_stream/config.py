@@ -7,7 +7,8 @@ from datetime import timedelta
 
 from heartbeat_contract.settings import Settings
 
-from .transforms.episodes import Thresholds
+from .sinks.alert_store import AlertRules
+from .transforms.episodes import CriticalRule, Thresholds
 
 
 class JobConfig(Settings):
@@ -21,6 +22,20 @@ class JobConfig(Settings):
             high_bpm=self.alert_high_bpm,
             low_bpm=self.alert_low_bpm,
             sustain=timedelta(seconds=self.alert_sustain_seconds),
+        )
+
+    @property
+    def alert_rules(self) -> AlertRules:
+        """The rules' global settings; customer_alert_settings overrides some per customer."""
+        return AlertRules(
+            thresholds=self.thresholds,
+            critical=CriticalRule(
+                plausible_min_bpm=self.plausible_min_bpm,
+                plausible_max_bpm=self.plausible_max_bpm,
+                sustain=timedelta(seconds=self.critical_sustain_seconds),
+                min_readings=self.critical_min_readings,
+            ),
+            cooldown=timedelta(seconds=self.alert_cooldown_seconds),
         )
 
     @property

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg2
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
 
 from heartbeat_contract import encode_reading
+from heartbeat_contract.alerts import alert_id
 from heartbeat_stream.config import sink_id_for
+from tests.support import kafka
+from tests.support.alert_events import deduplicated, read_to_end
+from tests.support.db import superuser_cursor, superuser_query
 from tests.support.rollups import rollup_mismatches
-from tests.support.sink_activity import batch_transaction_open
+from tests.support.sink_activity import kill_inside_the_batch_transaction
 from tests.support.stream_job import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
@@ -26,12 +26,8 @@ ZERO = timedelta()
 
 @pytest.fixture
 def alerts_topic(stack):
-    name = f"test-alerts-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-    yield name
-    admin.delete_topics([name])
-    admin.close()
+    with kafka.temporary_topic(stack.kafka_bootstrap_servers, "test-alerts", 1) as name:
+        yield name
 
 
 def scripted_readings(prefix: str, t0: datetime) -> list[tuple[bytes, bytes]]:
@@ -53,22 +49,11 @@ def scripted_readings(prefix: str, t0: datetime) -> list[tuple[bytes, bytes]]:
     ]
 
 
-def query(stack, sql: str, *params: object) -> list[tuple]:
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(sql, params)
-        return cur.fetchall()
-
-
 def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_topic, tmp_path):
     prefix = fresh_topic
     t0 = (datetime.now(UTC) - timedelta(minutes=20)).replace(second=0, microsecond=0)
     messages = scripted_readings(prefix, t0)
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
-    for key, value in messages:
-        producer.send(fresh_topic, key=key, value=value)
-    producer.flush()
-    producer.close()
+    kafka.publish(stack.kafka_bootstrap_servers, fresh_topic, messages)
 
     checkpoint = str(tmp_path / "checkpoint")
     sink_id = sink_id_for(checkpoint)
@@ -80,24 +65,24 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
         KAFKA_ALERTS_TOPIC=alerts_topic,
         HEARTBEAT_MAX_OFFSETS_PER_TRIGGER="120",
     )  # many batches: the episode spans them
-    readings = lambda: query(  # noqa: E731
+    readings = lambda: superuser_query(  # noqa: E731
         stack, "SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %s", fresh_topic
     )[0][0]
     try:
         job.start()
-        wait_for(
-            lambda: readings() >= 300 and batch_transaction_open(stack),
-            180, "a batch transaction after some batches committed", poll=0.005,
-        )  # fmt: skip
-        job.kill()
+        wait_for(lambda: readings() >= 300, 180, "some batches to commit", poll=0.05)
+        # Killed inside a batch transaction that has moved readings and merged rollups, held
+        # there by a lock this test takes (tests/support/sink_activity.py).
+        committed = readings()
+        kill_inside_the_batch_transaction(stack, job)
+        assert readings() == committed, "the killed batch transaction committed readings"
         assert readings() < len(messages), "the job drained everything before the crash"
         job.start()
         wait_for(lambda: readings() == len(messages), 240, "the restarted job to catch up")
         # Rollups commit with their readings: equal to SQL over them, no waiting.
-        dsn = stack.admin_dsn
-        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        with superuser_cursor(stack) as cur:
             assert rollup_mismatches(cur, fresh_topic) == []
-        episodes = query(
+        episodes = superuser_query(
             stack,
             "SELECT customer_id, kind, started_at, ended_at, extreme_bpm, readings"
             " FROM heart_rate_alerts WHERE sink_id = %s ORDER BY id",
@@ -114,31 +99,41 @@ def test_episode_rollups_and_metrics_survive_a_crash(stack, fresh_topic, alerts_
             )
         ]
 
-        consumer = KafkaConsumer(
-            alerts_topic,
-            bootstrap_servers=stack.kafka_bootstrap_servers,
-            auto_offset_reset="earliest",
-            consumer_timeout_ms=10_000,
-        )
-        published = [json.loads(record.value) for record in consumer]
-        consumer.close()
-        assert [(p["customer_id"], p["kind"]) for p in published] == [
-            (f"{prefix}-P", "tachycardia")
+        # Its lifecycle on the topic, at least once: open, then resolved, one alert_id.
+        wait_for(
+            lambda: len(deduplicated(read_to_end(stack.kafka_bootstrap_servers, alerts_topic)))
+            >= 2,
+            60, "the episode's resolved event",
+        )  # fmt: skip
+        published = deduplicated(read_to_end(stack.kafka_bootstrap_servers, alerts_topic))
+        assert [(p["customer_id"], p["kind"], p["status"]) for p in published] == [
+            (f"{prefix}-P", "tachycardia", "open"),
+            (f"{prefix}-P", "tachycardia", "resolved"),
         ]
+        assert {p["alert_id"] for p in published} == {
+            alert_id(f"{prefix}-P", "tachycardia", t0 + timedelta(seconds=60))
+        }
+        # Keyed by customer id, like the readings: one customer's alerts stay in order.
+        records = kafka.read_to_end(stack.kafka_bootstrap_servers, alerts_topic)
+        assert {record.key for record in records} == {f"{prefix}-P".encode()}
 
         # This query's own progress rows (its id is in the checkpoint): every message was read
-        # by one of its batches; a batch the crash interrupted is read, and counted, again.
+        # by one of its batches; a batch the crash interrupted is read, and counted, again. The
+        # last batch's row follows its commit (the progress listener): polled, not assumed.
         query_id = json.loads(Path(checkpoint, "readings", "metadata").read_text())["id"]
-        ((batches, rows_read),) = query(
+        progress = lambda: superuser_query(  # noqa: E731
             stack,
             "SELECT count(*), coalesce(sum(input_rows), 0) FROM pipeline_metrics"
             " WHERE query_id = %s",
             query_id,
-        )
-        assert batches >= len(messages) // 120 and rows_read >= len(messages)
+        )[0]
+        # The listener records a batch's progress after the batch's own commit: poll for it.
+        wait_for(
+            lambda: progress()[0] >= len(messages) // 120 and progress()[1] >= len(messages),
+            60, "the last batches' progress rows",
+        )  # fmt: skip
     finally:
         job.stop()
-        query(stack, "SELECT 1")  # connection sanity for cleanup below
-        dsn = stack.admin_dsn
-        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-            cur.execute("DELETE FROM heart_rate_minute WHERE customer_id LIKE %s", (f"{prefix}-%",))
+        superuser_query(
+            stack, "DELETE FROM heart_rate_minute WHERE customer_id LIKE %s", f"{prefix}-%"
+        )

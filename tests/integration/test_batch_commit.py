@@ -15,10 +15,12 @@ from datetime import UTC, date, datetime, time, timedelta
 import psycopg2
 import psycopg2.errors
 import pytest
+from psycopg2 import sql
 
 from heartbeat_contract import BIN_COUNT, BIN_WIDTH_BPM, MIN_VALID_BPM
+from heartbeat_stream.sinks.alert_store import AlertRules
 from heartbeat_stream.sinks.batch_commit import CheckpointResetError, commit_batch
-from heartbeat_stream.transforms.episodes import Thresholds
+from tests.support.db import superuser_query
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +56,7 @@ class Batches:
             )
 
     def commit(self, batch_id: int):
-        return commit_batch(self.conn, self.sink_id, batch_id, Thresholds())
+        return commit_batch(self.conn, self.sink_id, batch_id, AlertRules())
 
     def query(self, sql: str) -> list[tuple]:
         with self.conn, self.conn.cursor() as cur:
@@ -147,10 +149,8 @@ def partition_name(day: date) -> str:
 
 
 def existing_partitions(stack) -> set[str]:
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT partition::text FROM heart_rate_readings_partitions")
-        return {name for (name,) in cur.fetchall()}
+    rows = superuser_query(stack, "SELECT partition::text FROM heart_rate_readings_partitions")
+    return {name for (name,) in rows}
 
 
 @pytest.fixture
@@ -164,11 +164,9 @@ def free_day(stack):
     )
     assert day is not None, "every day from 5 to 25 days ago has a partition already"
     yield day
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s)", (partition_name(day),))
-        if cur.fetchone()[0] is not None:
-            cur.execute(f"DROP TABLE {partition_name(day)}")  # only this test wrote that day
+    # Only this test wrote that day.
+    drop = sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(partition_name(day)))
+    superuser_query(stack, drop)
 
 
 def test_a_day_without_partition_gets_one_in_the_batch_and_each_reading_lands_once(
@@ -211,3 +209,126 @@ def test_a_failed_batch_leaves_no_partition_behind(stack, batches, free_day):
     assert partition_name(free_day) not in existing_partitions(stack)
     assert batches.query("SELECT count(*) FROM stage_messages WHERE sink_id = %(tag)s") == [(2,)]
     batches.query("DELETE FROM stage_messages WHERE sink_id = %(tag)s RETURNING 1")
+
+
+# --- Alert rules in the batch transaction (no Spark: rows staged as the JDBC writer stages them)
+
+
+def stage_out_of_range(batches: Batches, batch_id: int, rows: list[tuple[str, datetime, int]]):
+    """Quarantined out-of-range readings, staged with their fields as parse_messages keeps them."""
+    with batches.conn, batches.conn.cursor() as cur:
+        for customer, moment, bpm in rows:
+            cur.execute(
+                "INSERT INTO stage_messages (sink_id, batch_id, kafka_topic, kafka_partition,"
+                ' kafka_offset, customer_id, "timestamp", heart_rate, reason, detail, raw_value)'
+                " VALUES (%s, %s, %s, 0, %s, %s, %s, %s, 'out_of_range', 'x', 'x')",
+                (batches.sink_id, batch_id, batches.tag, batches.next_offset,
+                 batches.customer(customer), moment, bpm),
+            )  # fmt: skip
+            batches.next_offset += 1
+
+
+def every_second(customer: str, start: float, rates: list[int]) -> list[tuple[str, datetime, int]]:
+    return [(customer, at(start) + timedelta(seconds=i), bpm) for i, bpm in enumerate(rates)]
+
+
+def episodes_and_events(batches: Batches) -> tuple[list[tuple], list[tuple]]:
+    episodes = batches.query(
+        "SELECT customer_id, kind, severity, revision, muted, ended_at IS NULL, readings,"
+        " extreme_bpm, threshold_bpm, alert_id FROM heart_rate_alerts"
+        " WHERE sink_id = %(tag)s ORDER BY id"
+    )
+    events = batches.query(
+        "SELECT customer_id, status, revision, alert_id, payload::json->>'kind' FROM alert_events"
+        " WHERE sink_id = %(tag)s ORDER BY id"
+    )
+    return episodes, events
+
+
+def test_critical_readings_open_and_resolve_an_episode_with_events(batches):
+    stage_out_of_range(batches, 0, every_second("low", 0, [35] * 20))
+    stage_out_of_range(batches, 0, every_second("glitch", 0, [200, 0, 2]))
+    batches.commit(0)
+    batches.stage(1, every_second("low", 1, [70]))
+    batches.commit(1)
+    episodes, events = episodes_and_events(batches)
+    low = batches.customer("low")
+    (episode,) = episodes
+    assert episode[:9] == (low, "critical_low", "critical", 0, False, False, 20, 35, 40)
+    assert [e[:3] for e in events] == [(low, "open", 0), (low, "resolved", 0)]
+    assert {e[3] for e in events} == {episode[9]}
+    assert batches.query("SELECT count(*) FROM rejected_readings WHERE kafka_topic = %(tag)s") == [
+        (23,)
+    ]
+
+
+def test_per_customer_bounds_mute_and_cooldown(stack, batches):
+    with psycopg2.connect(stack.admin_dsn) as admin, admin.cursor() as cur:
+        cur.execute(
+            "INSERT INTO customer_alert_settings (customer_id, high_bpm, sustain_seconds)"
+            " VALUES (%s, 100, 10), (%s, NULL, 10)",
+            (batches.customer("own"), batches.customer("muted")),
+        )
+        cur.execute(
+            "UPDATE customer_alert_settings SET muted_until = now() + interval '1 hour'"
+            " WHERE customer_id = %s",
+            (batches.customer("muted"),),
+        )
+    admin.close()
+    batches.stage(0, every_second("own", 0, [110] * 15) + every_second("other", 0, [110] * 15))
+    batches.stage(0, every_second("muted", 0, [130] * 15))
+    batches.commit(0)
+    batches.stage(1, every_second("own", 0.5, [80]) + every_second("muted", 0.5, [80]))
+    batches.commit(1)
+    batches.stage(2, every_second("own", 1, [110] * 15))  # 30 s after the end: reopens
+    batches.commit(2)
+    batches.stage(3, every_second("own", 1.5, [80]))
+    batches.commit(3)
+    episodes, events = episodes_and_events(batches)
+    own, muted = batches.customer("own"), batches.customer("muted")
+    assert sorted(e[:7] for e in episodes) == [
+        (muted, "tachycardia", "warning", 0, True, False, 15),
+        (own, "tachycardia", "warning", 1, False, False, 30),
+    ]
+    assert {e[0]: e[8] for e in episodes}[own] == 100
+    assert [e[:3] for e in events] == [(own, "open", 0), (own, "resolved", 0), (own, "resolved", 1)]
+
+
+_HOURS_FROM_READINGS = """
+SELECT customer_id, date_trunc('hour', "timestamp", 'UTC'), count(*), sum(heart_rate),
+       min(heart_rate), max(heart_rate)
+FROM heart_rate_readings WHERE kafka_topic = %(tag)s GROUP BY 1, 2
+"""
+_STORED_HOURS = """
+SELECT customer_id, hour, readings, sum_bpm, min_bpm, max_bpm
+FROM heart_rate_hour WHERE customer_id LIKE %(pattern)s
+"""
+
+
+def test_hour_rollups_after_a_replayed_batch(batches):
+    """heart_rate_hour follows the minutes by triggers; a replayed batch (Spark crashed before
+    its own commit) changes no hour, per customer or over all customers."""
+    hour_ago = NOW.replace(minute=0) - timedelta(hours=1)
+    first = [("H", hour_ago + timedelta(minutes=m), 60 + m) for m in range(0, 120, 7)]
+    batches.stage(0, first)
+    batches.commit(0)
+    # The next batch adds to minutes and hours that exist already (the triggers' update path).
+    second = [("H", hour_ago + timedelta(minutes=m, seconds=30), 100) for m in range(0, 120, 7)]
+    second += [("K", hour_ago + timedelta(minutes=5), 150)]
+    batches.stage(1, second)
+    batches.commit(1)
+    hours = sorted(batches.query(_STORED_HOURS))
+    assert hours == sorted(batches.query(_HOURS_FROM_READINGS))
+    assert len(hours) >= 3 and sum(row[2] for row in hours) == len(first) + len(second)
+    all_customers = "SELECT hour, readings, sum_bpm FROM heart_rate_hour_total"
+    all_customers += " WHERE hour = ANY(%(hours)s) ORDER BY hour"
+    with batches.conn, batches.conn.cursor() as cur:
+        cur.execute(all_customers, {"hours": sorted({row[1] for row in hours})})
+        totals = cur.fetchall()
+
+    batches.stage(1, second, offsets=range(len(first), len(first) + len(second)))
+    assert batches.commit(1).replayed
+    assert sorted(batches.query(_STORED_HOURS)) == hours
+    with batches.conn, batches.conn.cursor() as cur:
+        cur.execute(all_customers, {"hours": sorted({row[1] for row in hours})})
+        assert cur.fetchall() == totals

@@ -2,7 +2,8 @@
 
 One job runs for the whole module, restarted by a supervisor-like loop whenever it exits, over
 one topic. Each test starts the real producer (50 readings/s, 5% malformed) under a customer
-prefix of its own, injects one fault into this checkout's own stack, measures how long the lag
+prefix of its own, injects one fault into the tests' own world (its broker, its PostgreSQL:
+never the live stack's), measures how long the lag
 takes to return to normal, stops the producer with SIGTERM and checks the ledger of every
 producer run so far: each reading reported as sent is stored exactly once, valid or quarantined
 with its expected reason, and the minute rollups equal SQL over the stored rows. (Sharing the
@@ -12,7 +13,6 @@ retention timer runs every few seconds throughout, as it would on a long-running
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -21,10 +21,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg2
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
 from psycopg2 import sql
 
 from heartbeat_contract import encode_reading
@@ -32,7 +29,9 @@ from heartbeat_contract.alerts import alert_id
 from heartbeat_ops.config import StackConfig
 from heartbeat_stream.config import sink_id_for
 from heartbeat_stream.sinks import partitions
-from tests.support import figures, harness
+from tests.support import figures, harness, kafka
+from tests.support.alert_events import deduplicated, read_to_end
+from tests.support.db import superuser_query
 from tests.support.ledger import Expected, wait_until_balanced
 from tests.support.stream_job import StreamJob, wait_for
 
@@ -61,7 +60,6 @@ class Rig:
             StreamJob(
                 stack, topic, self.checkpoint, workdir / "job.log",
                 HEARTBEAT_TRIGGER_INTERVAL="1 second",
-                HEARTBEAT_ROLLUP_TRIGGER_INTERVAL="5 seconds",
                 HEARTBEAT_ALERT_SUSTAIN_SECONDS=str(SUSTAIN_SECONDS),
                 KAFKA_ALERTS_TOPIC=alerts_topic,  # created only by the alert test
                 HEARTBEAT_RETENTION_INTERVAL_SECONDS=str(RETENTION_INTERVAL),
@@ -116,8 +114,7 @@ class Rig:
 def rig(stack, tmp_path_factory) -> Iterator[Rig]:
     topic = f"test-faults-{uuid.uuid4().hex[:8]}"
     alerts_topic = f"{topic}-alerts"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    kafka.create_topic(stack.kafka_bootstrap_servers, topic)
     rig = Rig(stack, topic, alerts_topic, tmp_path_factory.mktemp("faults"))
     rig.job.start()
     try:
@@ -126,9 +123,7 @@ def rig(stack, tmp_path_factory) -> Iterator[Rig]:
         if rig.producer is not None:
             rig.producer.kill()
         rig.job.stop()
-        existing = set(admin.list_topics())
-        admin.delete_topics([t for t in (topic, alerts_topic) if t in existing])
-        admin.close()
+        kafka.delete_topics(stack.kafka_bootstrap_servers, topic, alerts_topic)
 
 
 def test_producer_sigterm_delivers_everything_it_reported(rig):
@@ -139,14 +134,14 @@ def test_producer_sigterm_delivers_everything_it_reported(rig):
     figures.record("producer SIGTERM", stop_to_balanced_s=round(time.monotonic() - stopped, 1))
 
 
-def test_kafka_broker_sigkilled_and_restarted(rig):
+def test_kafka_broker_sigkilled_and_restarted(rig, world):
     producer = rig.start_producer("kafka")
     baseline = rig.running_normally()
     sent_before = producer.sent()
     end_at_fault = rig.topic_end()
-    killed = harness.sigkill_service("kafka")
+    world.kill_kafka()
     down_at = time.monotonic()
-    harness.wait_service_back("kafka", killed)
+    world.start_kafka()  # as supervisord would: same port, same data
     broker_back = time.monotonic() - down_at
     recovery = rig.recover(baseline, "catch-up after the broker restarted", end_at_fault)
     recovery += broker_back  # measured from the kill
@@ -155,18 +150,24 @@ def test_kafka_broker_sigkilled_and_restarted(rig):
                recovery_s=round(recovery, 1), baseline_lag=baseline)  # fmt: skip
 
 
-def test_postgres_stopped_for_30_seconds(rig):
+def test_postgres_stopped_for_30_seconds(rig, world):
     rig.start_producer("pgdown")
     baseline = rig.running_normally()
     end_at_fault = rig.topic_end()
-    harness.stop_service("postgres")
+    starts_before = rig.job.starts
+    world.stop_postgres()
     try:
         time.sleep(30)  # the outage itself
     finally:
-        harness.start_service("postgres")
+        world.start_postgres()
     # Measured from PostgreSQL's return.
     recovery = rig.recover(baseline, "catch-up after PostgreSQL came back", end_at_fault)
     rig.finish("PostgreSQL down 30 s", recovery_s=round(recovery, 1), baseline_lag=baseline)
+    # The batch caught by the outage was retried in place (the sink retries for
+    # HEARTBEAT_SINK_RETRY_SECONDS, 60 s by default): the job never exited and was not restarted.
+    assert rig.job.starts == starts_before, (
+        f"the job was restarted {rig.job.starts - starts_before} time(s) during a 30 s outage"
+    )
 
 
 def test_job_sigkilled_five_times_at_random_points(rig):
@@ -196,72 +197,58 @@ def _patient_readings(patient: str) -> list[tuple[bytes, bytes]]:
     return [encode_reading(patient, t0 + timedelta(seconds=i), bpm) for i, bpm in enumerate(rates)]
 
 
-def _pending_episode(stack: StackConfig, sink_id: str, patient: str) -> tuple | None:
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT kind, started_at, published_at FROM heart_rate_alerts"
-            " WHERE sink_id = %s AND customer_id = %s",
-            (sink_id, patient),
-        )
-        return cur.fetchone()
+def _episode_events(stack: StackConfig, sink_id: str, patient: str) -> tuple | None:
+    """The patient's episode (kind, start) and its outbox: (events recorded, events published)."""
+    rows = superuser_query(
+        stack,
+        "SELECT a.kind, a.started_at, count(e.id), count(e.published_at)"
+        " FROM heart_rate_alerts a LEFT JOIN alert_events e ON e.alert_id = a.alert_id"
+        " WHERE a.sink_id = %s AND a.customer_id = %s GROUP BY a.kind, a.started_at",
+        sink_id,
+        patient,
+    )
+    return rows[0] if rows else None
 
 
 def test_crash_between_commit_and_alert_publication(rig):
-    """The episode is committed, its publication pending (the alerts topic does not exist yet,
-    so the send waits for metadata); the job is SIGKILLed there. After the restart, with the
-    topic created, the alert is published exactly once, with its stable id."""
+    """The episode is committed with its events, their publication pending (the alerts topic
+    does not exist yet, so the send waits for metadata); the job is SIGKILLed there. After the
+    restart, with the topic created, its open and resolved events are published, with its
+    stable id (at least once: consumers deduplicate by event_id)."""
     rig.start_producer("alerts")
     rig.running_normally()
     patient = f"alerts-patient-{uuid.uuid4().hex[:6]}"
     messages = _patient_readings(patient)
-    kafka = KafkaProducer(bootstrap_servers=rig.stack.kafka_bootstrap_servers, acks="all")
-    for key, value in messages:
-        kafka.send(rig.topic, key=key, value=value)
-    kafka.flush()
-    kafka.close()
+    kafka.publish(rig.stack.kafka_bootstrap_servers, rig.topic, messages)
     rig.ledgers.append({"sent": len(messages), "failed": 0, "outcomes": {"valid": len(messages)},
                         "customers": {patient: {"valid": len(messages)}}})  # fmt: skip
 
     sink_id = sink_id_for(rig.checkpoint)
-    wait_for(lambda: _pending_episode(rig.stack, sink_id, patient) is not None, CATCH_UP,
-             "the episode to be committed", poll=0.1)  # fmt: skip
-    kind, started_at, published_at = _pending_episode(rig.stack, sink_id, patient)
-    assert published_at is None  # committed, not yet published: the crash point
+    wait_for(lambda: (_episode_events(rig.stack, sink_id, patient) or (0, 0, 0))[2] >= 1,
+             CATCH_UP, "the episode and its open event to be committed", poll=0.1)  # fmt: skip
+    kind, started_at, _, published = _episode_events(rig.stack, sink_id, patient)
+    assert published == 0  # committed, not yet published: the crash point
     starts = rig.job.starts
     rig.job.kill()
     wait_for(lambda: rig.job.starts > starts, 30, "the job's restart")
 
-    admin = KafkaAdminClient(bootstrap_servers=rig.stack.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(rig.alerts_topic, num_partitions=1, replication_factor=1)])
-    admin.close()
+    kafka.create_topic(rig.stack.kafka_bootstrap_servers, rig.alerts_topic, partitions=1)
     created = time.monotonic()
-    wait_for(lambda: _pending_episode(rig.stack, sink_id, patient)[2] is not None, CATCH_UP,
-             "the restarted job to publish the pending alert")  # fmt: skip
+    wait_for(lambda: _episode_events(rig.stack, sink_id, patient)[2:] == (2, 2), CATCH_UP,
+             "the restarted job to publish the pending events")  # fmt: skip
     published_after = time.monotonic() - created
 
-    consumer = KafkaConsumer(rig.alerts_topic, bootstrap_servers=rig.stack.kafka_bootstrap_servers,
-                             auto_offset_reset="earliest", consumer_timeout_ms=10_000)  # fmt: skip
-    events = [json.loads(record.value) for record in consumer]
-    consumer.close()
-    mine = [e for e in events if e["customer_id"] == patient]
-    assert [(e["kind"], e["alert_id"]) for e in mine] == [
-        (kind, alert_id(patient, kind, started_at))
+    events = read_to_end(rig.stack.kafka_bootstrap_servers, rig.alerts_topic)
+    mine = deduplicated([e for e in events if e["customer_id"] == patient])
+    assert [(e["kind"], e["status"], e["alert_id"]) for e in mine] == [
+        (kind, "open", alert_id(patient, kind, started_at)),
+        (kind, "resolved", alert_id(patient, kind, started_at)),
     ], events
     rig.finish(
         "crash between commit and alert publication",
         alert_published_after_restart_s=round(published_after, 1),
         alert_events=len(mine),
     )
-
-
-def _superuser_query(
-    stack: StackConfig, query: str | sql.Composable, *params: object
-) -> list[tuple]:
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description else []
 
 
 def test_retention_drops_old_days_under_load(rig):
@@ -274,36 +261,32 @@ def test_retention_drops_old_days_under_load(rig):
     ahead = datetime.now(UTC).date() + timedelta(days=partitions.DAYS_AHEAD)
     ahead_partition = f"heart_rate_readings_p{ahead:%Y%m%d}"
     drop = sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(ahead_partition))
-    _superuser_query(rig.stack, drop)  # a future day: empty
+    superuser_query(rig.stack, drop)  # a future day: empty
 
     device = f"retention-device-{uuid.uuid4().hex[:6]}"
     start = datetime.now(UTC) - timedelta(days=41)
     old = [start + timedelta(hours=i) for i in range(36)]  # spans two or three UTC days
     old_days = {f"public.heart_rate_readings_p{at:%Y%m%d}" for at in old}
-    kafka = KafkaProducer(bootstrap_servers=rig.stack.kafka_bootstrap_servers, acks="all")
-    for i, at in enumerate(old):
-        key, value = encode_reading(device, at, 60 + i)
-        kafka.send(rig.topic, key=key, value=value)
-    kafka.flush()
-    kafka.close()
+    old_readings = [encode_reading(device, at, 60 + i) for i, at in enumerate(old)]
+    kafka.publish(rig.stack.kafka_bootstrap_servers, rig.topic, old_readings)
     rig.ledgers.append({"sent": len(old), "failed": 0, "outcomes": {"valid": len(old)},
                         "customers": {device: {"valid": len(old)}}})  # fmt: skip
 
     def counted_then_retired() -> bool:
-        rollups = _superuser_query(
+        rollups = superuser_query(
             rig.stack,
             "SELECT coalesce(sum(readings), 0), coalesce(sum(sum_bpm), 0) FROM heart_rate_minute"
             " WHERE customer_id = %s",
             device,
         )
-        raw = _superuser_query(
+        raw = superuser_query(
             rig.stack, "SELECT count(*) FROM heart_rate_readings WHERE customer_id = %s", device
         )
         return rollups == [(len(old), sum(60 + i for i in range(len(old))))] and raw == [(0,)]
 
     wait_for(counted_then_retired, CATCH_UP, "the old readings to be counted, then retired")
     rig.retired[device] += len(old)
-    remaining = _superuser_query(
+    remaining = superuser_query(
         rig.stack,
         "SELECT partition::text FROM heart_rate_readings_partitions"
         " WHERE partition::text = ANY(%s)",
@@ -313,7 +296,7 @@ def test_retention_drops_old_days_under_load(rig):
     log = (rig.workdir / "job.log").read_text(errors="replace")
     assert all(name in log for name in old_days), "retention did not log dropping those days"
     wait_for(
-        lambda: _superuser_query(rig.stack, "SELECT to_regclass(%s)", ahead_partition)[0][0],
+        lambda: superuser_query(rig.stack, "SELECT to_regclass(%s)", ahead_partition)[0][0],
         3 * RETENTION_INTERVAL + 60, "the retention timer to make the next days' partition",
     )  # fmt: skip
     rig.finish("retention under load", retired=len(old), old_partitions=len(old_days))

@@ -9,62 +9,52 @@ producer with an error that says so.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
-import psycopg2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from heartbeat_producer.config import PublisherSettings
 from heartbeat_producer.publisher import Publisher
 from heartbeat_producer.simulator import Message
-from tests.support import figures
+from tests.support import figures, kafka
+from tests.support.db import superuser_query
 from tests.support.harness import process_group
-from tests.support.hostile import VALID, Hostile, hostile_messages
+from tests.support.hostile import INJECTIONS, MALFORMED_JSON, VALID, Hostile, hostile_messages
 from tests.support.sockets import is_loopback, listening_addresses
 from tests.support.stream_job import StreamJob, wait_for
+from tests.support.world import CUSTOMER_PREFIX
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = 20
 PER_EXAMPLE = (100, 200)  # 20 examples of 100-200 values: ~3,000 values per run
-TOTALS = {"values": 0, "examples": 0}
+TOTALS = {"examples": 0}  # for the figures only; no test depends on it
 
 
 @pytest.fixture(scope="module")
 def running_job(stack, tmp_path_factory) -> Iterator[tuple[StreamJob, str]]:
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-
-    topic = f"test-hostile-{int(time.time())}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    workdir = tmp_path_factory.mktemp("hostile")
-    job = StreamJob(stack, topic, str(workdir / "checkpoint"), workdir / "job.log")
-    job.start()
-    try:
-        yield job, topic
-    finally:
-        job.stop()
-        admin.delete_topics([topic])
-        admin.close()
+    with kafka.temporary_topic(stack.kafka_bootstrap_servers, "test-hostile") as topic:
+        workdir = tmp_path_factory.mktemp("hostile")
+        job = StreamJob(stack, topic, str(workdir / "checkpoint"), workdir / "job.log")
+        job.start()
+        try:
+            yield job, topic
+        finally:
+            job.stop()
 
 
 def publish(stack, topic: str, messages: list[Hostile]) -> list[tuple[int, int]]:
     """Send and wait for every ack; (partition, offset) of each message, in order."""
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all",
-                             linger_ms=20, max_request_size=2 * 1024 * 1024)  # fmt: skip
-    try:
-        futures = [producer.send(topic, key=b"hostile", value=m.value) for m in messages]
-        producer.flush()
-        return [(md.partition, md.offset) for md in (f.get(timeout=60) for f in futures)]
-    finally:
-        producer.close()
+    return kafka.publish(
+        stack.kafka_bootstrap_servers, topic, [(b"hostile", m.value) for m in messages],
+        linger_ms=20, max_request_size=2 * 1024 * 1024,
+    )  # fmt: skip
 
 
 _LANDED = """
@@ -79,11 +69,8 @@ FROM rejected_readings JOIN unnest(%(p)s::int[], %(o)s::bigint[]) AS k(p, o)
 
 
 def landed(stack, topic: str, positions: list[tuple[int, int]]) -> dict[tuple[int, int], tuple]:
-    dsn = stack.admin_dsn
     params = {"t": topic, "p": [p for p, _ in positions], "o": [o for _, o in positions]}
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute(_LANDED, params)
-        rows = cur.fetchall()
+    rows = superuser_query(stack, _LANDED, params)
     found: dict[tuple[int, int], tuple] = {}
     for p, o, *rest in rows:
         assert (p, o) not in found, f"message {p}/{o} stored twice"
@@ -119,21 +106,47 @@ def test_hostile_values_land_per_the_rules_while_the_job_runs(stack, running_job
                 message.value == b"" and raw_text == ""
             ), message.value[:300] if message.value else None
     assert job.process is not None and job.process.poll() is None, job.log_tail()
-    TOTALS["values"] += len(messages)
     TOTALS["examples"] += 1
 
 
-def test_hostile_totals_recorded(running_job):
-    """Runs after the property test (file order): the volume it pushed through one job."""
-    job, _ = running_job
+_TOPIC_TOTALS = """
+SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM (
+    SELECT kafka_partition, kafka_offset FROM heart_rate_readings WHERE kafka_topic = %(t)s
+    UNION ALL
+    SELECT kafka_partition, kafka_offset FROM rejected_readings WHERE kafka_topic = %(t)s
+) AS stored
+"""
+
+
+def topic_totals(stack, topic: str) -> tuple[int, int]:
+    """(rows stored for `topic`, distinct Kafka positions among them)."""
+    return superuser_query(stack, _TOPIC_TOTALS, {"t": topic})[0]
+
+
+def test_hostile_totals_recorded(stack, running_job):
+    """Whatever ran before (the property test, or nothing): every value the module's topic holds,
+    this test's own included, is stored exactly once and the job still runs."""
+    job, topic = running_job
+    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    own = [
+        Hostile(json.dumps({"customer_id": cid, "timestamp": at, "heart_rate": 72}).encode(), VALID)
+        for cid in INJECTIONS
+    ]
+    own += [Hostile(b"\xff\xfe", MALFORMED_JSON), Hostile(None, MALFORMED_JSON)]
+    publish(stack, topic, own)
+    published = kafka.topic_end(stack.kafka_bootstrap_servers, topic)
+    assert published >= len(own)
+    wait_for(lambda: topic_totals(stack, topic)[0] >= published, 180,
+             f"all {published} values of the module's topic to land", poll=0.5)  # fmt: skip
+    assert topic_totals(stack, topic) == (published, published)  # each exactly once
     assert job.process is not None and job.process.poll() is None, job.log_tail()
-    figures.record("hostile input", values=TOTALS["values"], examples=TOTALS["examples"])
-    assert TOTALS["values"] >= EXAMPLES * PER_EXAMPLE[0] // 2
+    figures.record("hostile input", values=published, examples=TOTALS["examples"])
 
 
 def test_message_over_the_size_limit_is_refused_with_a_clear_error(stack, fresh_topic, caplog):
-    big = Message(b"C0001", b"x" * (2 * 1024 * 1024), VALID, "C0001", 0, 72, False)
-    small = Message(b"C0001", b'{"ok": true}', VALID, "C0001", 0, 72, False)
+    customer = f"{CUSTOMER_PREFIX}0001"
+    big = Message(customer.encode(), b"x" * (2 * 1024 * 1024), VALID, customer, 0, 72, False)
+    small = Message(customer.encode(), b'{"ok": true}', VALID, customer, 0, 72, False)
     settings_ = PublisherSettings(bootstrap_servers=stack.kafka_bootstrap_servers,
                                   topic=fresh_topic)  # fmt: skip
     with caplog.at_level(logging.ERROR), Publisher(settings_) as publisher:
@@ -145,12 +158,7 @@ def test_message_over_the_size_limit_is_refused_with_a_clear_error(stack, fresh_
     assert snapshot.errors == {"MessageSizeTooLargeError": 1}
     assert re.search(r"The message is 2097\d{3} bytes when serialized", caplog.text), caplog.text
     assert "max_request_size" in caplog.text
-    consumer = KafkaConsumer(bootstrap_servers=stack.kafka_bootstrap_servers)
-    partitions = [
-        TopicPartition(fresh_topic, p) for p in consumer.partitions_for_topic(fresh_topic)
-    ]
-    assert sum(consumer.end_offsets(partitions).values()) == 1  # only the small one
-    consumer.close()
+    assert kafka.topic_end(stack.kafka_bootstrap_servers, fresh_topic) == 1  # only the small one
 
 
 def test_the_job_listens_on_loopback_only(running_job):

@@ -12,8 +12,14 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from heartbeat_ops import supervisor
-from heartbeat_ops.config import GENERATED_SECRETS, ROOT, read_env_file, secrets_file
+from heartbeat_ops.config import (
+    GENERATED_SECRETS,
+    ROOT,
+    ensure_secrets,
+    read_env_file,
+    secrets_file,
+)
+from tests.support.db import superuser_query
 from tests.support.sockets import descendants, is_loopback, listening_addresses
 
 pytestmark = pytest.mark.integration
@@ -82,16 +88,8 @@ def test_job_role_is_refused_ddl(app_db, statement):
 
 
 def readings_of(stack, topic: str) -> list[int]:
-    conn = superuser(stack)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT kafka_offset FROM heart_rate_readings WHERE kafka_topic = %s ORDER BY 1",
-                (topic,),
-            )
-            return [offset for (offset,) in cur.fetchall()]
-    finally:
-        conn.close()
+    query = "SELECT kafka_offset FROM heart_rate_readings WHERE kafka_topic = %s ORDER BY 1"
+    return [offset for (offset,) in superuser_query(stack, query, topic)]
 
 
 @pytest.mark.parametrize(
@@ -157,10 +155,11 @@ def test_reader_role_is_refused_any_write(stack, statement):
         conn.close()
 
 
-def test_every_native_service_listens_on_loopback_only(stack):
-    assert supervisor.is_running(), "run `make infra` first"
-    supervisord_pid = int(supervisor.pid_path().read_text().strip())
-    sockets = listening_addresses(descendants(supervisord_pid))
+def test_every_native_service_listens_on_loopback_only(stack, world):
+    """PostgreSQL and Kafka as the product configures them (programs.py, nodes.py), here the
+    tests' world's instances of them."""
+    pids = [pid for process in (world.postgres, world.kafka) for pid in descendants(process.pid)]
+    sockets = listening_addresses(pids)
     ports = {int(a.rsplit(":", 1)[1]) for addrs in sockets.values() for a in addrs}
     # Not vacuous: PostgreSQL's and Kafka's (broker and controller) sockets were found.
     assert {stack.pg_port, stack.kafka_port, stack.kafka_controller_port} <= ports, sockets
@@ -168,10 +167,16 @@ def test_every_native_service_listens_on_loopback_only(stack):
     assert exposed == {}, f"listening beyond loopback: {exposed}"
 
 
-def test_no_secret_in_the_tree_and_secrets_file_private():
-    path = secrets_file()
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    values = {v for k, v in read_env_file(path).items() if k in GENERATED_SECRETS and len(v) >= 12}
+def test_no_secret_in_the_tree_and_secrets_file_private(world, tmp_path, monkeypatch):
+    """The secrets generated on first run go to a private file; neither those of this checkout's
+    stack (if it ever ran) nor the world's are anywhere in git."""
+    stacks = [read_env_file(secrets_file()), world.secrets]
+    monkeypatch.setenv("HEARTBEAT_VAR_DIR", str(tmp_path))  # a first run, in a var of its own
+    stacks.append(ensure_secrets())
+    assert stat.S_IMODE(secrets_file().stat().st_mode) == 0o600
+    values = {
+        v for s in stacks for k, v in s.items() if k in GENERATED_SECRETS and len(v) >= 12
+    }  # fmt: skip
     assert values, "no generated secrets to look for"
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
     key_pattern = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")

@@ -19,8 +19,8 @@ from psycopg2 import sql
 
 from heartbeat_ops import migrate
 from heartbeat_stream.sinks import partitions
+from heartbeat_stream.sinks.alert_store import AlertRules
 from heartbeat_stream.sinks.batch_commit import commit_batch
-from heartbeat_stream.transforms.episodes import Thresholds
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +165,7 @@ def test_upgrade_from_005_keeps_rows_grants_and_guard(stack, database_at_005):
                     ("upgrade", 0, 1_000_000, "U-new", datetime.now(UTC), 77),
                 ],
             )
-        assert commit_batch(app, "upgrade", 0, Thresholds()).valid == 1
+        assert commit_batch(app, "upgrade", 0, AlertRules()).valid == 1
     finally:
         app.close()
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:

@@ -8,13 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from heartbeat_contract import (
     CUSTOMER_ID,
@@ -28,6 +26,9 @@ from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.mix import known_mix
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import VALID, Simulator
+from tests.support.kafka import read_to_end, topic_end
+from tests.support.stream_job import wait_for
+from tests.support.world import CUSTOMER_PREFIX
 
 pytestmark = pytest.mark.integration
 
@@ -35,38 +36,10 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 60.0
 
 
-def consume_all(bootstrap_servers: str, topic: str) -> list:
-    """Every record currently in the topic, read from the beginning up to the end offsets."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    try:
-        numbers = sorted(consumer.partitions_for_topic(topic))
-        partitions = [TopicPartition(topic, number) for number in numbers]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        end = consumer.end_offsets(partitions)
-        records = []
-        deadline = time.monotonic() + TIMEOUT
-        while any(consumer.position(tp) < end[tp] for tp in partitions):
-            assert time.monotonic() < deadline, "timed out reading the topic back"
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
-
-
-def topic_size(bootstrap_servers: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return sum(consumer.end_offsets(partitions).values()) if partitions else 0
-    finally:
-        consumer.close()
-
-
 def producer_command(bootstrap_servers: str, topic: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "heartbeat_producer", "--bootstrap-servers", bootstrap_servers,
-            "--topic", topic, "--progress-interval", "1", *args]  # fmt: skip
+            "--topic", topic, "--progress-interval", "1", "--customer-prefix", CUSTOMER_PREFIX,
+            *args]  # fmt: skip
 
 
 def assert_valid_body(record) -> None:
@@ -97,11 +70,11 @@ def test_cli_readings_arrive_exactly_once_keyed_and_ordered_per_customer(
     assert ledger["idempotent"] is True
 
     # The run is reproducible: the same seed, start and rate give the same bytes, in order.
-    config = SimulationConfig(seed=seed, malformed_rate=0.02)
+    config = SimulationConfig(seed=seed, malformed_rate=0.02, customer_prefix=CUSTOMER_PREFIX)
     expected = Simulator(config, start=datetime.fromisoformat(start), rate=rate).take(count)
     assert Counter(m.outcome for m in expected) == ledger["outcomes"]
 
-    records = consume_all(stack.kafka_bootstrap_servers, fresh_topic)
+    records = read_to_end(stack.kafka_bootstrap_servers, fresh_topic)
     assert len(records) == count
     assert Counter((r.key, r.value) for r in records) == Counter((m.key, m.value) for m in expected)
     outcome_of = {(m.key, m.value): m.outcome for m in expected}
@@ -121,11 +94,11 @@ def test_cli_readings_arrive_exactly_once_keyed_and_ordered_per_customer(
 
 
 def test_known_mix_round_trip_with_send_all(stack, fresh_topic):
-    messages = known_mix(seed=5, n=400)
+    messages = known_mix(seed=5, n=400, customer_prefix=CUSTOMER_PREFIX)
     ledger = send_all(messages, bootstrap_servers=stack.kafka_bootstrap_servers, topic=fresh_topic)
     snapshot = ledger.snapshot()
     assert (snapshot.sent, snapshot.failed, snapshot.unconfirmed) == (400, 0, 0)
-    records = consume_all(stack.kafka_bootstrap_servers, fresh_topic)
+    records = read_to_end(stack.kafka_bootstrap_servers, fresh_topic)
     assert sorted((r.key, r.value) for r in records) == sorted((m.key, m.value) for m in messages)
 
 
@@ -138,11 +111,12 @@ def test_sigterm_flushes_buffered_readings_and_exits_zero(stack, fresh_topic, tm
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while topic_size(stack.kafka_bootstrap_servers, fresh_topic) < 5000:
+
+        def got_going() -> bool:
             assert process.poll() is None, process.communicate()[1]
-            assert time.monotonic() < deadline, "the producer never got going"
-            time.sleep(0.05)  # polling interval, not synchronisation
+            return (topic_end(stack.kafka_bootstrap_servers, fresh_topic) or 0) >= 5000
+
+        wait_for(got_going, TIMEOUT, "the producer to get going", poll=0.05)
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=TIMEOUT)
     finally:
@@ -158,7 +132,7 @@ def test_sigterm_flushes_buffered_readings_and_exits_zero(stack, fresh_topic, tm
     assert ledger["sent"] == ledger["generated"] >= 5000
     assert ledger["idempotent"] is True
 
-    records = consume_all(stack.kafka_bootstrap_servers, fresh_topic)
+    records = read_to_end(stack.kafka_bootstrap_servers, fresh_topic)
     assert len(records) >= ledger["sent"]  # nothing acknowledged was lost
     assert len(records) == ledger["sent"]  # and nothing was written twice (idempotent producer)
     assert len({(r.key, r.value) for r in records}) == len(records)

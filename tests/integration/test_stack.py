@@ -7,29 +7,18 @@ import uuid
 
 import psycopg2
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
 
 from heartbeat_ops.config import ROOT
+from tests.support.db import superuser_query
+from tests.support.kafka import publish, read_to_end
 
 pytestmark = pytest.mark.integration
 
 
 def test_kafka_round_trip(stack, fresh_topic):
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
     sent = [f"message-{i}".encode() for i in range(50)]
-    for value in sent:
-        producer.send(fresh_topic, value=value, key=b"k")
-    producer.flush()
-    producer.close()
-
-    consumer = KafkaConsumer(
-        fresh_topic,
-        bootstrap_servers=stack.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=10_000,
-    )
-    received = [record.value for record in consumer]
-    consumer.close()
+    publish(stack.kafka_bootstrap_servers, fresh_topic, [(b"k", value) for value in sent])
+    received = [record.value for record in read_to_end(stack.kafka_bootstrap_servers, fresh_topic)]
     assert received == sent  # one key, so one partition, so the order is kept
 
 
@@ -47,10 +36,8 @@ def test_postgres_write_and_read_as_app_role(app_db):
 
 
 def test_migrations_recorded(stack):
-    admin_dsn = stack.admin_dsn
-    with psycopg2.connect(admin_dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT version FROM schema_migrations ORDER BY version")
-        versions = [row[0] for row in cur.fetchall()]
+    rows = superuser_query(stack, "SELECT version FROM schema_migrations ORDER BY version")
+    versions = [version for (version,) in rows]
     shipped = sorted(int(path.name.split("_")[0]) for path in (ROOT / "sql").glob("[0-9]*.sql"))
     assert versions == shipped
 
@@ -61,11 +48,8 @@ def test_app_role_cannot_change_schema(app_db):
 
 
 def test_spark_reads_topic_as_batch(stack, fresh_topic, spark):
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers)
-    for i in range(30):
-        producer.send(fresh_topic, key=f"C{i % 3}".encode(), value=f"{i}".encode())
-    producer.flush()
-    producer.close()
+    messages = [(f"K{i % 3}".encode(), f"{i}".encode()) for i in range(30)]
+    publish(stack.kafka_bootstrap_servers, fresh_topic, messages)
 
     frame = (
         spark.read.format("kafka")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import base64
+import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import psycopg2
 import pytest
-from kafka import KafkaProducer
 
 from heartbeat_contract import encode_reading
 from heartbeat_producer.config import SimulationConfig
@@ -16,9 +15,12 @@ from heartbeat_producer.mix import known_mix
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Simulator
 from heartbeat_stream.config import sink_id_for
+from tests.support import kafka
+from tests.support.db import superuser_cursor, superuser_query
 from tests.support.rollups import rollup_mismatches
-from tests.support.sink_activity import batch_transaction_open
+from tests.support.sink_activity import kill_inside_the_batch_transaction
 from tests.support.stream_job import StreamJob, wait_for
+from tests.support.world import CUSTOMER_PREFIX
 
 pytestmark = pytest.mark.integration
 
@@ -34,34 +36,26 @@ def special_messages(start: datetime) -> list[tuple[bytes | None, str]]:
 def mixed_messages(count: int, seed: int) -> list[tuple[bytes | None, str]]:
     """The producer's known mix plus the special cases: (value, expected outcome) pairs."""
     now = datetime.now(UTC)
-    mix = [(m.value, m.outcome) for m in known_mix(seed, count, now=now, span_seconds=120)]
+    messages = known_mix(seed, count, now=now, span_seconds=120, customer_prefix=CUSTOMER_PREFIX)
+    mix = [(m.value, m.outcome) for m in messages]
     return mix + special_messages(now - timedelta(minutes=1))
 
 
 def publish(stack, topic: str, values: list[bytes | None]) -> None:
-    producer = KafkaProducer(
-        bootstrap_servers=stack.kafka_bootstrap_servers,
-        acks="all",
-        linger_ms=20,
-        batch_size=256 * 1024,
-    )
-    for i, value in enumerate(values):
-        producer.send(topic, key=f"K{i % 11}".encode(), value=value)
-    producer.flush()
-    producer.close()
+    messages = [(f"K{i % 11}".encode(), value) for i, value in enumerate(values)]
+    kafka.publish(stack.kafka_bootstrap_servers, topic, messages, linger_ms=20,
+                  batch_size=256 * 1024)  # fmt: skip
 
 
 class Tables:
     """What the job wrote for one topic, read as the superuser."""
 
     def __init__(self, stack, topic: str) -> None:
-        self.dsn = stack.admin_dsn
+        self.stack = stack
         self.topic = topic
 
     def _query(self, sql: str, *params: object) -> list[tuple]:
-        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
-            cur.execute(sql, (self.topic, *params))
-            return cur.fetchall()
+        return superuser_query(self.stack, sql, self.topic, *params)
 
     def outcomes(self) -> Counter:
         rows = self._query(
@@ -81,7 +75,7 @@ class Tables:
         )[0][0]
 
     def rollup_mismatches(self) -> list[tuple]:
-        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
+        with superuser_cursor(self.stack) as cur:
             return rollup_mismatches(cur, self.topic)
 
     def distinct_offsets(self) -> int:
@@ -155,12 +149,12 @@ def test_sigkill_mid_write_then_restart_loses_and_duplicates_nothing(
     job.start()
     if moment == "staged":  # written by JDBC, not yet moved (or being moved)
         wait_for(lambda: tables.staged(sink_id) > 0, 180, "a batch to be staged", poll=0.02)
-    else:  # the move, rollup merge and alert state are half done, uncommitted
-        wait_for(
-            lambda: tables.total() > 0 and batch_transaction_open(stack),
-            180, "a batch transaction after the first commit", poll=0.01,
-        )  # fmt: skip
-    job.kill()
+        job.kill()
+    else:  # valid rows moved and rollups merged, uncommitted: held there by a lock, then killed
+        wait_for(lambda: tables.total() > 0, 180, "the first batch to commit", poll=0.05)
+        committed = tables.total()
+        kill_inside_the_batch_transaction(stack, job)
+        assert tables.total() == committed, "the killed batch transaction committed rows"
     at_kill = tables.total()
     assert at_kill < len(first), "the job finished before it could be killed mid-write"
 
@@ -184,8 +178,12 @@ def test_postgres_unreachable_fails_the_job_without_losing_the_batch(
     tables = Tables(stack, fresh_topic)
 
     job = job_factory()
-    job.start(PGPORT="1", HEARTBEAT_SINK_RETRY_SECONDS="2")  # nothing listens on port 1
+    job.start(HEARTBEAT_PG_PORT="1", HEARTBEAT_SINK_RETRY_SECONDS="2")  # nothing listens on port 1
     assert job.wait_exit(timeout=180) != 0, job.log_tail()
+    # A refused connection is transient: retried in place until the deadline, then given up
+    # (not failed at once as if it were a data error).
+    log = job.log_path.read_text(errors="replace")
+    assert "(attempt 1, transient)" in log and "giving up" in log, job.log_tail(60)
     assert tables.total() == 0
 
     job.start()  # the database is back: the same batch is replayed and lands
@@ -223,3 +221,32 @@ def test_the_original_systems_messages_land_with_their_utc_instants(
         (m.customer_id, EPOCH + timedelta(milliseconds=m.timestamp_ms), m.heart_rate)
         for m in in_range
     )
+
+
+def test_a_reset_checkpoint_stops_the_job_with_the_reason_and_drops_nothing(
+    stack, fresh_topic, job_factory, tmp_path
+):
+    """sink_progress says batch N committed; the checkpoint directory is emptied (same path, so
+    the same sink id) and Spark numbers batches from 0 again: the first batch holds messages
+    never stored, and the job must stop with the reason rather than skip them as a replay."""
+    first = mixed_messages(300, seed=5)
+    publish(stack, fresh_topic, [value for value, _ in first])
+    tables = Tables(stack, fresh_topic)
+    checkpoint = tmp_path / "checkpoint"
+    job = job_factory()
+    job.start()
+    wait_for(lambda: tables.total() >= len(first), 180, "the first run to drain the topic")
+    job.stop()
+    stored = tables.outcomes()
+
+    shutil.rmtree(checkpoint)  # the reset: same directory, new query, batch ids from 0
+    second = mixed_messages(100, seed=6)
+    publish(stack, fresh_topic, [value for value, _ in second])
+    job.start()
+    code = job.wait_exit(timeout=240)
+    assert code != 0, job.log_tail()
+    log = job.log_path.read_text(errors="replace")
+    assert "the checkpoint was reset" in log and "unseen messages" in log, job.log_tail(80)
+    # Nothing was skipped as if it were a replay, and nothing was stored twice.
+    assert tables.outcomes() == stored
+    assert tables.distinct_offsets() == len(first)

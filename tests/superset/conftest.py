@@ -2,15 +2,15 @@
 small, self-cleaning set of rows in every table the dashboard reads.
 
 The tests' Superset reads the tests' database (`heartbeat_test`) and keeps its metadata in
-`superset_test`, on a free port: the live dashboard (supervisord's `superset`) never shows test
-rows, and importing the bundle here never re-points the live dashboard's connection.
+`superset_test`, both in the tests' own PostgreSQL (tests/support/world.py), with the world's
+generated secrets, on a free port: the live dashboard (supervisord's `superset`) never shows
+test rows, and importing the bundle here never re-points the live dashboard's connection.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,8 +21,10 @@ import pytest
 from psycopg2 import sql
 from superset_api import SupersetClient, wait_healthy
 
-from heartbeat_ops.config import ROOT, StackConfig, read_env_file, secrets_file, var_dir
+from heartbeat_ops.config import ROOT, StackConfig
 from heartbeat_stream.sinks.rollups import merge_sql
+from tests.support.sockets import free_ports
+from tests.support.world import World
 
 SUPERSET_TEST_METADATA_DB = "superset_test"
 
@@ -34,20 +36,8 @@ class SupersetAdmin:
     password: str
 
 
-def _secret(name: str, default: str | None = None) -> str:
-    value = os.environ.get(name) or read_env_file(secrets_file()).get(name) or default
-    assert value, f"{name} missing: run `make up` once to generate var/secrets.env"
-    return value
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
-def superset_env(stack: StackConfig) -> dict[str, str]:
+def superset_env(stack: StackConfig, world: World) -> dict[str, str]:
     """The environment of the tests' Superset (and of `run.sh import` against it)."""
     admin = psycopg2.connect(stack.superuser_dsn)
     admin.autocommit = True
@@ -65,22 +55,23 @@ def superset_env(stack: StackConfig) -> dict[str, str]:
                 )
     finally:
         admin.close()
+    (port,) = free_ports(1)
     return {
         **os.environ,
-        **stack.environment(),  # PGDATABASE is the tests' database
+        **world.environment(),  # the world's database, roles and generated secrets
         "SUPERSET_DB_NAME": SUPERSET_TEST_METADATA_DB,
-        "SUPERSET_PORT": str(_free_port()),
-        "SUPERSET_HOME": str(var_dir() / "superset-test"),
+        "SUPERSET_PORT": str(port),
+        "SUPERSET_HOME": str(world.root / "superset"),
         "SUPERSET_WORKERS": "1",
         "SUPERSET_BIND_HOST": "127.0.0.1",
     }
 
 
 @pytest.fixture(scope="session")
-def superset(superset_env: dict[str, str]) -> Iterator[SupersetAdmin]:
+def superset(superset_env: dict[str, str], world: World) -> Iterator[SupersetAdmin]:
     """A Superset of the tests' own, started for the session and stopped after it."""
     url = f"http://localhost:{superset_env['SUPERSET_PORT']}"
-    log_path = var_dir() / "log" / "superset-test.log"
+    log_path = world.root / "log" / "superset.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -98,7 +89,7 @@ def superset(superset_env: dict[str, str]) -> Iterator[SupersetAdmin]:
         yield SupersetAdmin(
             url=url,
             username=os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"),
-            password=_secret("SUPERSET_ADMIN_PASSWORD"),
+            password=world.secrets["SUPERSET_ADMIN_PASSWORD"],
         )
     finally:
         if process.poll() is None:
@@ -178,6 +169,49 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
                 """,
                 {"tag": tag, "c0": customers[0], "c1": customers[1]},
             )
+            # The alert rules' figures (issue 18): a critical episode open, a silent device with
+            # the activity that made it silent, and daily resting rates with a baseline.
+            cur.execute(
+                """
+                INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, severity, started_at,
+                                               extreme_bpm, readings, last_reading_at,
+                                               threshold_bpm)
+                VALUES (%(tag)s, %(c1)s, 'critical_low', 'critical', now() - interval '3 minutes',
+                        35, 6, now() - interval '2 minutes', 40),
+                       (%(tag)s, %(c2)s, 'device_silent', 'warning', now() - interval '10 minutes',
+                        NULL, 0, now() - interval '15 minutes', NULL)
+                """,
+                {"tag": tag, "c1": customers[1], "c2": customers[2]},
+            )
+            cur.execute(
+                """
+                INSERT INTO customer_activity (sink_id, customer_id, last_seen_at, silent_since)
+                VALUES (%(tag)s, %(c2)s, now() - interval '15 min', now() - interval '10 min')
+                """,
+                {"tag": tag, "c2": customers[2]},
+            )
+            cur.execute(
+                """
+                INSERT INTO customer_resting_days (customer_id, day, resting_bpm, hours)
+                SELECT c.customer_id, (now() AT TIME ZONE 'UTC')::date - d,
+                       55 + c.n + (d %% 3), 20
+                FROM unnest(%(customers)s::text[]) WITH ORDINALITY AS c(customer_id, n),
+                     generate_series(1, 10) AS d
+                """,
+                {"customers": customers},
+            )
+            cur.execute(
+                """
+                INSERT INTO customer_baselines (customer_id, baseline_bpm, days, latest_day,
+                                                latest_bpm)
+                SELECT r.customer_id,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.resting_bpm), count(*),
+                       max(r.day), (array_agg(r.resting_bpm ORDER BY r.day DESC))[1]
+                FROM customer_resting_days r WHERE r.customer_id = ANY(%(customers)s)
+                GROUP BY r.customer_id
+                """,
+                {"customers": customers},
+            )
             cur.execute(
                 """
                 INSERT INTO rejected_readings (raw_value, reason, detail, kafka_topic,
@@ -214,4 +248,6 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
             cur.execute("DELETE FROM pipeline_metrics WHERE query_id = %s", (tag,))
             cur.execute("DELETE FROM heart_rate_minute WHERE customer_id = ANY(%s)", (customers,))
             cur.execute("DELETE FROM heart_rate_alerts WHERE customer_id = ANY(%s)", (customers,))
+            for table in ("customer_activity", "customer_resting_days", "customer_baselines"):
+                cur.execute(f"DELETE FROM {table} WHERE customer_id = ANY(%s)", (customers,))
         conn.close()

@@ -8,6 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import psycopg2
 import pytest
 from superset_api import BROWSER_DIR, DASHBOARD_SLUG, open_in_browser
 from test_superset_dashboard import (
@@ -107,9 +108,17 @@ def test_customer_dashboard_renders_for_one_customer(superset, sample_data, brow
         assert asked == {name: {customer} for name in CUSTOMER_CHARTS}
 
 
-def test_customer_dashboard_picks_a_customer_by_itself(superset, sample_data, browser_tooling):
-    """Opened without one, the required Customer filter picks the first customer: every chart
-    still renders, all for the same single customer."""
+def test_customer_dashboard_picks_a_customer_by_itself(
+    superset, sample_data, browser_tooling, superuser_dsn
+):
+    """Opened without one, the required Customer filter picks the customer worth looking at (the
+    sample's open critical episode is the newest): every chart still renders, all for it."""
+    with psycopg2.connect(superuser_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT customer_id, reason FROM heart_rate_customer_priority WHERE priority = 1"
+        )
+        ((worth_looking_at, reason),) = cur.fetchall()
+    assert reason == "open critical episode"
     report = _open_dashboard(
         superset,
         var_dir() / "screenshots" / "customer-default.png",
@@ -119,7 +128,7 @@ def test_customer_dashboard_picks_a_customer_by_itself(superset, sample_data, br
     asked = _customers_asked(report, report["chart_data_requests"])
     assert set(asked) == set(CUSTOMER_CHARTS)
     picked = set().union(*asked.values())
-    assert len(picked) == 1
+    assert picked == {worth_looking_at}
     assert all(customers == picked for customers in asked.values())
 
 

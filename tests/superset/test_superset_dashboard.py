@@ -31,6 +31,10 @@ EXPECTED_CHARTS = {
     "Average heart rate over time": ("echarts_timeseries_line", "heart_rate_rollup"),
     "Heart-rate distribution": ("echarts_timeseries_bar", "heart_rate_rollup_bins"),
     "Abnormal episodes (open and recent)": ("table", "heart_rate_alerts_recent"),
+    "Critical episodes open": ("big_number_total", "heart_rate_alerts"),
+    "Warning episodes open": ("big_number_total", "heart_rate_alerts"),
+    "Open episodes (critical first, then oldest)": ("table", "heart_rate_alerts_open"),
+    "Silent devices": ("table", "heart_rate_silent_open"),
     "Quarantined readings by reason": ("pie", "rejected_readings"),
     "Latest quarantined readings": ("table", "rejected_readings_latest"),
     "Pipeline throughput (rows/s)": ("echarts_timeseries_line", "pipeline_metrics"),
@@ -48,6 +52,20 @@ CUSTOMER_CHARTS = {
     "Customer heart-rate distribution": ("echarts_timeseries_bar", "heart_rate_rollup_bins"),
     "Customer episodes": ("table", "heart_rate_alerts_recent"),
     "Customer quarantined messages": ("table", "rejected_readings_latest"),
+    "Alert settings": ("table", "customer_alert_thresholds"),
+    "Daily resting heart rate": ("echarts_timeseries_line", "customer_resting_days_series"),
+    "Personal baseline": ("table", "customer_baseline"),
+}
+# Charts of the present (open episodes, their counts, silent devices; a customer's settings,
+# baseline and daily resting rates): outside their dashboard's Time range filter.
+NOT_TIME_RANGED = {
+    "Critical episodes open",
+    "Warning episodes open",
+    "Open episodes (critical first, then oldest)",
+    "Silent devices",
+    "Alert settings",
+    "Daily resting heart rate",
+    "Personal baseline",
 }
 # The tables, views and virtual datasets the main dashboard's charts read; only the customer
 # dashboard's series reads raw readings (one customer, up to 6 hours).
@@ -59,6 +77,7 @@ DATASETS = (
     | {table for _, table in CUSTOMER_CHARTS.values()}
     | {
         "heart_rate_customers",
+        "heart_rate_customer_priority",
         "heart_rate_readings",
         "heart_rate_minute",
         "heart_rate_minute_bins",
@@ -88,7 +107,7 @@ def _inventory(client) -> dict[str, int]:
 def test_bundle_holds_every_dataset_once():
     names = sorted(path.stem for path in (BUNDLE / "datasets").rglob("*.yaml"))
     assert names == sorted(DATASETS)
-    assert len(DATASETS) == 12
+    assert len(DATASETS) == 18
     assert "heart_rate_readings" not in CHART_DATASETS
 
 
@@ -143,6 +162,10 @@ def test_dashboard_has_every_chart_and_filter(superset_client):
         found[name]["id"]
         for name, (_, table) in EXPECTED_CHARTS.items()
         if table in NOT_PER_CUSTOMER
+    }
+    # Open episodes and silent devices are the present: the time range does not reach them.
+    assert set(filters["Time range"]["scope"]["excluded"]) == {
+        found[name]["id"] for name in EXPECTED_CHARTS if name in NOT_TIME_RANGED
     }
 
 
@@ -284,9 +307,13 @@ def test_alerts_table_lists_most_recent_first(superset_client, sample_data):
         build_query_context(chart, time_range=LAST_HOUR, customers=sample_data.customers)
     )
     rows = answer["result"][0]["data"]
-    assert [(_linked_customer(r["customer_link"]), r["kind"], r["status"]) for r in rows] == [
-        (sample_data.customers[0], "tachycardia", "open"),
-        (sample_data.customers[1], "bradycardia", "closed"),
+    assert [
+        (_linked_customer(r["customer_link"]), r["kind"], r["severity"], r["status"]) for r in rows
+    ] == [
+        (sample_data.customers[1], "critical_low", "critical", "open"),
+        (sample_data.customers[0], "tachycardia", "warning", "open"),
+        (sample_data.customers[2], "device_silent", "warning", "open"),
+        (sample_data.customers[1], "bradycardia", "warning", "closed"),
     ]
 
 

@@ -1,7 +1,7 @@
-"""The moving parts of a fault test: a steady producer, a supervised job, lag, and the faults.
+"""The moving parts of a fault test: a steady producer, a supervised job, lag.
 
-Faults touch only this checkout's own stack (the supervisord under HEARTBEAT_VAR_DIR), never a
-process found by name.
+The faults themselves (a broker SIGKILLed, PostgreSQL stopped) are the tests' world's
+(tests/support/world.py): never the live stack's processes, never a process found by name.
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ import time
 from pathlib import Path
 
 import psycopg2
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
 
-from heartbeat_ops import supervisor
-from heartbeat_ops.config import ROOT, StackConfig, var_dir
+from heartbeat_ops.config import ROOT, StackConfig
+from tests.support import kafka
 from tests.support.stream_job import StreamJob, wait_for
 
 
@@ -137,19 +135,7 @@ def process_group(pgid: int) -> list[int]:
 
 def topic_end(stack: StackConfig, topic: str) -> int | None:
     """Messages in the topic (sum of end offsets), or None while the broker is away."""
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=stack.kafka_bootstrap_servers, request_timeout_ms=5000
-        )
-    except KafkaError:  # no broker reachable right now
-        return None
-    try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return sum(consumer.end_offsets(partitions).values()) if partitions else 0
-    except KafkaError:
-        return None
-    finally:
-        consumer.close()
+    return kafka.topic_end(stack.kafka_bootstrap_servers, topic)
 
 
 def stored(stack: StackConfig, topic: str) -> int | None:
@@ -236,46 +222,3 @@ def normal_lag(baseline: float, rate: float) -> float:
     the lag of a pipeline that keeps up.
     """
     return max(2 * baseline, 5 * rate)
-
-
-# --- faults on this checkout's own infrastructure ---------------------------------------------
-
-
-def _own_supervisor() -> None:
-    assert supervisor.is_running(), f"no supervisord under {var_dir()}: run `make infra`"
-
-
-def stop_service(name: str) -> None:
-    _own_supervisor()
-    result = supervisor.ctl("stop", name)
-    assert "stopped" in result.stdout or "not running" in result.stdout, result.stdout
-
-
-def start_service(name: str) -> None:
-    _own_supervisor()
-    result = supervisor.ctl("start", name)
-    assert "started" in result.stdout or "already started" in result.stdout, result.stdout
-
-
-def service_pid(name: str) -> int:
-    _own_supervisor()
-    pid = int(supervisor.ctl("pid", name).stdout.strip() or 0)
-    assert pid > 0, f"{name} is not running under {var_dir()}"
-    return pid
-
-
-def sigkill_service(name: str) -> int:
-    """SIGKILL a supervised service (supervisord restarts it); returns the killed pid."""
-    pid = service_pid(name)
-    os.kill(pid, signal.SIGKILL)
-    return pid
-
-
-def wait_service_back(name: str, old_pid: int, timeout: float = 120.0) -> None:
-    def back() -> bool:
-        states = supervisor.states()
-        if states.get(name) != "RUNNING":
-            return False
-        return service_pid(name) != old_pid
-
-    wait_for(back, timeout, f"supervisord to restart {name}", poll=0.5)

@@ -11,13 +11,14 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg2
-
 from heartbeat_ops.config import StackConfig
+from tests.support.db import superuser_cursor
 from tests.support.rollups import rollup_mismatches
+from tests.support.stream_job import wait_for
 
 VALID = "valid"
 
@@ -125,8 +126,7 @@ def check(
     stack: StackConfig, topic: str, expected: Expected, *, rollups: bool = True
 ) -> LedgerReport:
     """One comparison of the ledger with the database, as the superuser (reads everything)."""
-    dsn = stack.admin_dsn
-    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+    with superuser_cursor(stack) as cur:
         cur.execute(
             "SELECT customer_id, count(*) FROM heart_rate_readings WHERE kafka_topic = %s"
             " GROUP BY 1",
@@ -177,8 +177,12 @@ def wait_until_balanced(
     something later writes a duplicate, which the caller's assertion on `ok` would catch too.
     """
     started = time.monotonic()
-    while True:
-        report = check(stack, topic, expected, rollups=rollups)
-        if report.ok or report.stored > expected.sent or time.monotonic() - started > timeout:
-            return report, time.monotonic() - started
-        time.sleep(1.0)
+    reports: list[LedgerReport] = []
+
+    def settled() -> bool:
+        reports.append(check(stack, topic, expected, rollups=rollups))
+        return reports[-1].ok or reports[-1].stored > expected.sent
+
+    with suppress(AssertionError):  # out of time: the caller asserts on the last report
+        wait_for(settled, timeout, "the ledger to balance", poll=1.0)
+    return reports[-1], time.monotonic() - started

@@ -1,12 +1,23 @@
-"""Which addresses processes listen on, read from /proc (no ss/netstat needed)."""
+"""Which addresses processes listen on, read from /proc (no ss/netstat needed); free ports."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import socket
+from contextlib import ExitStack
 from pathlib import Path
 
 _LISTEN = "0A"
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports free on loopback right now (held together while chosen)."""
+    with ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
 
 
 def _decode(hex_address: str) -> str:

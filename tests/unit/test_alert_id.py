@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from heartbeat_contract.alerts import alert_message
+from heartbeat_contract.alerts import alert_event, alert_message
 
 pytestmark = pytest.mark.unit
 
@@ -29,3 +29,17 @@ def test_different_episodes_different_ids():
         for t in (T0, T0 + timedelta(seconds=1))
     }
     assert len(ids) == 8
+
+
+def test_lifecycle_events_of_one_episode_share_its_alert_id_not_their_event_id():
+    common = {"customer_id": "C0001", "kind": "critical_low", "started_at": T0}
+    opened = alert_event(**common, status="open", last_reading_at=T0)
+    resolved = alert_event(**common, status="resolved", last_reading_at=T0, ended_at=T0)
+    again = alert_event(**common, status="resolved", last_reading_at=T0, ended_at=T0, revision=1)
+    assert opened["alert_id"] == resolved["alert_id"] == again["alert_id"]
+    assert len({opened["event_id"], resolved["event_id"], again["event_id"]}) == 3
+    assert (opened["severity"], opened["status"], resolved["status"]) == (
+        "critical",
+        "open",
+        "resolved",
+    )

@@ -13,27 +13,22 @@ from datetime import UTC, datetime, timedelta
 from random import Random
 
 import pytest
-from pyspark.sql import functions as F
 
 from heartbeat_contract import OUT_OF_RANGE, QUARANTINE_REASONS
 from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.malformed import MALFORMED_REASONS, VARIANTS, Malformer, Reading
 from heartbeat_producer.mix import known_mix
 from heartbeat_producer.simulator import VALID, Simulator
-from heartbeat_stream.transforms.validation import parse_messages
+from tests.support.classify import NOW, outcomes
 
 pytestmark = pytest.mark.unit
 
-NOW = datetime(2026, 11, 29, 20, 0, 0, tzinfo=UTC)
 SEEDS = 25  # a variant that draws from its rng gets this many different messages
 
 
 def classify(spark, values: list[bytes]) -> list[str]:
     """The job's outcome of each value, in order ("valid" for an accepted reading)."""
-    rows = [("t", 0, offset, value) for offset, value in enumerate(values)]
-    frame = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary")
-    parsed = parse_messages(frame, processing_time=F.lit(NOW)).orderBy("kafka_offset")
-    return [row.reason or VALID for row in parsed.select("reason").collect()]
+    return [reason or VALID for reason in outcomes(spark, values)]
 
 
 def reading(customer_id: str = "C0042", heart_rate: int = 72) -> Reading:

@@ -15,6 +15,7 @@ from heartbeat_producer.config import PublisherSettings, RunSettings, Simulation
 from heartbeat_producer.ledger import Ledger
 from heartbeat_producer.runner import run
 from heartbeat_producer.simulator import VALID, Message
+from tests.support.stream_job import wait_for
 
 pytestmark = pytest.mark.unit
 
@@ -120,14 +121,13 @@ def test_sigterm_stops_flushes_everything_and_restores_the_handler():
         holder["publisher"] = FakePublisher(publishing)
         return holder["publisher"]
 
+    def busy() -> bool:
+        publisher = holder.get("publisher")
+        return publisher is not None and len(publisher.buffered) >= 2000
+
     def terminate_once_busy() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            publisher = holder.get("publisher")
-            if publisher is not None and len(publisher.buffered) >= 2000:
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            time.sleep(0.005)
+        wait_for(busy, 30, "the producer to buffer 2,000 readings", poll=0.005)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     killer = threading.Thread(target=terminate_once_busy)
     killer.start()

@@ -66,6 +66,30 @@ def test_connection_refused_in_java_chain_is_transient():
     assert is_transient(FakePy4JJavaError(_JavaThrowable("org.x.Wrapper", cause=refused)))
 
 
+class FakeCapturedException(Exception):
+    """Stands in for pyspark's captured AnalysisException: an error condition, and the Java
+    throwable kept as `_origin` (not `java_exception`)."""
+
+    def __init__(self, condition: str | None, origin: _JavaThrowable | None = None) -> None:
+        super().__init__(f"[{condition}] ...")
+        self._condition, self._origin = condition, origin
+
+    def getCondition(self):
+        return self._condition
+
+
+def test_spark_jdbc_connection_failure_is_transient():
+    """What Spark 4's JDBC writer raises while PostgreSQL is down (seen in test_faults)."""
+    refused = _JavaThrowable("org.postgresql.util.PSQLException", "08001")
+    origin = _JavaThrowable("org.apache.spark.sql.AnalysisException", cause=refused)
+    assert is_transient(FakeCapturedException("FAILED_JDBC.CONNECTION", origin))
+    assert is_transient(FakeCapturedException("FAILED_JDBC.CONNECTION"))  # no chain to read
+    assert is_transient(FakeCapturedException(None, origin))  # the chain alone says so
+    missing = _JavaThrowable("org.postgresql.util.PSQLException", "42P01")
+    not_found = _JavaThrowable("org.apache.spark.sql.AnalysisException", cause=missing)
+    assert not is_transient(FakeCapturedException("TABLE_OR_VIEW_NOT_FOUND", not_found))
+
+
 def test_psycopg2_classification():
     assert is_transient(psycopg2.OperationalError("could not connect to server"))
     assert is_transient(pg_error(psycopg2.errors.AdminShutdown, "57P01"))

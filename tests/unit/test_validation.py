@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 from chispa import assert_df_equality
-from pyspark.sql import functions as F
 
-from heartbeat_stream.transforms.validation import PARSED_COLUMNS, parse_messages
+from heartbeat_stream.transforms.validation import PARSED_COLUMNS
+from tests.support.classify import BROKER_TIME, outcomes, parse
 
 pytestmark = pytest.mark.unit
 
-NOW = datetime(2026, 11, 29, 20, 0, 0, tzinfo=UTC)
 TS = "2026-11-29T19:59:00.000Z"
 
 
@@ -23,23 +22,13 @@ def reading(customer_id="C0001", timestamp=TS, heart_rate=72, **extra) -> bytes:
     return json.dumps({**body, **extra}).encode()
 
 
-def parse(spark, values: list[bytes | None], naive_zone: str = "UTC"):
-    rows = [("t", 0, offset, value) for offset, value in enumerate(values)]
-    frame = spark.createDataFrame(rows, "topic string, partition int, offset long, value binary")
-    return parse_messages(frame, processing_time=F.lit(NOW), naive_zone=naive_zone)
-
-
-def outcomes(spark, values: list[bytes | None], naive_zone: str = "UTC") -> list[str | None]:
-    parsed = parse(spark, values, naive_zone).orderBy("kafka_offset")
-    return [row.reason for row in parsed.collect()]
-
-
 def test_valid_reading_is_parsed_exactly(spark):
     actual = parse(spark, [reading()])
     expected = spark.createDataFrame(
-        [("t", 0, 0, "C0001", datetime(2026, 11, 29, 19, 59, tzinfo=UTC), 72,
+        [("t", 0, 0, BROKER_TIME, "C0001", datetime(2026, 11, 29, 19, 59, tzinfo=UTC), 72,
           None, None, None, None)],
-        "kafka_topic string, kafka_partition int, kafka_offset long, customer_id string, "
+        "kafka_topic string, kafka_partition int, kafka_offset long, kafka_timestamp timestamp, "
+        "customer_id string, "
         "timestamp timestamp, heart_rate int, reason string, detail string, "
         "raw_value string, raw_value_base64 string",
     )  # fmt: skip
@@ -175,7 +164,38 @@ def test_rejected_rows_keep_the_raw_value_verbatim(spark):
     (row,) = parse(spark, [raw]).collect()
     assert (row.reason, row.raw_value, row.raw_value_base64) == ("out_of_range", raw.decode(), None)
     assert row.detail == "heart_rate 250 is outside 40..180"
-    assert (row.customer_id, row.timestamp, row.heart_rate) == (None, None, None)
+
+
+def test_out_of_range_rows_keep_their_reading_for_the_critical_rule(spark):
+    actual = parse(spark, [reading(customer_id="C7", heart_rate=35)])
+    expected = spark.createDataFrame(
+        [("t", 0, 0, BROKER_TIME, "C7", datetime(2026, 11, 29, 19, 59, tzinfo=UTC), 35,
+          "out_of_range", "heart_rate 35 is outside 40..180",
+          reading(customer_id="C7", heart_rate=35).decode(), None)],
+        "kafka_topic string, kafka_partition int, kafka_offset long, kafka_timestamp timestamp, "
+        "customer_id string, timestamp timestamp, heart_rate int, reason string, detail string, "
+        "raw_value string, raw_value_base64 string",
+    )  # fmt: skip
+    assert_df_equality(actual, expected, ignore_nullable=True)
+
+
+def test_an_out_of_range_rate_beyond_an_int_is_kept_as_null(spark):
+    (row,) = parse(spark, [reading(customer_id="C7", heart_rate=2**40)]).collect()
+    assert (row.reason, row.customer_id, row.heart_rate) == ("out_of_range", "C7", None)
+
+
+def test_other_rejected_rows_keep_no_reading_fields(spark):
+    values = [reading(heart_rate="72"), reading(timestamp="bad", heart_rate=300), b"{"]
+    rows = parse(spark, values).collect()
+    assert [row.reason for row in rows] == ["invalid_type", "invalid_timestamp", "malformed_json"]
+    assert {(row.customer_id, row.timestamp, row.heart_rate) for row in rows} == {
+        (None, None, None)
+    }
+
+
+def test_every_row_carries_the_broker_timestamp(spark):
+    rows = parse(spark, [reading(), reading(heart_rate=300), None]).collect()
+    assert [row.kafka_timestamp.replace(tzinfo=UTC) for row in rows] == [BROKER_TIME] * 3
 
 
 @pytest.mark.parametrize("raw", [b"\xff\xfe{}", b'{"a": "x\x00y"}'], ids=["not-utf8", "nul"])

@@ -17,8 +17,10 @@ from pyspark.sql.streaming import StreamingQuery
 from .. import config as job_config
 from ..sinks.readings_sink import ReadingsSink
 from ..transforms.validation import parse_messages
+from .baseline import BaselineTimer
 from .metrics import PipelineMetricsListener
 from .retention import RetentionTimer
+from .silence import SilenceTimer
 
 log = logging.getLogger("heartbeat.job")
 
@@ -62,6 +64,9 @@ def main() -> int:
     query = start_readings(spark, config)
     retention = RetentionTimer(config)
     retention.start()
+    silence = SilenceTimer(config)
+    silence.start()
+    BaselineTimer(config).start()  # a daemon thread: it ends with the job
     log.info(
         "streaming %s from %s into %s:%s/%s; checkpoint under %s; trigger %s; "
         "timestamps without offset: %s",
@@ -90,6 +95,7 @@ def main() -> int:
         if spark.streams.awaitAnyTermination(timeout=1):
             break
     retention.stopped.set()
+    silence.stopped.set()
     query.stop()
     log.info("stopped cleanly")
     return 0

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 
 from psycopg2.extensions import connection
 
-from ..transforms.episodes import Thresholds, runs_by_customer
+from heartbeat_contract import OUT_OF_RANGE
+
 from . import alert_store
+from .activity import record_batch as record_activity
+from .alert_store import AlertRules
 from .partitions import ENSURE_FOR_BATCH
 from .rollups import move_readings_sql
 
@@ -23,23 +26,32 @@ _MOVE_VALID = move_readings_sql(
     "stage_messages WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL"
 )
 
-# What the alert state needs from this batch: the valid readings of customers with an abnormal
-# reading now or a run in progress, once each (a retried Spark task may stage a row twice).
-# Two statements, the second given the customers as an array: the stage's statistics are often
-# stale (it is emptied after every batch), and as one statement with IN (subquery) the planner
-# then chose a nested loop that rescanned the stage for every staged row (43 s for 200k rows).
+# What the alert rules need from this batch: the readings of the watched customers, once each (a
+# retried Spark task may stage a row twice). Watched: a valid reading outside the customer's own
+# bounds (customer_alert_settings, NULL: the global default), a plausible out-of-range reading
+# (critical rule), or a run in progress of either rule. Two statements, the second given the
+# customers as an array: the stage's statistics are often stale (it is emptied after every
+# batch), and as one statement with IN (subquery) the planner then chose a nested loop that
+# rescanned the stage for every staged row (43 s for 200k rows).
 _WATCHED_CUSTOMERS = """
-SELECT customer_id FROM stage_messages
-WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL
-  AND (heart_rate > %(high_bpm)s OR heart_rate < %(low_bpm)s)
+SELECT s.customer_id FROM stage_messages s
+LEFT JOIN customer_alert_settings c ON c.customer_id = s.customer_id
+WHERE s.sink_id = %(sink_id)s AND s.batch_id = %(batch_id)s
+  AND ((s.reason IS NULL AND (s.heart_rate > coalesce(c.high_bpm, %(high_bpm)s)
+                              OR s.heart_rate < coalesce(c.low_bpm, %(low_bpm)s)))
+       OR (s.reason = %(out_of_range)s
+           AND s.heart_rate BETWEEN %(plausible_min)s AND %(plausible_max)s))
 UNION
 SELECT customer_id FROM alert_trackers WHERE sink_id = %(sink_id)s
 """
+# Valid readings (both rules) and plausible out-of-range ones (critical rule) of those customers.
 _ALERT_READINGS = """
-SELECT DISTINCT kafka_topic, kafka_partition, kafka_offset, customer_id, "timestamp", heart_rate
+SELECT DISTINCT kafka_topic, kafka_partition, kafka_offset, customer_id, "timestamp", heart_rate,
+       reason IS NULL
 FROM stage_messages
-WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL
-  AND customer_id = ANY(%(watched)s)
+WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND customer_id = ANY(%(watched)s)
+  AND (reason IS NULL OR (reason = %(out_of_range)s
+                          AND heart_rate BETWEEN %(plausible_min)s AND %(plausible_max)s))
 """
 
 _MOVE_REJECTED = """
@@ -107,11 +119,12 @@ def commit_batch(
     conn: connection,
     sink_id: str,
     batch_id: int,
-    thresholds: Thresholds,
+    rules: AlertRules,
     sample_limit: int = 0,
 ) -> BatchOutcome:
     """Move the staged batch into readings/rejected, merge its minute rollups, advance the
-    alert state, record the batch as committed and clear the stage: all in one transaction.
+    alert rules (episodes and their events in the outbox), record the batch as committed and
+    clear the stage: all in one transaction.
 
     A batch id already committed is a replay (Spark crashed before its own commit): only the
     stage is cleared. If such a batch holds unseen messages, the checkpoint was reset while
@@ -121,8 +134,11 @@ def commit_batch(
         "sink_id": sink_id,
         "batch_id": batch_id,
         "limit": sample_limit,
-        "high_bpm": thresholds.high_bpm,
-        "low_bpm": thresholds.low_bpm,
+        "high_bpm": rules.thresholds.high_bpm,
+        "low_bpm": rules.thresholds.low_bpm,
+        "out_of_range": OUT_OF_RANGE,
+        "plausible_min": rules.critical.plausible_min_bpm,
+        "plausible_max": rules.critical.plausible_max_bpm,
     }
     with conn, conn.cursor() as cur:  # commit on success, roll back on any error
         cur.execute(_LAST_COMMITTED, params)
@@ -150,9 +166,9 @@ def commit_batch(
         cur.execute(_WATCHED_CUSTOMERS, params)
         watched = [customer for (customer,) in cur.fetchall()]
         cur.execute(_ALERT_READINGS, {**params, "watched": watched})
-        readings = ((customer, at, bpm) for *_, customer, at, bpm in cur.fetchall())
-        runs = runs_by_customer(readings, thresholds)
-        episodes = alert_store.apply_runs(cur, sink_id, runs, thresholds)
+        readings = (tuple(row[3:]) for row in cur.fetchall())
+        episodes = alert_store.apply_readings(cur, sink_id, readings, watched, rules)
+        episodes += record_activity(cur, sink_id, batch_id)
         cur.execute(_RECORD_COMMITTED, params)
         cur.execute(_CLEAR_STAGE, params)
     return BatchOutcome(valid, rejected, samples, minutes, episodes)

@@ -82,7 +82,8 @@ class ReadingsSink:
         )
 
     def _write(self, messages: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
-        """`messages`: the batch as validation.parse_messages classified it."""
+        """`messages`: the batch as validation.parse_messages classified it; every parsed
+        column (kafka_timestamp too) lands in the stage's column of the same name."""
         staged = messages.select(
             F.lit(self.config.sink_id).alias("sink_id"),
             F.lit(batch_id).cast("long").alias("batch_id"),
@@ -100,7 +101,7 @@ class ReadingsSink:
                 conn,
                 self.config.sink_id,
                 batch_id,
-                self.config.thresholds,
+                self.config.alert_rules,
                 self.quarantine_log.wants_samples(),
             )
         )

@@ -45,9 +45,29 @@ def transient_sqlstate(state: str | None) -> bool:
     )
 
 
+# Spark's own error conditions for "the database could not be reached": Spark 4 wraps the JDBC
+# driver's refused connection in an AnalysisException [FAILED_JDBC.CONNECTION] (SQLSTATE HV000),
+# which reaches Python as pyspark's captured exception, not as a Py4JJavaError.
+TRANSIENT_SPARK_CONDITIONS = frozenset({"FAILED_JDBC.CONNECTION"})
+
+
+def _spark_condition(error: BaseException) -> str | None:
+    """The error condition of a pyspark exception (e.g. FAILED_JDBC.CONNECTION), if any."""
+    get_condition = getattr(error, "getCondition", None)
+    if get_condition is None:
+        return None
+    try:
+        return get_condition()
+    except Exception:  # no JVM to ask, or not a Spark error
+        return None
+
+
 def _java_causes(error: BaseException) -> Iterator[object]:
-    """The Java throwable chain of a py4j Py4JJavaError (empty for other errors)."""
+    """The Java throwable chain of a py4j Py4JJavaError or of pyspark's captured exceptions
+    (AnalysisException and the like keep it as `_origin`); empty for other errors."""
     throwable = getattr(error, "java_exception", None)
+    if throwable is None:
+        throwable = getattr(error, "_origin", None)
     seen = 0
     while throwable is not None and seen < 20:  # a cause chain can, in theory, loop
         yield throwable
@@ -78,6 +98,8 @@ def is_transient(error: BaseException) -> bool:
     if _is_kafka_retriable(error):
         return True
     if isinstance(error, ConnectionError | TimeoutError):
+        return True
+    if _spark_condition(error) in TRANSIENT_SPARK_CONDITIONS:
         return True
     return any(_java_transient(cause) for cause in _java_causes(error))
 

@@ -3,6 +3,10 @@
 Each message gets exactly one outcome, decided in this order (first failing check wins):
 malformed_json, missing_field, invalid_type, invalid_timestamp, out_of_range, else valid.
 The accepted shapes are stated in heartbeat_contract.
+
+An out_of_range message keeps its customer, event time and heart rate beside its reason: it is
+quarantined like every rejected message, and the critical alert rule reads those fields.
+Every message carries the broker's timestamp (`kafka_timestamp`): when it reached Kafka.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def _timestamp_shapes(naive_zone: str) -> str:
 _CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
 
 PARSED_COLUMNS = (
-    "kafka_topic", "kafka_partition", "kafka_offset",
+    "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp",
     "customer_id", "timestamp", "heart_rate",
     "reason", "detail", "raw_value", "raw_value_base64",
 )  # fmt: skip
@@ -72,7 +76,9 @@ def parse_messages(
     `processing_time` defaults to the batch's current_timestamp(); tests pass a literal.
     `naive_zone` is the IANA zone a timestamp without offset is read in, or "reject". The
     session time zone must be UTC (the job sets it): Spark reads the wall-clock in it first.
-    Valid rows have reason NULL. Rejected rows keep the raw value for the quarantine table.
+    Valid rows have reason NULL. Rejected rows keep the raw value for the quarantine table;
+    out_of_range rows also keep customer_id, timestamp and heart_rate (critical readings).
+    `kafka_rows` has the Kafka source's columns topic, partition, offset, timestamp and value.
     """
     now = processing_time if processing_time is not None else F.current_timestamp()
     text = F.col("value").cast("string")
@@ -81,6 +87,7 @@ def parse_messages(
         F.col("topic").alias("kafka_topic"),
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
         F.col("value").alias("_value"),
         text.alias("_text"),
         F.is_valid_utf8(text).alias("_utf8"),
@@ -109,13 +116,16 @@ def parse_messages(
     frame = frame.withColumn("_rule", first_failed).withColumns(
         {"reason": reason, "detail": detail}
     )
+    kept = F.col("reason").isNull() | (F.col("reason") == OUT_OF_RANGE)
     return frame.select(
         "kafka_topic",
         "kafka_partition",
         "kafka_offset",
-        F.when(F.col("reason").isNull(), F.col("_customer_id")).alias("customer_id"),
-        F.when(F.col("reason").isNull(), F.col("_timestamp")).alias("timestamp"),
-        F.when(F.col("reason").isNull(), F.col("_heart_rate").cast("int")).alias("heart_rate"),
+        "kafka_timestamp",
+        F.when(kept, F.col("_customer_id")).alias("customer_id"),
+        F.when(kept, F.col("_timestamp")).alias("timestamp"),
+        # NULL when an out-of-range rate does not fit an int (no critical reading anyway)
+        F.when(kept, F.col("_heart_rate").try_cast("int")).alias("heart_rate"),
         "reason",
         "detail",
         F.when(F.col("reason").isNotNull() & F.col("_storable"), F.col("_text")).alias("raw_value"),

@@ -1,0 +1,32 @@
+"""The job's own classifier (parse_messages) over values the test hands it, on a local Spark
+session: the one way the unit tests turn values into outcomes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from heartbeat_stream.transforms.validation import parse_messages
+
+# The processing time the classifier is given: "now" for the future-timestamp check.
+NOW = datetime(2026, 11, 29, 20, 0, 0, tzinfo=UTC)
+BROKER_TIME = datetime(2026, 11, 29, 19, 59, 30, tzinfo=UTC)  # when the message reached Kafka
+_KAFKA_ROW = "topic string, partition int, offset long, timestamp timestamp, value binary"
+
+
+def parse(spark: SparkSession, values: list[bytes | None], naive_zone: str = "UTC") -> DataFrame:
+    """The values as Kafka rows of topic "t", partition 0, offsets 0.., broker time BROKER_TIME,
+    parsed by the job."""
+    rows = [("t", 0, offset, BROKER_TIME, value) for offset, value in enumerate(values)]
+    frame = spark.createDataFrame(rows, _KAFKA_ROW)
+    return parse_messages(frame, processing_time=F.lit(NOW), naive_zone=naive_zone)
+
+
+def outcomes(
+    spark: SparkSession, values: list[bytes | None], naive_zone: str = "UTC"
+) -> list[str | None]:
+    """Each value's quarantine reason in order, None for a valid reading."""
+    parsed = parse(spark, values, naive_zone).orderBy("kafka_offset")
+    return [row.reason for row in parsed.select("reason").collect()]
