@@ -85,7 +85,7 @@ def publish(stack, fresh_topic):
 
 def ops(stack, *args: str) -> str:
     """heartbeat-ops against the tests' database; its stdout."""
-    env = {**__import__("os").environ, **stack.environment(), "PGDATABASE": stack.pg_database}
+    env = {**__import__("os").environ, **stack.environment()}
     done = subprocess.run([OPS, *args], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -23,7 +23,6 @@ class NotifierProcess:
         self.env = {
             **os.environ,
             **stack.environment(),
-            "PGDATABASE": stack.pg_database,
             "KAFKA_ALERTS_TOPIC": topic,
             "HEARTBEAT_NOTIFIER_GROUP": group,
             "HEARTBEAT_NOTIFIER_LISTEN": f"127.0.0.1:{self.port}",
