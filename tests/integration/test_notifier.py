@@ -25,9 +25,7 @@ from heartbeat_contract.alerts import (
     encode_event,
 )  # fmt: skip
 from heartbeat_notifier.signing import verify
-from heartbeat_ops import health
 from heartbeat_ops.config import var_dir
-from tests.support import harness
 from tests.support.notifier import TOKEN, NotifierProcess
 from tests.support.receivers import BLOCK, SmtpReceiver, WebhookReceiver
 from tests.support.stream_job import wait_for
@@ -364,12 +362,12 @@ def test_open_unacknowledged_episodes_come_first(stack, admin):
 
 
 def test_postgresql_outage_delays_deliveries_and_loses_none(
-    stack, admin, receiver, notifier, publish
+    stack, world, admin, receiver, notifier, publish
 ):
     channel, _ = add_webhook(stack, receiver.url("/outage"))
     notifier.start()
     events = episode("N-PGDOWN")
-    harness.stop_service("postgres")
+    world.stop_postgres()
     try:
         for event in events:
             publish(event)
@@ -378,8 +376,7 @@ def test_postgresql_outage_delays_deliveries_and_loses_none(
         assert receiver.at("/outage") == [], "nothing is sent before it is recorded as pending"
         assert notifier.healthy(), "the notifier keeps running through the outage"
     finally:
-        harness.start_service("postgres")
-    wait_for(lambda: health.postgres_ready(stack), 60, "PostgreSQL back")
+        world.start_postgres()  # waits until it is ready
     conn = psycopg2.connect(stack.admin_dsn)
     conn.autocommit = True
     try:
