@@ -297,7 +297,7 @@ def _last_batch_age(superuser_dsn: str) -> float | None:
     with psycopg2.connect(superuser_dsn) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT extract(epoch FROM now() - max(batch_time)) FROM pipeline_metrics"
-            " WHERE query_name IS DISTINCT FROM %s",
+            " WHERE query_name = 'readings' AND query_id IS DISTINCT FROM %s",
             (TAG,),
         )
         (age,) = cur.fetchone()
