@@ -3,7 +3,7 @@
 The dashboards show a customer's effective thresholds (their own setting, else the global
 default). The defaults live in the settings (HEARTBEAT_ALERT_*, HEARTBEAT_BASELINE_*,
 HEARTBEAT_SILENT_AFTER_SECONDS); this copies them into the one-row table `alert_defaults`
-(sql/012) at every provisioning, so SQL never carries a second copy of a default.
+(sql/011) at every provisioning, so SQL never carries a second copy of a default.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The dashboards' global alert defaults are the settings' values, whatever the environment says,
-and the upsert names every column of alert_defaults (sql/012) once."""
+and the upsert names every column of alert_defaults (sql/011) once."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def test_parameters_follow_the_environment(monkeypatch):
 
 
 def test_upsert_writes_every_column_of_the_table():
-    migration = (ROOT / "sql" / "012_alert_dashboards.sql").read_text()
+    migration = (ROOT / "sql" / "011_alert_dashboards.sql").read_text()
     table = re.search(r"CREATE TABLE alert_defaults \((.*?)\n\);", migration, re.S).group(1)
     columns = {line.split()[0] for line in table.strip().splitlines()} - {"singleton"}
     inserted = re.search(r"INSERT INTO alert_defaults \((.*?)\)", alert_defaults.UPSERT, re.S)
