@@ -154,10 +154,10 @@ def test_refresh_publishes_the_open_event_after_its_commit(stack, superuser, loa
     """The job's own entry (`refresh`: its sink id, its role, its alerts topic): the episode's
     open event reaches the alerts topic and is marked published."""
     run, plans = loaded
-    config = JobConfig.model_validate(
-        {**stack.model_dump(by_alias=True), "KAFKA_ALERTS_TOPIC": fresh_topic,
-         "HEARTBEAT_CHECKPOINT_DIR": str(tmp_path / "checkpoint")}
-    )  # fmt: skip
+    # model_copy, not keyword settings: the environment (the world's alerts topic) would win.
+    config = JobConfig.model_validate(stack.model_dump(by_alias=True)).model_copy(
+        update={"kafka_alerts_topic": fresh_topic, "checkpoint_dir": str(tmp_path / "checkpoint")}
+    )
     full = plans["full"]
     shifted = f"{full.customer_prefix}{history.SHIFTED + 1:04d}"
     with superuser, superuser.cursor() as cur:  # event ids are global: an episode is one event

@@ -18,8 +18,8 @@ from kafka.admin import NewTopic
 
 from heartbeat_stream.config import JobConfig
 from heartbeat_stream.runtime.silence import SilenceCheck
+from heartbeat_stream.sinks.alert_store import AlertRules
 from heartbeat_stream.sinks.batch_commit import commit_batch
-from heartbeat_stream.transforms.episodes import Thresholds
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ class Sink:
                 " VALUES (%s, %s, %s, 0, %s, %s, %s, %s, 72)",
                 rows,
             )
-        commit_batch(self.conn, self.sink_id, self.batch_id, Thresholds())
+        commit_batch(self.conn, self.sink_id, self.batch_id, AlertRules())
         self.batch_id += 1
 
     def events(self, customer: str) -> list[tuple[str, int]]:

@@ -191,10 +191,13 @@ def test_silent_devices_show_the_outage_first(superset_client, alert_rows, super
         (
             r["kind"],
             "*" if r["customer_link"] == OUTAGE_LABEL else _linked_customer(r["customer_link"]),
-            None if r["last_seen_at"] is None else float(r["last_seen_at"]),
+            None if r["last_seen_at"] is None else round(float(r["last_seen_at"])),
         )
         for r in rows
-    ] == [(kind, customer, None if at is None else float(at)) for kind, customer, at in expected]
+    ] == [
+        (kind, customer, None if at is None else round(float(at)))
+        for kind, customer, at in expected
+    ]
     # One customer: their own silence only.
     (row,) = _rows(superset_client, chart, [alert_rows.silent])
     assert _linked_customer(row["customer_link"]) == alert_rows.silent
