@@ -214,3 +214,18 @@ class Settings(BaseSettings):
                 f"Europe/Berlin) nor {REJECT_NAIVE_TIMESTAMPS!r}"
             ) from error
         return value
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a file such as the generated secrets (var/secrets.env); blank lines and
+    # comments are skipped. Shared by heartbeat-ops, which writes it, and the programs that read
+    it natively (in containers the entrypoint exports its values instead)."""
+    if not path.exists():
+        return {}
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values

@@ -3,23 +3,7 @@ environment first, then the secrets generated on first run (var/secrets.env)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from heartbeat_contract.settings import Settings
-
-
-def _read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of the generated secrets file (absent in containers: the entrypoint
-    exports them)."""
-    if not path.exists():
-        return {}
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            values[key.strip()] = value.strip()
-    return values
+from heartbeat_contract.settings import Settings, read_env_file
 
 
 class NotifierConfig(Settings):
@@ -47,7 +31,7 @@ class NotifierConfig(Settings):
 def load() -> NotifierConfig:
     settings = Settings()  # only to find var_dir
     try:
-        stored = _read_env_file(settings.var_dir / "secrets.env")
+        stored = read_env_file(settings.var_dir / "secrets.env")
     except PermissionError:  # a container's root-only file: the entrypoint exported it already
         stored = {}
     return NotifierConfig.resolve(stored)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from heartbeat_contract.settings import ROOT as ROOT  # where the checkout is, for ops and tests
 from heartbeat_contract.settings import Settings
+from heartbeat_contract.settings import read_env_file as read_env_file  # ops and tests use it
 
 # Secrets generated once on first run and kept in var/secrets.env (mode 0600, outside git).
 GENERATED_SECRETS = (
@@ -36,19 +37,6 @@ def var_dir() -> Path:
 
 def secrets_file() -> Path:
     return var_dir() / "secrets.env"
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse KEY=VALUE lines; blank lines and # comments are skipped."""
-    if not path.exists():
-        return {}
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            values[key.strip()] = value.strip()
-    return values
 
 
 # Keys older secrets files used; carried over once so an existing stack keeps its passwords.
