@@ -11,7 +11,7 @@ from urllib.parse import quote
 from heartbeat_contract.alerts import ALL_CUSTOMERS, OPEN
 
 # How people acknowledge from a shell (the coordinator also wires it as `heartbeat-ops alerts ack`).
-ACK_COMMAND = "heartbeat-ops notify ack {alert_id} --by NAME"
+ACK_COMMAND = "heartbeat-ops alerts ack {alert_id} --by NAME"
 FIGURES = ("extreme_bpm", "readings", "threshold_bpm", "baseline_bpm")
 
 

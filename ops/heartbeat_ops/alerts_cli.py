@@ -18,6 +18,7 @@ from psycopg2.extensions import connection
 
 from heartbeat_contract.alerts import PLAUSIBLE_MAX_BPM, PLAUSIBLE_MIN_BPM, SEVERITY
 
+from . import notify_cli
 from .config import StackConfig, load
 
 MAX_SUSTAIN_SECONDS = 86_400  # the table's own check
@@ -285,3 +286,5 @@ def add_commands(sub) -> None:
     back = alerts.add_parser("reset", help="back to the global defaults")
     back.add_argument("customer")
     back.set_defaults(func=cmd_reset)
+    # The same command as `notify ack`: the notifier's messages name this one.
+    notify_cli.add_ack_arguments(alerts.add_parser("ack", help="acknowledge an alert"))

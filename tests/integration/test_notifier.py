@@ -165,7 +165,7 @@ def test_signed_posts_per_matching_channel_and_email(
     text = opened.get_body(("plain",)).get_content()
     link = "http://dashboards.example:8088/superset/dashboard/customer-detail/?native_filters="
     assert link in text and "N-TACHY" in text and "extreme bpm: 150" in text
-    assert f"heartbeat-ops notify ack {tachy_open['alert_id']}" in text
+    assert f"heartbeat-ops alerts ack {tachy_open['alert_id']}" in text
     assert link in opened.get_body(("html",)).get_content()
     assert opened["To"] == "care@example.org"
 

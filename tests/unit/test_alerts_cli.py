@@ -48,3 +48,20 @@ def test_low_must_stay_below_high():
     check_bounds(45, 100)
     with pytest.raises(SettingsError, match="must be below"):
         check_bounds(100, 100)
+
+
+def test_alerts_ack_is_the_notifiers_acknowledgement():
+    """The command every notification names (`heartbeat-ops alerts ack`) records the same
+    acknowledgement as `notify ack`."""
+    from heartbeat_ops import alerts_cli, notify_cli
+
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command", required=True)
+    alerts_cli.add_commands(commands)
+    args = parser.parse_args(["alerts", "ack", "9f3a", "--by", "nurse Ana", "--note", "called"])
+    assert (args.func, args.alert_id, args.by, args.note) == (
+        notify_cli.cmd_ack,
+        "9f3a",
+        "nurse Ana",
+        "called",
+    )

@@ -133,7 +133,7 @@ def test_notifications_carry_the_dashboard_link_and_how_to_acknowledge():
     assert "val:!('C0042')" in unquote(links["dashboard"])
     body = json.loads(webhook_body(event, fmt="json", delivery_id="d1", sent_at=5, links=links))
     assert body["event_id"] == event["event_id"] and body["sent_at"] == 5
-    assert body["ack_command"].startswith("heartbeat-ops notify ack " + str(event["alert_id"]))
+    assert body["ack_command"].startswith("heartbeat-ops alerts ack " + str(event["alert_id"]))
     slack = json.loads(webhook_body(event, fmt="slack", delivery_id="d1", sent_at=5, links=links))
     assert set(slack) == {"text"} and "C0042" in slack["text"]
     mail = email_message(_event(status=RESOLVED), sender="a@b", recipient="c@d", delivery_id="d1",
