@@ -190,6 +190,27 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
                 """,
                 {"tag": tag, "c2": customers[2]},
             )
+            # The notifier's figures (issue 19): a webhook channel whose open event for the
+            # tachycardia reached nobody.
+            cur.execute(
+                """
+                INSERT INTO notify_channels (transport, target, format, secret)
+                VALUES ('webhook', %s, 'json', 'sample-secret') RETURNING id
+                """,
+                (f"http://127.0.0.1:9/{tag}",),
+            )
+            (channel_id,) = cur.fetchone()
+            cur.execute(
+                """
+                INSERT INTO notify_deliveries (channel_id, event_id, alert_id, alert_status, kind,
+                                               severity, customer_id, outcome, attempts,
+                                               http_status, last_error, dead_at)
+                SELECT %(channel)s, a.alert_id || ':open:0', a.alert_id, 'open', a.kind,
+                       a.severity, a.customer_id, 'dead', 1, 400, 'HTTP 400', now()
+                FROM heart_rate_alerts a WHERE a.sink_id = %(tag)s AND a.kind = 'tachycardia'
+                """,
+                {"channel": channel_id, "tag": tag},
+            )
             cur.execute(
                 """
                 INSERT INTO customer_resting_days (customer_id, day, resting_bpm, hours)
@@ -247,6 +268,8 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
             cur.execute("DELETE FROM rejected_readings WHERE kafka_topic = %s", (tag,))
             cur.execute("DELETE FROM pipeline_metrics WHERE query_id = %s", (tag,))
             cur.execute("DELETE FROM heart_rate_minute WHERE customer_id = ANY(%s)", (customers,))
+            cur.execute("DELETE FROM notify_deliveries WHERE customer_id = ANY(%s)", (customers,))
+            cur.execute("DELETE FROM notify_channels WHERE target LIKE %s", (f"%/{tag}",))
             cur.execute("DELETE FROM heart_rate_alerts WHERE customer_id = ANY(%s)", (customers,))
             for table in ("customer_activity", "customer_resting_days", "customer_baselines"):
                 cur.execute(f"DELETE FROM {table} WHERE customer_id = ANY(%s)", (customers,))

@@ -35,6 +35,8 @@ EXPECTED_CHARTS = {
     "Warning episodes open": ("big_number_total", "heart_rate_alerts"),
     "Open episodes (critical first, then oldest)": ("table", "heart_rate_alerts_open"),
     "Silent devices": ("table", "heart_rate_silent_open"),
+    "Open episodes (unacknowledged first)": ("table", "alert_attention_open"),
+    "Dead deliveries": ("table", "notify_dead_deliveries_latest"),
     "Quarantined readings by reason": ("pie", "rejected_readings"),
     "Latest quarantined readings": ("table", "rejected_readings_latest"),
     "Pipeline throughput (rows/s)": ("echarts_timeseries_line", "pipeline_metrics"),
@@ -63,6 +65,8 @@ NOT_TIME_RANGED = {
     "Warning episodes open",
     "Open episodes (critical first, then oldest)",
     "Silent devices",
+    "Open episodes (unacknowledged first)",
+    "Dead deliveries",
     "Alert settings",
     "Daily resting heart rate",
     "Personal baseline",
@@ -107,7 +111,7 @@ def _inventory(client) -> dict[str, int]:
 def test_bundle_holds_every_dataset_once():
     names = sorted(path.stem for path in (BUNDLE / "datasets").rglob("*.yaml"))
     assert names == sorted(DATASETS)
-    assert len(DATASETS) == 18
+    assert len(DATASETS) == 20
     assert "heart_rate_readings" not in CHART_DATASETS
 
 

@@ -1,0 +1,204 @@
+"""The notifier on the main dashboard (issue 19): open episodes with the unacknowledged ones first
+and their age, and the deliveries that reached nobody, equal SQL over rows written here.
+
+Rows are written directly as the superuser (no job, no notifier), tagged by sink id, customer
+prefix and channel target, and deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg2
+import pytest
+from superset_api import build_query_context
+from test_superset_dashboard import _linked_customer
+
+pytestmark = pytest.mark.integration
+
+ATTENTION_CHART = "Open episodes (unacknowledged first)"
+DEAD_CHART = "Dead deliveries"
+
+
+@dataclass(frozen=True)
+class NotifyRows:
+    tag: str
+    acked: str  # an open critical episode, the newest, acknowledged
+    unacked: str  # an open tachycardia, older, not acknowledged; its closed bradycardia too
+    muted: str  # an open muted episode: it notifies no one, so it needs no attention
+
+    @property
+    def customers(self) -> list[str]:
+        return [self.acked, self.unacked, self.muted]
+
+
+@pytest.fixture(scope="module")
+def notify_rows(superuser_dsn: str) -> Iterator[NotifyRows]:
+    tag = f"test-notify-{uuid.uuid4().hex[:8]}"
+    rows = NotifyRows(tag, f"{tag}-A", f"{tag}-U", f"{tag}-M")
+    target = f"http://127.0.0.1:9/{tag}"
+    conn = psycopg2.connect(superuser_dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, severity, started_at,
+                                               ended_at, extreme_bpm, readings, last_reading_at,
+                                               threshold_bpm, muted)
+                VALUES (%(tag)s, %(a)s, 'critical_high', 'critical', now() - interval '90 s',
+                        NULL, 195, 8, now() - interval '2 s', 180, false),
+                       (%(tag)s, %(u)s, 'tachycardia', 'warning', now() - interval '3 hours',
+                        NULL, 131, 300, now() - interval '1 minute', 100, false),
+                       (%(tag)s, %(u)s, 'bradycardia', 'warning', now() - interval '5 hours',
+                        now() - interval '290 minutes', 44, 20, now() - interval '290 minutes',
+                        50, false),
+                       (%(tag)s, %(m)s, 'tachycardia', 'warning', now() - interval '4 hours',
+                        NULL, 133, 90, now() - interval '1 minute', 100, true)
+                """,
+                {"tag": tag, "a": rows.acked, "u": rows.unacked, "m": rows.muted},
+            )
+            cur.execute(
+                """
+                INSERT INTO alert_acks (alert_id, acked_by, note)
+                SELECT alert_id, 'nurse on call', 'called the customer' FROM heart_rate_alerts
+                WHERE sink_id = %s AND customer_id = %s
+                """,
+                (tag, rows.acked),
+            )
+            cur.execute(
+                """
+                INSERT INTO notify_channels (transport, target, format, secret)
+                VALUES ('webhook', %s, 'json', 'test-secret') RETURNING id
+                """,
+                (target,),
+            )
+            (channel_id,) = cur.fetchone()
+            # The unacknowledged tachycardia's open event: refused (dead); the critical one's
+            # open event: delivered (not shown).
+            cur.execute(
+                """
+                INSERT INTO notify_deliveries (channel_id, event_id, alert_id, alert_status, kind,
+                                               severity, customer_id, outcome, attempts,
+                                               http_status, last_error, delivered_at, dead_at)
+                SELECT %(channel)s, a.alert_id || ':open:0', a.alert_id, 'open', a.kind,
+                       a.severity, a.customer_id,
+                       CASE WHEN a.severity = 'critical' THEN 'delivered' ELSE 'dead' END,
+                       1,
+                       CASE WHEN a.severity = 'critical' THEN 200 ELSE 400 END,
+                       CASE WHEN a.severity = 'critical' THEN NULL ELSE 'HTTP 400 Bad Request' END,
+                       CASE WHEN a.severity = 'critical' THEN now() END,
+                       CASE WHEN a.severity = 'critical' THEN NULL ELSE now() END
+                FROM heart_rate_alerts a
+                WHERE a.sink_id = %(tag)s AND a.ended_at IS NULL AND NOT a.muted
+                """,
+                {"channel": channel_id, "tag": tag},
+            )
+        yield rows
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "DELETE FROM notify_deliveries WHERE customer_id = ANY(%s)", (rows.customers,)
+            )
+            cur.execute("DELETE FROM notify_channels WHERE target = %s", (target,))
+            cur.execute(
+                "DELETE FROM alert_acks WHERE alert_id IN"
+                " (SELECT alert_id FROM heart_rate_alerts WHERE sink_id = %s)",
+                (tag,),
+            )
+            cur.execute("DELETE FROM heart_rate_alerts WHERE sink_id = %s", (tag,))
+        conn.close()
+
+
+def _query(dsn: str, sql: str, params: tuple = ()) -> list[tuple]:
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        return cur.fetchall()
+
+
+def _chart(client, name: str) -> dict:
+    return {chart["slice_name"]: chart for chart in client.dashboard_charts()}[name]
+
+
+def _rows(client, chart: dict, customers: list[str]) -> list[dict]:
+    """The chart's rows, filtered to `customers` as the Customer filter does (these charts are
+    outside the Time range filter's scope)."""
+    answer = client.chart_data(build_query_context(chart, customers=customers))
+    result = answer["result"][0]
+    assert result.get("error") is None, (chart["slice_name"], result.get("error"))
+    assert result["rowcount"] < chart["form_data"]["row_limit"]
+    assert "customer_id" in {f.get("column") for f in result.get("applied_filters", [])}
+    return result["data"]
+
+
+def test_open_episodes_unacknowledged_first_with_their_age(
+    superset_client, notify_rows, superuser_dsn
+):
+    """The unacknowledged tachycardia (3 hours old) comes before the acknowledged critical episode
+    (90 s old, newer and more severe): attention first, then age. The muted one and the ended one
+    are not listed."""
+    expected = _query(
+        superuser_dsn,
+        "SELECT alert_id, customer_id, kind, acked_by"
+        " FROM alert_attention WHERE is_open AND customer_id = ANY(%s)"
+        " ORDER BY attention_rank, started_at",
+        (notify_rows.customers,),
+    )
+    assert [(customer, kind) for _, customer, kind, _ in expected] == [
+        (notify_rows.unacked, "tachycardia"),
+        (notify_rows.acked, "critical_high"),
+    ]
+    rows = _rows(superset_client, _chart(superset_client, ATTENTION_CHART), notify_rows.customers)
+    assert [
+        (r["alert_id"], _linked_customer(r["customer_link"]), r["kind"], r["acked_by"])
+        for r in rows
+    ] == expected
+    assert [r["acknowledged"] for r in rows] == ["no", "yes"]
+    assert rows[0]["age"].startswith("3 h ")
+    assert rows[1]["age"] in ("1 min", "2 min")  # opened 90 s before the fixture's insert
+
+
+def test_dead_deliveries_equal_sql(superset_client, notify_rows, superuser_dsn):
+    """Only the dead delivery is listed, with its receiver, its alert and why it died; the
+    delivered one is not."""
+    expected = _query(
+        superuser_dsn,
+        "SELECT alert_id, customer_id, target, alert_status, attempts, http_status, last_error"
+        " FROM notify_dead_deliveries WHERE customer_id = ANY(%s) ORDER BY dead_at DESC",
+        (notify_rows.customers,),
+    )
+    assert len(expected) == 1
+    assert expected[0][1] == notify_rows.unacked
+    rows = _rows(superset_client, _chart(superset_client, DEAD_CHART), notify_rows.customers)
+    assert [
+        (
+            r["alert_id"],
+            _linked_customer(r["customer_link"]),
+            r["target"],
+            r["alert_status"],
+            r["attempts"],
+            r["http_status"],
+            r["last_error"],
+        )
+        for r in rows
+    ] == expected
+    # Another customer's filter: not theirs.
+    assert _rows(superset_client, _chart(superset_client, DEAD_CHART), [notify_rows.acked]) == []
+
+
+def test_the_reader_role_reads_both_views(stack, notify_rows):
+    """The dashboards' connection (heartbeat_reader) reads the views, never a signing secret."""
+    with psycopg2.connect(stack.reader_dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM alert_attention WHERE customer_id = ANY(%s)",
+            (notify_rows.customers,),
+        )
+        assert cur.fetchone() == (3,)
+        cur.execute(
+            "SELECT count(*) FROM notify_dead_deliveries WHERE customer_id = ANY(%s)",
+            (notify_rows.customers,),
+        )
+        assert cur.fetchone() == (1,)
+        with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+            cur.execute("SELECT secret FROM notify_channels")
