@@ -261,6 +261,19 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
                 """,
                 {"tag": tag},
             )
+            # The notifier's figures (one row per interval, query_name 'notifier'): its chart.
+            cur.execute(
+                """
+                INSERT INTO pipeline_metrics (query_id, query_name, batch_id, run_id, batch_time,
+                                              input_rows, input_rows_per_second,
+                                              processed_rows_per_second, batch_duration_ms,
+                                              kafka_lag, details)
+                SELECT %(tag)s, 'notifier', 100 + b, %(tag)s, now() - make_interval(mins => 30 - b),
+                       b %% 3, (b %% 3) / 10.0, (b %% 3) / 10.0, 10000, b %% 2, '{}'
+                FROM generate_series(0, 29) AS b
+                """,
+                {"tag": tag},
+            )
         yield SampleData(tag=tag, customers=customers, readings=readings, minutes=minutes)
     finally:
         with conn, conn.cursor() as cur:
