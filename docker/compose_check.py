@@ -405,7 +405,13 @@ def cmd_notify() -> None:
         print(f"    published open event {event['event_id']} for {customer}", flush=True)
 
         def mine() -> list[dict]:
-            return [r for r in _received(receiver) if r["path"] == f"/hook/{customer}"]
+            # The channel takes every event: the live job's real alerts arrive here too.
+            return [
+                r
+                for r in _received(receiver)
+                if r["path"] == f"/hook/{customer}"
+                and json.loads(base64.b64decode(r["body"])).get("customer_id") == customer
+            ]
 
         requests = poll("the signed POST reaches the receiver", mine, 180)
         _check_request(requests[0], added["secret"], event)
