@@ -28,11 +28,10 @@ from kafka import KafkaProducer
 
 from benchmarks.stream_job import Topics, _percentile, _query_id, _start_job
 from heartbeat_contract import encode_reading
-from heartbeat_notifier.signing import new_secret
 from heartbeat_ops import database
 from heartbeat_ops.config import StackConfig, load, var_dir
 from heartbeat_ops.programs import venv_bin
-from tests.support.notifier import NotifierProcess
+from tests.support.notifier import NotifierProcess, only_webhook_channel
 from tests.support.receivers import WebhookReceiver
 from tests.support.stream_job import wait_for
 
@@ -113,12 +112,7 @@ def run() -> None:
     conn = psycopg2.connect(stack.admin_dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("UPDATE notify_channels SET removed_at = now() WHERE removed_at IS NULL")
-        cur.execute(
-            "INSERT INTO notify_channels (transport, target, format, secret)"
-            " VALUES ('webhook', %s, 'json', %s)",
-            (receiver.url("/bench"), new_secret()),
-        )
+        only_webhook_channel(cur, receiver.url("/bench"))
         cur.executemany(
             "INSERT INTO customer_alert_settings (customer_id, sustain_seconds) VALUES (%s, %s)",
             [(customer, PROBE_SUSTAIN) for customer in customers],

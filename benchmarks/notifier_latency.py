@@ -24,10 +24,9 @@ from kafka.admin import NewTopic
 
 from heartbeat_contract.alerts import OPEN, TACHYCARDIA, alert_event, encode_event
 from heartbeat_notifier.metrics import percentile
-from heartbeat_notifier.signing import new_secret
 from heartbeat_ops import database
 from heartbeat_ops.config import load
-from tests.support.notifier import NotifierProcess
+from tests.support.notifier import NotifierProcess, only_webhook_channel
 from tests.support.receivers import WebhookReceiver
 from tests.support.stream_job import wait_for
 
@@ -89,12 +88,7 @@ def run() -> None:
     conn = psycopg2.connect(stack.admin_dsn)
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute("UPDATE notify_channels SET removed_at = now() WHERE removed_at IS NULL")
-        cur.execute(
-            "INSERT INTO notify_channels (transport, target, format, secret)"
-            " VALUES ('webhook', %s, 'json', %s)",
-            (receiver.url("/bench"), new_secret()),
-        )
+        only_webhook_channel(cur, receiver.url("/bench"))
     log = Path(tempfile.mkdtemp(prefix="bench-notifier-")) / "notifier.log"
     notifier = NotifierProcess(stack, topic, f"bench-{uuid.uuid4().hex[:8]}", log)
     producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all",

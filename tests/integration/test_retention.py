@@ -15,20 +15,11 @@ import pytest
 from heartbeat_stream.config import JobConfig
 from heartbeat_stream.runtime import retention
 from heartbeat_stream.sinks import partitions
+from tests.support.db import superuser_query
 
 pytestmark = pytest.mark.integration
 
 RAW_DAYS, METRICS_DAYS = 30, 14  # the defaults (README, "Configuration")
-
-
-def superuser_execute(stack, statement: str, params: object = None) -> list[tuple]:
-    conn = psycopg2.connect(stack.admin_dsn)
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
 
 
 def partition_of(day) -> str:
@@ -36,7 +27,7 @@ def partition_of(day) -> str:
 
 
 def exists(stack, table: str) -> bool:
-    return superuser_execute(stack, "SELECT to_regclass(%s) IS NOT NULL", (table,))[0][0]
+    return superuser_query(stack, "SELECT to_regclass(%s) IS NOT NULL", table)[0][0]
 
 
 @pytest.fixture
@@ -58,7 +49,7 @@ def job_config(stack, monkeypatch) -> JobConfig:
 def test_a_day_ending_under_30_days_ago_is_kept_and_one_ending_30_or_more_is_dropped(stack, app_db):
     """Whole UTC days: the latest day whose end is not yet 30 days past (it ends 29 to 30 days
     ago) keeps its readings; the day before it (ending 30 to 31 days ago) is dropped whole."""
-    now = superuser_execute(stack, "SELECT now()")[0][0]
+    now = superuser_query(stack, "SELECT now()")[0][0]
     horizon = now - timedelta(days=RAW_DAYS)
     kept_day = horizon.astimezone(UTC).date()  # ends at the first midnight after the horizon
     dropped_day = kept_day - timedelta(days=1)
@@ -67,17 +58,19 @@ def test_a_day_ending_under_30_days_ago_is_kept_and_one_ending_30_or_more_is_dro
     assert now - (kept_end - timedelta(days=1)) >= timedelta(days=RAW_DAYS)
 
     topic = f"test-retention-{uuid.uuid4().hex[:8]}"
-    superuser_execute(
-        stack, "SELECT heartbeat_ensure_readings_partitions(%s::date[])", ([dropped_day, kept_day],)
+    superuser_query(
+        stack, "SELECT heartbeat_ensure_readings_partitions(%s::date[])", [dropped_day, kept_day]
     )
     # The kept day's last second (29 days and a bit old) and the dropped day's last second.
     rows = [(kept_end - timedelta(seconds=1), 0), (kept_end - timedelta(days=1, seconds=1), 1)]
     for at, offset in rows:
-        superuser_execute(
+        superuser_query(
             stack,
             'INSERT INTO heart_rate_readings (customer_id, "timestamp", heart_rate, kafka_topic,'
             " kafka_partition, kafka_offset) VALUES ('RET', %s, 70, %s, 0, %s)",
-            (at, topic, offset),
+            at,
+            topic,
+            offset,
         )
     try:
         dropped = partitions.drop_older_than(app_db, RAW_DAYS)  # the job's call, its role
@@ -85,12 +78,12 @@ def test_a_day_ending_under_30_days_ago_is_kept_and_one_ending_30_or_more_is_dro
         assert partition_of(dropped_day) in names and partition_of(kept_day) not in names
         assert not exists(stack, partition_of(dropped_day))
         assert exists(stack, partition_of(kept_day))
-        offsets = superuser_execute(
-            stack, "SELECT kafka_offset FROM heart_rate_readings WHERE kafka_topic = %s", (topic,)
+        offsets = superuser_query(
+            stack, "SELECT kafka_offset FROM heart_rate_readings WHERE kafka_topic = %s", topic
         )
         assert offsets == [(0,)]
     finally:
-        superuser_execute(stack, "DELETE FROM heart_rate_readings WHERE kafka_topic = %s", (topic,))
+        superuser_query(stack, "DELETE FROM heart_rate_readings WHERE kafka_topic = %s", topic)
 
 
 def test_retention_prunes_quarantined_rows_and_metrics_past_their_horizons(stack, job_config):
@@ -99,51 +92,54 @@ def test_retention_prunes_quarantined_rows_and_metrics_past_their_horizons(stack
     rejected_ages = {0: RAW_DAYS + 1, 1: RAW_DAYS - 1, 2: 0}  # offset: days old
     metric_ages = {0: METRICS_DAYS + 1, 1: METRICS_DAYS - 1, 2: 0}  # batch id: days old
     for offset, days in rejected_ages.items():
-        superuser_execute(
+        superuser_query(
             stack,
             "INSERT INTO rejected_readings (raw_value, reason, detail, kafka_topic,"
             " kafka_partition, kafka_offset, ingested_at)"
             " VALUES ('x', 'malformed_json', 'retention', %s, 0, %s,"
             " now() - make_interval(days => %s))",
-            (topic, offset, days),
+            topic,
+            offset,
+            days,
         )
     for batch_id, days in metric_ages.items():
-        superuser_execute(
+        superuser_query(
             stack,
             "INSERT INTO pipeline_metrics (query_id, query_name, batch_id, run_id, batch_time,"
             " input_rows, batch_duration_ms)"
             " VALUES (%s, 'readings', %s, 'r', now() - make_interval(days => %s), 1, 1)",
-            (query_id, batch_id, days),
+            query_id,
+            batch_id,
+            days,
         )
     try:
         pruned = retention.prune_all(job_config)  # one pass, as the job's timer runs it
         assert pruned["rejected_readings"] >= 1 and pruned["pipeline_metrics"] >= 1
-        rejected = superuser_execute(
+        rejected = superuser_query(
             stack,
             "SELECT kafka_offset FROM rejected_readings WHERE kafka_topic = %s ORDER BY 1",
-            (topic,),
+            topic,
         )
-        metrics = superuser_execute(
-            stack,
-            "SELECT batch_id FROM pipeline_metrics WHERE query_id = %s ORDER BY 1",
-            (query_id,),
+        metrics = superuser_query(
+            stack, "SELECT batch_id FROM pipeline_metrics WHERE query_id = %s ORDER BY 1", query_id
         )
         assert rejected == [(1,), (2,)]  # 29 days and fresh kept, 31 days gone
         assert metrics == [(1,), (2,)]  # 13 days and fresh kept, 15 days gone
     finally:
-        superuser_execute(stack, "DELETE FROM rejected_readings WHERE kafka_topic = %s", (topic,))
-        superuser_execute(stack, "DELETE FROM pipeline_metrics WHERE query_id = %s", (query_id,))
+        superuser_query(stack, "DELETE FROM rejected_readings WHERE kafka_topic = %s", topic)
+        superuser_query(stack, "DELETE FROM pipeline_metrics WHERE query_id = %s", query_id)
 
 
 def test_the_job_role_cannot_delete_metrics_younger_than_a_day(stack, app_db):
     query_id = f"guard-{uuid.uuid4().hex[:8]}"
-    superuser_execute(
+    superuser_query(
         stack,
         "INSERT INTO pipeline_metrics (query_id, query_name, batch_id, run_id, batch_time,"
         " input_rows, batch_duration_ms) VALUES"
         " (%s, 'readings', 0, 'r', now() - interval '23 hours', 1, 1),"
         " (%s, 'readings', 1, 'r', now() - interval '25 hours', 1, 1)",
-        (query_id, query_id),
+        query_id,
+        query_id,
     )
     delete = "DELETE FROM pipeline_metrics WHERE query_id = %s AND batch_id = %s"
     try:
@@ -158,10 +154,10 @@ def test_the_job_role_cannot_delete_metrics_younger_than_a_day(stack, app_db):
         with app_db, app_db.cursor() as cur:
             cur.execute(delete, (query_id, 1))  # past a day: retention may
             assert cur.rowcount == 1
-        remaining = superuser_execute(
-            stack, "SELECT batch_id FROM pipeline_metrics WHERE query_id = %s", (query_id,)
+        remaining = superuser_query(
+            stack, "SELECT batch_id FROM pipeline_metrics WHERE query_id = %s", query_id
         )
         assert remaining == [(0,)]
     finally:
         app_db.rollback()  # a failed check must not leave the role's delete holding the rows
-        superuser_execute(stack, "DELETE FROM pipeline_metrics WHERE query_id = %s", (query_id,))
+        superuser_query(stack, "DELETE FROM pipeline_metrics WHERE query_id = %s", query_id)

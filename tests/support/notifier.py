@@ -9,6 +9,9 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+from psycopg2.extensions import cursor
+
+from heartbeat_notifier.signing import new_secret
 from heartbeat_ops.config import StackConfig, var_dir
 from tests.support.receivers import free_port
 from tests.support.stream_job import wait_for
@@ -80,3 +83,14 @@ class NotifierProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         return self.process.returncode if self.process else None
+
+
+def only_webhook_channel(cur: cursor, url: str) -> None:
+    """Make a webhook to `url` the database's only channel (the benchmarks' own databases):
+    every other channel is removed, so each event is delivered exactly there."""
+    cur.execute("UPDATE notify_channels SET removed_at = now() WHERE removed_at IS NULL")
+    cur.execute(
+        "INSERT INTO notify_channels (transport, target, format, secret)"
+        " VALUES ('webhook', %s, 'json', %s)",
+        (url, new_secret()),
+    )
