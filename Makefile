@@ -1,6 +1,7 @@
 # The native stack and its checks. The same targets run locally and in CI (.ci/run).
 SHELL := /bin/bash
-VAR   ?= var
+# The same directory heartbeat-ops uses (HEARTBEAT_VAR_DIR, default var/).
+VAR   ?= $(or $(HEARTBEAT_VAR_DIR),var)
 VENV  := $(VAR)/venv
 OPS   := $(VENV)/bin/heartbeat-ops
 PY    := $(VENV)/bin/python

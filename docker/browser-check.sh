@@ -21,7 +21,7 @@ for dashboard in "$ROOT"/superset/bundle/dashboards/*.yaml; do
   charts="$(grep -c 'chartId:' "$dashboard")"
   screenshot="$ROOT/var/compose/$slug.png"
   report="$(cd "$BROWSER" && env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$ROOT/var/compose" \
-    SUPERSET_URL="http://127.0.0.1:${SUPERSET_HOST_PORT:-8088}" \
+    SUPERSET_URL="http://127.0.0.1:${SUPERSET_HOST_PORT:-18088}" \
     SUPERSET_ADMIN_USERNAME="${SUPERSET_ADMIN_USERNAME:-admin}" \
     SUPERSET_ADMIN_PASSWORD="$password" DASHBOARD_SLUG="$slug" EXPECTED_CHARTS="$charts" \
     SCREENSHOT="$screenshot" TIMEOUT_MS=120000 node dashboard.mjs)" || {

@@ -11,7 +11,8 @@
 # project is left.
 # Fails (non-zero) as soon as a service cannot start. Timings go to var/compose/timings.txt.
 #
-# Published ports (127.0.0.1 only) avoid the native stack's (make test runs alongside in CI).
+# Published ports (127.0.0.1 only) default clear of the native stack's (make test runs alongside
+# in CI): docker-compose.yml's *_HOST_PORT defaults.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,10 +21,9 @@ STATE="$ROOT/var/compose"
 mkdir -p "$STATE"
 
 export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-heartbeat-compose-test}"
-export POSTGRES_HOST_PORT="${POSTGRES_HOST_PORT:-15432}"
-export SUPERSET_HOST_PORT="${SUPERSET_HOST_PORT:-18088}"
-export SPARK_MASTER_UI_HOST_PORT="${SPARK_MASTER_UI_HOST_PORT:-18080}"
-export NOTIFIER_HOST_PORT="${NOTIFIER_HOST_PORT:-18095}"
+export SUPERSET_HOST_PORT="${SUPERSET_HOST_PORT:-18088}"  # compose's default, for the browser check
+# A non-default alert threshold: the threshold check sees the job in its container use it.
+export HEARTBEAT_ALERT_HIGH_BPM="${HEARTBEAT_ALERT_HIGH_BPM:-130}"
 export SPARK_WORKERS="${SPARK_WORKERS:-2}"
 export COMPOSE_HTTP_TIMEOUT=300
 # Secrets come from the stack's own first start, never from the caller's shell.
@@ -90,6 +90,8 @@ say "readings through the producer's container land exactly once"
 timed "pipeline check" check pipeline
 say "the job runs on the Spark standalone cluster"
 check spark
+say "a setting from the caller's environment reaches the job in its container"
+timed "threshold check" check threshold
 say "one alert reaches a webhook receiver through the notifier, signed"
 timed "notify check" check notify
 

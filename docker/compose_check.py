@@ -248,7 +248,7 @@ def cmd_pipeline() -> None:
 
 
 def cmd_spark() -> None:
-    url = f"http://127.0.0.1:{os.environ['SPARK_MASTER_UI_HOST_PORT']}/json/"
+    url = f"http://127.0.0.1:{os.environ.get('SPARK_MASTER_UI_HOST_PORT', '18080')}/json/"
     with urllib.request.urlopen(url, timeout=10) as response:
         master = json.load(response)
     workers = [w for w in master["workers"] if w["state"] == "ALIVE"]
@@ -317,7 +317,7 @@ def _last_json_line(out: str) -> dict:
 
 
 def _notifier_channels() -> int:
-    url = f"http://127.0.0.1:{os.environ.get('NOTIFIER_HOST_PORT', '8095')}/metrics"
+    url = f"http://127.0.0.1:{os.environ.get('NOTIFIER_HOST_PORT', '18095')}/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
     return int(
@@ -435,6 +435,64 @@ def cmd_notify() -> None:
         subprocess.run(["docker", "rm", "-f", receiver], capture_output=True, check=False)
 
 
+# Readings of one customer at one heart rate, one every 3 s over the last 90 s of event time:
+# past the default sustain (60 s) of a tachycardia run.
+PUBLISH_RUN = """
+import os, sys
+from datetime import UTC, datetime, timedelta
+from kafka import KafkaProducer
+from heartbeat_contract.message import encode_reading
+customer, bpm = sys.argv[1], int(sys.argv[2])
+producer = KafkaProducer(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
+start = datetime.now(UTC) - timedelta(seconds=90)
+for i in range(31):
+    key, value = encode_reading(customer, start + timedelta(seconds=3 * i), bpm)
+    producer.send(os.environ["KAFKA_TOPIC"], key=key, value=value)
+producer.flush(timeout=60)
+producer.close()
+"""
+
+STORED = """
+SELECT count(*) FROM heart_rate_readings WHERE customer_id = :'customer'
+"""
+
+EPISODE = """
+SELECT kind, threshold_bpm FROM heart_rate_alerts WHERE customer_id = :'customer'
+"""
+
+
+def cmd_threshold() -> None:
+    """The job in its container uses the alert threshold set in the caller's environment: a run
+    above that bound opens an episode recorded with it, and a run between the model's default
+    (120) and that bound opens none."""
+    high = int(os.environ["HEARTBEAT_ALERT_HIGH_BPM"])
+    stamp = int(time.time())
+    above, between = f"COMPOSE-HIGH-{stamp}", f"COMPOSE-BETWEEN-{stamp}"
+    compose("exec", "-T", "kafka", "python", "-c", PUBLISH_RUN, above, str(high + 10))
+    compose("exec", "-T", "kafka", "python", "-c", PUBLISH_RUN, between, str(high - 5))
+    rows = poll(
+        f"a tachycardia episode at {high + 10} bpm",
+        lambda: psql(EPISODE, customer=above),
+        180,
+    )
+    if rows != [["tachycardia", str(high)]]:
+        raise SystemExit(f"expected one tachycardia episode at threshold {high}, found {rows}")
+    # Alert state advances in the transaction that stores the readings: once all of them are
+    # stored, the run has been judged.
+    poll(
+        f"the {high - 5} bpm run stored",
+        lambda: psql(STORED, customer=between) == [["31"]],
+        180,
+    )
+    if psql(EPISODE, customer=between):
+        raise SystemExit(f"{high - 5} bpm opened an episode: the job used another threshold")
+    print(
+        f"    HEARTBEAT_ALERT_HIGH_BPM={high} reached the job: {high + 10} bpm opened tachycardia "
+        f"(threshold {high}), {high - 5} bpm opened nothing",
+        flush=True,
+    )
+
+
 def cmd_rss() -> None:
     """RSS, not `docker stats`' cgroup usage (which counts the page cache too)."""
     total = 0
@@ -466,6 +524,7 @@ if __name__ == "__main__":
         "pipeline": cmd_pipeline,
         "spark": cmd_spark,
         "notify": cmd_notify,
+        "threshold": cmd_threshold,
         "rss": cmd_rss,
         "leftovers": cmd_leftovers,
     }

@@ -16,6 +16,7 @@ install_debian_packages() {
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   command -v runuser >/dev/null || missing+=(util-linux)
+  python3.11 -c 'import ensurepip' 2>/dev/null || missing+=(python3.11-venv)  # for `-m venv`
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${missing[*]}; install them (as root) and re-run" >&2
@@ -38,7 +39,7 @@ install_venv() {
   say "project virtualenv ($venv)"
   [ -x "$venv/bin/python" ] || python3.11 -m venv "$venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -e "$ROOT[dev]"
+  "$venv/bin/pip" install -q -e "$ROOT[native,dev]"
   rm -f "$venv"/.installed-* && touch "$venv/.installed-$stamp"
 }
 

@@ -74,7 +74,7 @@ def ensure_admin(security_manager) -> object:
             username=username,
             first_name="Heartbeat",
             last_name="Admin",
-            email=os.environ.get("SUPERSET_ADMIN_EMAIL", f"{username}@heartbeat.invalid"),
+            email=env("SUPERSET_ADMIN_EMAIL", f"{username}@heartbeat.invalid"),
             role=role,
             password=password,
         )

@@ -10,6 +10,11 @@ import os
 from urllib.parse import quote
 
 
+def _env(name: str, default: str) -> str:
+    """The variable, or `default` when unset or empty (as in the stack's settings model)."""
+    return os.environ.get(name) or default
+
+
 def _required(name: str) -> str:
     value = os.environ.get(name, "")
     if not value:
@@ -23,32 +28,30 @@ def _required(name: str) -> str:
 SECRET_KEY = _required("SUPERSET_SECRET_KEY")
 
 # Superset's own metadata (users, dashboards, charts) in the `superset` database, not in SQLite.
-_pg_host = os.environ.get("HEARTBEAT_PG_HOST", "localhost")
-_pg_port = os.environ.get("HEARTBEAT_PG_PORT", "5432")
+_pg_host = _env("HEARTBEAT_PG_HOST", "localhost")
+_pg_port = _env("HEARTBEAT_PG_PORT", "5432")
 SQLALCHEMY_DATABASE_URI = (
     "postgresql+psycopg2://"
-    f"{quote(os.environ.get('SUPERSET_DB_USER', 'superset'), safe='')}:"
+    f"{quote(_env('SUPERSET_DB_USER', 'superset'), safe='')}:"
     f"{quote(_required('SUPERSET_DB_PASSWORD'), safe='')}"
-    f"@{_pg_host}:{_pg_port}/{os.environ.get('SUPERSET_DB_NAME', 'superset')}"
+    f"@{_pg_host}:{_pg_port}/superset"  # created by provisioning (heartbeat-ops)
 )
 # A small pool per gunicorn worker; pre-ping survives a PostgreSQL restart.
 SQLALCHEMY_ENGINE_OPTIONS = {"pool_size": 5, "max_overflow": 5, "pool_pre_ping": True}
 
-SUPERSET_WEBSERVER_ADDRESS = os.environ.get("SUPERSET_BIND_HOST", "127.0.0.1")
-SUPERSET_WEBSERVER_PORT = int(os.environ.get("SUPERSET_PORT", "8088"))
+SUPERSET_WEBSERVER_ADDRESS = _env("SUPERSET_BIND_HOST", "127.0.0.1")
+SUPERSET_WEBSERVER_PORT = int(_env("SUPERSET_PORT", "8088"))
 
 # The dashboards refresh every DASHBOARD_REFRESH_SECONDS (their metadata.refresh_frequency).
 # Chart results are cached for exactly that long, in files shared by every gunicorn worker, and
 # auto-refresh fetches (reads the cache) rather than forces: however many analysts watch, each
 # chart's query runs about once per refresh, and no one sees rows older than one refresh.
 # The refresh button still forces a fresh query.
-DASHBOARD_REFRESH_SECONDS = int(os.environ.get("HEARTBEAT_DASHBOARD_REFRESH_SECONDS", "10"))
+DASHBOARD_REFRESH_SECONDS = int(_env("HEARTBEAT_DASHBOARD_REFRESH_SECONDS", "10"))
 DASHBOARD_AUTO_REFRESH_MODE = "fetch"
 DATA_CACHE_CONFIG = {
     "CACHE_TYPE": "FileSystemCache",
-    "CACHE_DIR": os.path.join(
-        os.environ.get("SUPERSET_HOME", "/tmp/superset"), "cache", "chart-data"
-    ),
+    "CACHE_DIR": os.path.join(_env("SUPERSET_HOME", "/tmp/superset"), "cache", "chart-data"),
     "CACHE_DEFAULT_TIMEOUT": DASHBOARD_REFRESH_SECONDS,
     "CACHE_THRESHOLD": 5000,  # entries; older ones are dropped first
     "CACHE_KEY_PREFIX": "heartbeat_data_",
@@ -66,4 +69,4 @@ DEFAULT_RELATIVE_END_TIME = "now"
 
 # Local files (uploads) go to SUPERSET_HOME, which run.sh points under var/ (Superset reads it).
 
-LOG_LEVEL = os.environ.get("SUPERSET_LOG_LEVEL", "INFO")
+LOG_LEVEL = _env("SUPERSET_LOG_LEVEL", "INFO")

@@ -2,7 +2,7 @@
 small, self-cleaning set of rows in every table the dashboard reads.
 
 The tests' Superset reads the tests' database (`heartbeat_test`) and keeps its metadata in
-`superset_test`, both in the tests' own PostgreSQL (tests/support/world.py), with the world's
+`superset`, both in the tests' own PostgreSQL (tests/support/world.py), with the world's
 generated secrets, on a free port: the live dashboard (supervisord's `superset`) never shows
 test rows, and importing the bundle here never re-points the live dashboard's connection.
 """
@@ -18,15 +18,12 @@ from dataclasses import dataclass
 
 import psycopg2
 import pytest
-from psycopg2 import sql
 from superset_api import SupersetClient, wait_healthy
 
 from heartbeat_ops.config import ROOT, StackConfig
 from heartbeat_stream.sinks.rollups import merge_sql
 from tests.support.sockets import free_ports
 from tests.support.world import World
-
-SUPERSET_TEST_METADATA_DB = "superset_test"
 
 
 @dataclass(frozen=True)
@@ -37,29 +34,13 @@ class SupersetAdmin:
 
 
 @pytest.fixture(scope="session")
-def superset_env(stack: StackConfig, world: World) -> dict[str, str]:
-    """The environment of the tests' Superset (and of `run.sh import` against it)."""
-    admin = psycopg2.connect(stack.superuser_dsn)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (SUPERSET_TEST_METADATA_DB,)
-            )
-            if cur.fetchone() is None:
-                cur.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(SUPERSET_TEST_METADATA_DB),
-                        sql.Identifier(stack.superset_db_user),
-                    )
-                )
-    finally:
-        admin.close()
+def superset_env(world: World) -> dict[str, str]:
+    """The environment of the tests' Superset (and of `run.sh import` against it): its metadata
+    lives in the world's own `superset` database, made by the world's provisioning."""
     (port,) = free_ports(1)
     return {
         **os.environ,
         **world.environment(),  # the world's database, roles and generated secrets
-        "SUPERSET_DB_NAME": SUPERSET_TEST_METADATA_DB,
         "SUPERSET_PORT": str(port),
         "SUPERSET_HOME": str(world.root / "superset"),
         "SUPERSET_WORKERS": "1",

@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 import yaml
 
+from heartbeat_contract.settings import Settings
 from heartbeat_ops.config import ROOT, load
 from heartbeat_ops.programs import product_programs
 
@@ -26,6 +27,17 @@ SERVICES = COMPOSE["services"]
 README = (ROOT / "README.md").read_text()
 SCHEMA = json.loads((Path(__file__).parent / "vendor" / "compose-spec.json").read_text())
 LONG_RUNNING = set(SERVICES) - {"init"}
+
+
+def _dockerfile_env(path: str) -> str:
+    """The text of a Dockerfile's ENV instructions (with their continuation lines)."""
+    lines, out, inside = (ROOT / path).read_text().splitlines(), [], False
+    for line in lines:
+        inside = line.startswith("ENV ") or (inside and line.startswith(" "))
+        if inside:
+            out.append(line)
+            inside = line.rstrip().endswith("\\")
+    return "\n".join(out)
 
 
 def test_file_is_valid_compose_specification():
@@ -99,23 +111,139 @@ def test_data_lives_in_named_volumes():
 def test_every_variable_compose_sets_is_documented():
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", README))
     internal = {"HEARTBEAT_RUN_AS", "SPARK_LOCAL_IP"}  # container plumbing, not configuration
-    used = {
-        name
-        for service in SERVICES.values()
-        for name in (service.get("environment") or {})
-        if name != "KAFKA_BOOTSTRAP_SERVERS"  # fixed to the kafka service in compose
-    }
+    used = {name for service in SERVICES.values() for name in (service.get("environment") or {})}
     text = (ROOT / "docker-compose.yml").read_text()
     used |= set(re.findall(r"\$\{([A-Z][A-Z0-9_]+):-", text))
     assert used - internal - documented == set()
 
 
-def test_native_environment_names_are_the_ones_compose_uses():
-    product_env = set(SERVICES["stream-job"]["environment"])
-    native_env = set(load().environment()) - {"HEARTBEAT_VAR_DIR", "SUPERSET_PORT"}
-    assert native_env <= product_env | set(SERVICES["superset"]["environment"])
-    # The job's role is HEARTBEAT_APP_*, in both modes; libpq's generic names are never used.
-    assert not {"PGUSER", "PGPASSWORD"} & (native_env | product_env)
+# Compose parity: what each service reads reaches it, and compose passes nothing no one reads.
+SETTINGS = {field.alias: field for field in Settings.model_fields.values()}
+# Services that run the stack's own Python (every setting of the model reaches them).
+PRODUCT_SERVICES = ("postgres", "kafka", "init", "stream-job", "producer", "notifier")
+# Set by the image, not by compose: where the container keeps its state.
+IMAGE_ENV = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", _dockerfile_env("Dockerfile")))
+SUPERSET_IMAGE_ENV = set(
+    re.findall(r"\b([A-Z][A-Z0-9_]+)=", _dockerfile_env("superset/Dockerfile"))
+)
+# Where the stack is inside the compose network: never taken from the caller's shell, where
+# the same names point at the native stack.
+FIXED = {
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+    "KAFKA_CONTROLLER_PORT": "9093",
+    "HEARTBEAT_PG_HOST": "postgres",
+    "HEARTBEAT_PG_PORT": "5432",
+    "SUPERSET_PORT": "8088",
+    "SPARK_UI_PORT": "4040",
+    "HEARTBEAT_NOTIFIER_LISTEN": "0.0.0.0:8095",
+}
+# Compose defaults that differ from the model's on purpose.
+COMPOSE_DEFAULTS = {
+    "PRODUCER_CUSTOMERS": "100",  # a small demo population
+    "PRODUCER_MALFORMED_RATE": "0",
+    "HEARTBEAT_DASHBOARD_URL": "http://localhost:18088",  # Superset as published on the host
+}
+# Read by a process, set by compose or the entrypoint, not a user's setting.
+PLUMBING = {
+    "HEARTBEAT_RUN_AS",  # the entrypoint's user to drop to
+    "SPARK_LOCAL_IP",  # the driver's name for the executors to call back
+    "SPARK_DAEMON_MEMORY",  # read by spark-class for the master and workers
+    "HEARTBEAT_SECRETS_LOADED",
+    "HEARTBEAT_VAR_DIR",
+    "TZ",
+    "SUPERSET_CONFIG_PATH",
+    "SUPERSET_HOME",
+    "SUPERSET_VENV",
+    "SUPERSET_BIND_HOST",
+    "PYSPARK_PYTHON",
+    "SPARK_SUBMIT",
+    "HEARTBEAT_SPARK_JARS_DIR",
+}
+READS = re.compile(
+    r"\$\{([A-Z][A-Z0-9_]+):?-"  # shell: an environment variable read with its default
+    r"|(?:environ\.get|environ\[|\benv|_env|_required)\(?[\"']([A-Z][A-Z0-9_]+)"  # python
+)
+
+
+def names_read(*paths: str) -> set[str]:
+    text = "".join((ROOT / path).read_text() for path in paths)
+    return {a or b for a, b in READS.findall(text)}
+
+
+def compose_default(name: str, value: str) -> str | None:
+    match = re.fullmatch(rf"\$\{{{name}:-(.*)\}}", str(value))
+    return match.group(1) if match else None
+
+
+@pytest.mark.parametrize("service", PRODUCT_SERVICES)
+def test_every_setting_of_the_model_reaches_each_product_service(service):
+    environment = SERVICES[service]["environment"]
+    missing = set(SETTINGS) - set(environment) - IMAGE_ENV
+    assert missing == set(), f"{service} never sees {sorted(missing)}"
+
+
+def test_the_image_sets_only_where_state_lives():
+    assert set(SETTINGS) & IMAGE_ENV == {"HEARTBEAT_VAR_DIR", "HEARTBEAT_CHECKPOINT_DIR"}
+
+
+def test_settings_pass_through_with_the_models_default_or_a_stated_one():
+    for service in SERVICES.values():
+        for name, value in (service.get("environment") or {}).items():
+            if name in FIXED:
+                assert str(value) == FIXED[name], f"{name} must be fixed in compose"
+            elif name in SETTINGS and name != "HEARTBEAT_RUN_AS":
+                default = compose_default(name, value)
+                assert default is not None, f"{name}: {value!r} does not pass the caller's value"
+                model = SETTINGS[name].default
+                expected = {"", str(model if model is not None else "")}
+                assert default in expected or COMPOSE_DEFAULTS.get(name) == default, (
+                    f"{name} defaults to {default!r} in compose but {model!r} in the model"
+                )
+
+
+@pytest.mark.parametrize(
+    ("service", "scripts", "image_env"),
+    [
+        ("stream-job", ["spark-jobs/submit.sh"], "IMAGE_ENV"),
+        (
+            "superset",
+            ["superset/run.sh", "superset/superset_config.py", "superset/bootstrap.py"],
+            "SUPERSET_IMAGE_ENV",
+        ),
+    ],
+)
+def test_what_a_services_scripts_read_reaches_it(service, scripts, image_env):
+    read = names_read(*scripts) - PLUMBING
+    passed = set(SERVICES[service]["environment"]) | globals()[image_env]
+    assert read, "the pattern finds nothing: the check would be vacuous"
+    assert read - passed == set(), f"{service} reads {sorted(read - passed)}, compose omits them"
+
+
+def test_compose_passes_nothing_that_no_part_reads():
+    read_by_scripts = names_read(
+        "spark-jobs/submit.sh",
+        "superset/run.sh",
+        "superset/superset_config.py",
+        "superset/bootstrap.py",
+    )
+    for name, service in SERVICES.items():
+        for variable in service.get("environment") or {}:
+            assert variable in SETTINGS or variable in read_by_scripts or variable in PLUMBING, (
+                f"{name}: {variable} is read by nothing"
+            )
+
+
+def test_every_service_on_the_image_can_build_it():
+    for name, service in SERVICES.items():
+        if "image" in service:
+            assert "build" in service, f"{name} uses {service['image']} but cannot build it"
+
+
+def test_host_ports_default_clear_of_the_native_stack():
+    native = {5432, 8088, 8080, 8095, 9092, 9093, 4040}
+    text = (ROOT / "docker-compose.yml").read_text()
+    defaults = {int(p) for p in re.findall(r"_HOST_PORT:-(\d+)\}", text)}
+    assert defaults and not defaults & native
 
 
 def test_secrets_are_never_written_into_the_compose_file():
