@@ -31,7 +31,7 @@ import psycopg2
 from kafka import KafkaProducer
 from psycopg2.extensions import cursor
 
-from heartbeat_contract.alerts import ELEVATED_RESTING, OPEN, RESOLVED, SEVERITY, alert_event
+from heartbeat_contract.alerts import ELEVATED_RESTING, OPEN, SEVERITY
 
 from .. import config as job_config
 from ..sinks import alert_outbox
@@ -123,9 +123,10 @@ RETURNING 1
 SELECT (SELECT count(*) FROM saved) + (SELECT count(*) FROM dropped)
 """
 
+# The customer, muted, then alert_outbox.EpisodeFigures' fields in order.
 _EPISODE_COLUMNS = (
-    "customer_id", "started_at", "ended_at", "last_reading_at", "extreme_bpm", "readings",
-    "revision", "muted", "threshold_bpm", "baseline_bpm",
+    "customer_id", "muted", "started_at", "ended_at", "last_reading_at", "readings", "revision",
+    "extreme_bpm", "threshold_bpm", "baseline_bpm",
 )  # fmt: skip
 
 
@@ -242,27 +243,10 @@ class PassSummary:
     locked_seconds: float  # of which with the sink_progress row lock held (before the commit)
 
 
-def _event(row: tuple, status: str) -> dict[str, object]:
-    (customer, started, ended, last, extreme, days, revision, _muted, threshold, baseline) = row
-    return alert_event(
-        customer_id=customer,
-        kind=ELEVATED_RESTING,
-        status=status,
-        started_at=started,
-        ended_at=ended,
-        last_reading_at=last,
-        extreme_bpm=extreme,
-        readings=days,
-        revision=revision,
-        threshold_bpm=threshold,
-        baseline_bpm=baseline,
-    )
-
-
 def _follow_open(cur: cursor, params: dict[str, object]) -> list[tuple]:
     """Grow or resolve the open episodes; returns the rows of those that resolved now."""
     cur.execute(_FOLLOW_OPEN, params)
-    return [row for row in cur.fetchall() if row[2] is not None]
+    return [row for row in cur.fetchall() if row[3] is not None]
 
 
 def run_pass(
@@ -306,10 +290,18 @@ def run_pass(
     opened = [row[1:] for row in rows if row[0] == "opened"]
     reopened = len(rows) - len(opened)
     resolved += _follow_open(cur, params)  # the figures of what just opened, at its threshold
-    events = [_event(row, OPEN) for row in opened if not row[7]]
-    events += [_event(row, RESOLVED) for row in resolved if not row[7]]
+    events = [
+        alert_outbox.episode_event(row[0], ELEVATED_RESTING, OPEN, row[2:])
+        for row in opened
+        if not row[1]
+    ]
     for event in events:
         alert_outbox.record(cur, sink_id, event)
+    events += [
+        alert_outbox.record_resolved(cur, sink_id, row[0], ELEVATED_RESTING, row[2:])
+        for row in resolved
+        if not row[1]
+    ]
     summary = PassSummary(
         days,
         baselines,
@@ -325,56 +317,55 @@ def run_pass(
 
 def refresh(
     config: job_config.JobConfig,
-    producer: KafkaProducer | None = None,
+    publisher: alert_outbox.OutboxPublisher | KafkaProducer | None = None,
     now: datetime | None = None,
 ) -> PassSummary:
-    """One pass in its own transaction, then its events published (when given a producer)."""
+    """One pass in its own transaction, then its events published (when given the job's
+    publisher; a bare KafkaProducer is wrapped in a publisher of this job's outbox)."""
+    if isinstance(publisher, KafkaProducer):
+        publisher = alert_outbox.OutboxPublisher.for_job(config, producer=publisher)
     # Its own application_name: in pg_stat_activity the pass is not the sink's batch transaction.
     conn = psycopg2.connect(**{**config.libpq_params, "application_name": "heartbeat-baseline"})
     try:
         with conn, conn.cursor() as cur:
             summary, events = run_pass(cur, config, config.sink_id, now or datetime.now(UTC))
-        if events and producer is not None:
-            alert_outbox.publish_pending(conn, producer, config.kafka_alerts_topic, config.sink_id)
-        return summary
     finally:
         conn.close()
+    if events and publisher is not None:
+        publisher.publish()
+    return summary
 
 
 class BaselineTimer(threading.Thread):
     """A pass every `baseline_refresh_seconds`, the first at once; errors are logged only (the
-    next pass catches up, and unpublished events go out with the sink's next batch)."""
+    next pass catches up, and unpublished events go out with the next publish of any thread)."""
 
-    def __init__(self, config: job_config.JobConfig) -> None:
+    def __init__(
+        self, config: job_config.JobConfig, publisher: alert_outbox.OutboxPublisher | None = None
+    ) -> None:
         super().__init__(name="baseline", daemon=True)
         self.config = config
+        self.publisher = publisher or alert_outbox.OutboxPublisher.for_job(config)
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        producer: KafkaProducer | None = None
         while not self.stopped.is_set():
             try:
-                if producer is None:
-                    producer = KafkaProducer(
-                        bootstrap_servers=self.config.kafka_bootstrap_servers, acks="all"
-                    )
-                summary = refresh(self.config, producer)
+                summary = refresh(self.config, self.publisher)
                 log.info("baseline pass: %s", summary)
             except Exception as error:  # a timer thread must survive to retry
                 log.warning("baseline pass failed: %s", error)
             self.stopped.wait(self.config.baseline_refresh_seconds)
-        if producer is not None:
-            producer.close(timeout=5)
 
 
 def _main() -> None:
     logging.basicConfig(level=logging.INFO)
     config = job_config.load()
-    producer = KafkaProducer(bootstrap_servers=config.kafka_bootstrap_servers, acks="all")
+    publisher = alert_outbox.OutboxPublisher.for_job(config)
     try:
-        print(refresh(config, producer))
+        print(refresh(config, publisher))
     finally:
-        producer.close(timeout=5)
+        publisher.close()
 
 
 if __name__ == "__main__":
