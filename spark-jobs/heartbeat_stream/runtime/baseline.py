@@ -47,13 +47,31 @@ _DAY_BINS = ", ".join(f"sum(bpm_bins[{k}])" for k in range(1, 30))
 _LOCK = "SELECT 1 FROM sink_progress WHERE sink_id = %(sink)s FOR UPDATE"
 
 # 1. The window's complete days, each with its resting rate, saved where they differ; a window
-# day that no longer qualifies (its hours were deleted) loses its resting rate.
+# day that no longer qualifies (its hours were deleted) loses its resting rate. Incremental:
+# `sources` sums each day's hours cheaply (no histograms), and only the days whose sums differ
+# from what baseline_day_sources remembers of the last computation (or whose resting rate went
+# missing, or that were judged under other settings) are recomputed from their histograms.
 _RESTING_DAYS = f"""
-WITH days AS (
+WITH sources AS (
     SELECT customer_id, (hour AT TIME ZONE 'UTC')::date AS day, count(*)::int AS hours,
-           ARRAY[{_DAY_BINS}] AS bins
+           sum(readings)::bigint AS readings, sum(sum_bpm)::bigint AS sum_bpm
     FROM heart_rate_hour
-    WHERE hour >= %(first_at)s AND hour < %(today_at)s AND readings >= %(hour_min_readings)s
+    WHERE hour >= %(first_at)s AND hour < %(today_at)s
+    GROUP BY 1, 2
+), changed AS (
+    SELECT s.* FROM sources s
+    LEFT JOIN baseline_day_sources k USING (customer_id, day)
+    LEFT JOIN customer_resting_days r USING (customer_id, day)
+    WHERE k.customer_id IS NULL
+       OR (k.hours, k.readings, k.sum_bpm, k.rule, k.qualified)
+          IS DISTINCT FROM (s.hours, s.readings, s.sum_bpm, %(rule)s, r.customer_id IS NOT NULL)
+), days AS (
+    SELECT h.customer_id, c.day, count(*)::int AS hours, ARRAY[{_DAY_BINS}] AS bins
+    FROM changed c
+    JOIN heart_rate_hour h ON h.customer_id = c.customer_id
+         AND h.hour >= (c.day::timestamp AT TIME ZONE 'UTC')
+         AND h.hour < ((c.day + 1)::timestamp AT TIME ZONE 'UTC')
+    WHERE h.readings >= %(hour_min_readings)s
     GROUP BY 1, 2
     HAVING count(*) >= %(day_min_hours)s
 ), cumulative AS (
@@ -79,10 +97,29 @@ WITH days AS (
 ), dropped AS (
     DELETE FROM customer_resting_days r
     WHERE r.day >= %(first_day)s AND r.day < %(today)s
-      AND NOT EXISTS (SELECT FROM resting p WHERE p.customer_id = r.customer_id AND p.day = r.day)
+      AND (NOT EXISTS (SELECT FROM sources s WHERE s.customer_id = r.customer_id AND s.day = r.day)
+           OR (EXISTS (SELECT FROM changed c WHERE c.customer_id = r.customer_id AND c.day = r.day)
+               AND NOT EXISTS (SELECT FROM resting p
+                               WHERE p.customer_id = r.customer_id AND p.day = r.day)))
+    RETURNING 1
+), remembered AS (
+    INSERT INTO baseline_day_sources AS k
+        (customer_id, day, hours, readings, sum_bpm, rule, qualified)
+    SELECT c.customer_id, c.day, c.hours, c.readings, c.sum_bpm, %(rule)s,
+           EXISTS (SELECT FROM resting p WHERE p.customer_id = c.customer_id AND p.day = c.day)
+    FROM changed c
+    ON CONFLICT (customer_id, day) DO UPDATE SET
+        hours = EXCLUDED.hours, readings = EXCLUDED.readings, sum_bpm = EXCLUDED.sum_bpm,
+        rule = EXCLUDED.rule, qualified = EXCLUDED.qualified
+    RETURNING 1
+), forgotten AS (
+    DELETE FROM baseline_day_sources k
+    WHERE k.day < %(first_day)s
+       OR NOT EXISTS (SELECT FROM sources s WHERE s.customer_id = k.customer_id AND s.day = k.day)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM saved) + (SELECT count(*) FROM dropped)
+SELECT (SELECT count(*) FROM saved) + (SELECT count(*) FROM dropped),
+       (SELECT count(*) FROM remembered), (SELECT count(*) FROM forgotten)
 """
 
 # 2. Baselines (computed_at changes only with the figures); a customer without enough days
@@ -234,6 +271,7 @@ SELECT 'reopened', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FR
 @dataclass(frozen=True)
 class PassSummary:
     resting_days: int  # rows written or removed
+    recomputed_days: int  # days whose hours changed since the last pass, computed again
     baselines: int  # rows written or removed
     opened: int
     reopened: int
@@ -241,6 +279,14 @@ class PassSummary:
     events: int
     seconds: float
     locked_seconds: float  # of which with the sink_progress row lock held (before the commit)
+
+
+def _rule_signature(config: job_config.JobConfig) -> str:
+    """The settings a day's resting rate depends on: a day judged under others is recomputed."""
+    return (
+        f"q={RESTING_QUANTILE} hour>={config.baseline_hour_min_readings}"
+        f" day>={config.baseline_day_min_hours}"
+    )
 
 
 def _follow_open(cur: cursor, params: dict[str, object]) -> list[tuple]:
@@ -271,13 +317,14 @@ def run_pass(
         "hour_min_readings": config.baseline_hour_min_readings,
         "day_min_hours": config.baseline_day_min_hours,
         "quantile": RESTING_QUANTILE,
+        "rule": _rule_signature(config),
         "min_days": config.baseline_min_days,
         "margin": config.baseline_margin_bpm,
         "elevated_days": config.baseline_elevated_days,
         "cooldown": config.alert_cooldown_seconds,
     }
     cur.execute(_RESTING_DAYS, params)
-    (days,) = cur.fetchone()
+    days, recomputed, _forgotten = cur.fetchone()
     cur.execute(_BASELINES, params)
     (baselines,) = cur.fetchone()
     # Only the timer writes days and baselines; episodes and events are shared with the batches:
@@ -304,6 +351,7 @@ def run_pass(
     ]
     summary = PassSummary(
         days,
+        recomputed,
         baselines,
         len(opened),
         reopened,
