@@ -24,7 +24,7 @@ ROWS = {
     "suppressed-old": ("suppressed", 31, True),
     "pending-old": ("pending", 40, False),  # work not done: never deleted
     "delivered-edge": ("delivered", 29.9, False),  # inside the horizon
-    "dead-young": ("dead", 2, False),
+    "dead-young": ("dead", 0.5, False),  # younger than a day: the guard refuses its delete
 }
 
 
@@ -35,8 +35,8 @@ def deliveries(stack):
     admin = psycopg2.connect(stack.admin_dsn)
     with admin, admin.cursor() as cur:
         cur.execute(
-            "INSERT INTO notify_channels (transport, target, format)"
-            " VALUES ('webhook', %s, 'json') RETURNING id",
+            "INSERT INTO notify_channels (transport, target, format, secret)"
+            " VALUES ('webhook', %s, 'json', 'test-secret') RETURNING id",
             (f"http://127.0.0.1:9/{run}",),
         )
         (channel,) = cur.fetchone()
