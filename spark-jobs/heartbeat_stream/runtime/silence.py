@@ -247,6 +247,8 @@ class SilenceCheck:
         outage: tuple | None,
         latest_silent: datetime | None,
     ) -> list[dict[str, object]]:
+        """Carry out the decision (episodes opened, grown, ended) and record its events in the
+        outbox; returns them."""
         events: list[dict[str, object]] = []
         feed = {**params, "customer": ALL_CUSTOMERS, "kind": INGESTION_SILENT}
         if outage is not None and outage[1] is None and not decision.end_outage:
