@@ -21,6 +21,7 @@ from .delivery import Dispatcher
 from .events import Channel, MalformedEvent, parse_event
 from .metrics import Metrics
 from .offsets import OffsetTracker
+from .retention import RetentionClock
 
 log = logging.getLogger(__name__)
 CHANNELS_REFRESH_SECONDS = 1.0  # channels added or removed apply within about this long
@@ -47,6 +48,9 @@ class Notifier:
         self.tracker = OffsetTracker()
         self.db = Database(config.dsn, size=16)
         self.dispatcher = Dispatcher(config, self.db, self.metrics)
+        self.retention = RetentionClock(
+            self.db, config.raw_retention_days, config.retention_interval_seconds
+        )
         self.channels: list[Channel] | None = None  # None until read once: nothing is read before
         self._channels_read_at = 0.0
         self._lag_read_at = 0.0
@@ -173,6 +177,7 @@ class Notifier:
                 self.commit()
                 self.refresh_lag()
                 self.record_figures()
+                self.retention.tick()
         finally:
             self.dispatcher.close()
             self.commit()

@@ -19,6 +19,7 @@ from superset_api import build_query_context, metric_labels
 from test_superset_dashboard import CUSTOMER_DASHBOARD_SLUG, _linked_customer
 
 from heartbeat_ops import alert_defaults
+from tests.support.episodes import Episode, ago, insert_episodes
 
 pytestmark = pytest.mark.integration
 
@@ -44,25 +45,21 @@ def alert_rows(superuser_dsn: str) -> Iterator[AlertRows]:
     conn = psycopg2.connect(superuser_dsn)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute(
-                """
-                INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, severity, started_at,
-                                               ended_at, extreme_bpm, readings, last_reading_at,
-                                               threshold_bpm, muted)
-                VALUES (%(tag)s, %(a)s, 'critical_high', 'critical', now() - interval '20 s',
-                        NULL, 196, 8, now() - interval '2 s', 180, false),
-                       (%(tag)s, %(b)s, 'tachycardia', 'warning', now() - interval '2 hours',
-                        NULL, 131, 300, now() - interval '1 minute', 100, true),
-                       (%(tag)s, %(c)s, 'device_silent', 'warning', now() - interval '40 minutes',
-                        NULL, NULL, 0, now() - interval '45 minutes', NULL, false),
-                       (%(tag)s, %(c)s, 'bradycardia', 'warning', now() - interval '3 hours',
-                        now() - interval '170 minutes', 44, 20, now() - interval '170 minutes',
-                        50, false),
-                       (%(tag)s, '*', 'ingestion_silent', 'warning', now() - interval '5 minutes',
-                        NULL, NULL, 0, now() - interval '10 minutes', NULL, false)
-                """,
-                {"tag": tag, "a": rows.critical, "b": rows.muted, "c": rows.silent},
-            )
+            insert_episodes(
+                cur,
+                tag,
+                [
+                    Episode(rows.critical, "critical_high", ago(s=20), ago(s=2), None, 196, 8,
+                            180),
+                    Episode(rows.muted, "tachycardia", ago(h=2), ago(m=1), None, 131, 300, 100,
+                            muted=True),
+                    Episode(rows.silent, "device_silent", ago(m=40), ago(m=45)),
+                    Episode(rows.silent, "bradycardia", ago(h=3), ago(m=170), ago(m=170), 44, 20,
+                            50),
+                    # warning, not the contract's critical: the counts below expect it so
+                    Episode("*", "ingestion_silent", ago(m=5), ago(m=10), severity="warning"),
+                ],
+            )  # fmt: skip
             cur.execute(
                 """
                 INSERT INTO customer_activity (sink_id, customer_id, last_seen_at, silent_since)

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
@@ -20,6 +20,7 @@ from superset_api import build_query_context, metric_labels
 from test_superset_dashboard import CUSTOMER_CHARTS, CUSTOMER_DASHBOARD_SLUG
 
 from heartbeat_ops import history
+from tests.support.episodes import Episode, ago, insert_episodes
 
 pytestmark = pytest.mark.integration
 
@@ -253,3 +254,51 @@ def test_all_customers_long_range_reads_hours_equal_to_minutes(
         result = _result(superset_client, charts[name], window, None)
         assert result["data"][0][metric_labels(charts[name])[0]] == value, name
         assert "heart_rate_hour_total" in result["query"], name
+
+
+def test_customer_episodes_show_open_episodes_whatever_the_range(
+    superset_client, customer_charts, superuser_dsn
+):
+    """An episode still open whose last reading is older than the range (a device silent for two
+    days, a tachycardia open since yesterday) is listed; one closed as long ago is not. The
+    table equals SQL: open episodes, plus closed ones whose last reading is in the range."""
+    tag = f"test-open-{uuid.uuid4().hex[:8]}"
+    customer = f"{tag}-H0001"
+    with psycopg2.connect(superuser_dsn) as conn, conn.cursor() as cur:
+        insert_episodes(
+            cur,
+            tag,
+            [
+                Episode(customer, "device_silent", ago(h=47), ago(h=48)),
+                Episode(customer, "tachycardia", ago(h=30), ago(h=26), None, 131, 900, 120),
+                Episode(customer, "bradycardia", ago(h=40), ago(h=39), ago(h=39), 44, 20, 50),
+                Episode(customer, "tachycardia", ago(m=50), ago(m=40), ago(m=40), 128, 60, 120),
+            ],
+        )  # fmt: skip
+        cur.execute("SELECT now()")
+        now = cur.fetchone()[0].astimezone(UTC)  # Superset reads ranges as UTC
+    conn.close()
+    window = Window("recent", now - timedelta(hours=2), now + timedelta(minutes=1))
+    try:
+        expected = _query(
+            superuser_dsn,
+            "SELECT kind, extract(epoch FROM started_at) * 1000, ended_at IS NULL"
+            " FROM heart_rate_alerts WHERE customer_id = %(c)s AND (ended_at IS NULL"
+            " OR (last_reading_at >= %(start)s AND last_reading_at < %(end)s))"
+            " ORDER BY started_at DESC LIMIT 100",
+            {"c": customer, "start": window.start, "end": window.end},
+        )
+        chart = customer_charts["Customer episodes"]
+        rows = _result(superset_client, chart, window, [customer])["data"]
+    finally:
+        with psycopg2.connect(superuser_dsn) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM heart_rate_alerts WHERE sink_id = %s", (tag,))
+        conn.close()
+    assert [(kind, is_open) for kind, _, is_open in expected] == [
+        ("tachycardia", False),
+        ("tachycardia", True),
+        ("device_silent", True),
+    ]
+    assert [(r["kind"], float(r["started_at"]), r["status"] == "open") for r in rows] == [
+        (kind, float(at), is_open) for kind, at, is_open in expected
+    ]

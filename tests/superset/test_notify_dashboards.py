@@ -16,6 +16,8 @@ import pytest
 from superset_api import build_query_context
 from test_superset_dashboard import _linked_customer
 
+from tests.support.episodes import Episode, ago, insert_episodes
+
 pytestmark = pytest.mark.integration
 
 ATTENTION_CHART = "Open episodes (unacknowledged first)"
@@ -42,23 +44,18 @@ def notify_rows(superuser_dsn: str) -> Iterator[NotifyRows]:
     conn = psycopg2.connect(superuser_dsn)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute(
-                """
-                INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, severity, started_at,
-                                               ended_at, extreme_bpm, readings, last_reading_at,
-                                               threshold_bpm, muted)
-                VALUES (%(tag)s, %(a)s, 'critical_high', 'critical', now() - interval '90 s',
-                        NULL, 195, 8, now() - interval '2 s', 180, false),
-                       (%(tag)s, %(u)s, 'tachycardia', 'warning', now() - interval '3 hours',
-                        NULL, 131, 300, now() - interval '1 minute', 100, false),
-                       (%(tag)s, %(u)s, 'bradycardia', 'warning', now() - interval '5 hours',
-                        now() - interval '290 minutes', 44, 20, now() - interval '290 minutes',
-                        50, false),
-                       (%(tag)s, %(m)s, 'tachycardia', 'warning', now() - interval '4 hours',
-                        NULL, 133, 90, now() - interval '1 minute', 100, true)
-                """,
-                {"tag": tag, "a": rows.acked, "u": rows.unacked, "m": rows.muted},
-            )
+            insert_episodes(
+                cur,
+                tag,
+                [
+                    Episode(rows.acked, "critical_high", ago(s=90), ago(s=2), None, 195, 8, 180),
+                    Episode(rows.unacked, "tachycardia", ago(h=3), ago(m=1), None, 131, 300, 100),
+                    Episode(rows.unacked, "bradycardia", ago(h=5), ago(m=290), ago(m=290), 44, 20,
+                            50),
+                    Episode(rows.muted, "tachycardia", ago(h=4), ago(m=1), None, 133, 90, 100,
+                            muted=True),
+                ],
+            )  # fmt: skip
             cur.execute(
                 """
                 INSERT INTO alert_acks (alert_id, acked_by, note)

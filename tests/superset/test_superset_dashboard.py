@@ -54,7 +54,7 @@ CUSTOMER_CHARTS = {
     "Customer maximum heart rate": ("big_number_total", "heart_rate_rollup"),
     "Customer heart rate": ("echarts_timeseries_line", "heart_rate_series"),
     "Customer heart-rate distribution": ("echarts_timeseries_bar", "heart_rate_rollup_bins"),
-    "Customer episodes": ("table", "heart_rate_alerts_recent"),
+    "Customer episodes": ("table", "heart_rate_alerts_customer"),
     "Customer quarantined messages": ("table", "rejected_readings_latest"),
     "Alert settings": ("table", "customer_alert_thresholds"),
     "Daily resting heart rate": ("echarts_timeseries_line", "customer_resting_days_series"),

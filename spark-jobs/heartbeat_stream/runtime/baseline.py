@@ -31,7 +31,7 @@ import psycopg2
 from kafka import KafkaProducer
 from psycopg2.extensions import cursor
 
-from heartbeat_contract.alerts import ELEVATED_RESTING, OPEN, RESOLVED, SEVERITY, alert_event
+from heartbeat_contract.alerts import ELEVATED_RESTING, OPEN, SEVERITY
 
 from .. import config as job_config
 from ..sinks import alert_outbox
@@ -47,13 +47,31 @@ _DAY_BINS = ", ".join(f"sum(bpm_bins[{k}])" for k in range(1, 30))
 _LOCK = "SELECT 1 FROM sink_progress WHERE sink_id = %(sink)s FOR UPDATE"
 
 # 1. The window's complete days, each with its resting rate, saved where they differ; a window
-# day that no longer qualifies (its hours were deleted) loses its resting rate.
+# day that no longer qualifies (its hours were deleted) loses its resting rate. Incremental:
+# `sources` sums each day's hours cheaply (no histograms), and only the days whose sums differ
+# from what baseline_day_sources remembers of the last computation (or whose resting rate went
+# missing, or that were judged under other settings) are recomputed from their histograms.
 _RESTING_DAYS = f"""
-WITH days AS (
+WITH sources AS (
     SELECT customer_id, (hour AT TIME ZONE 'UTC')::date AS day, count(*)::int AS hours,
-           ARRAY[{_DAY_BINS}] AS bins
+           sum(readings)::bigint AS readings, sum(sum_bpm)::bigint AS sum_bpm
     FROM heart_rate_hour
-    WHERE hour >= %(first_at)s AND hour < %(today_at)s AND readings >= %(hour_min_readings)s
+    WHERE hour >= %(first_at)s AND hour < %(today_at)s
+    GROUP BY 1, 2
+), changed AS (
+    SELECT s.* FROM sources s
+    LEFT JOIN baseline_day_sources k USING (customer_id, day)
+    LEFT JOIN customer_resting_days r USING (customer_id, day)
+    WHERE k.customer_id IS NULL
+       OR (k.hours, k.readings, k.sum_bpm, k.rule, k.qualified)
+          IS DISTINCT FROM (s.hours, s.readings, s.sum_bpm, %(rule)s, r.customer_id IS NOT NULL)
+), days AS (
+    SELECT h.customer_id, c.day, count(*)::int AS hours, ARRAY[{_DAY_BINS}] AS bins
+    FROM changed c
+    JOIN heart_rate_hour h ON h.customer_id = c.customer_id
+         AND h.hour >= (c.day::timestamp AT TIME ZONE 'UTC')
+         AND h.hour < ((c.day + 1)::timestamp AT TIME ZONE 'UTC')
+    WHERE h.readings >= %(hour_min_readings)s
     GROUP BY 1, 2
     HAVING count(*) >= %(day_min_hours)s
 ), cumulative AS (
@@ -79,10 +97,29 @@ WITH days AS (
 ), dropped AS (
     DELETE FROM customer_resting_days r
     WHERE r.day >= %(first_day)s AND r.day < %(today)s
-      AND NOT EXISTS (SELECT FROM resting p WHERE p.customer_id = r.customer_id AND p.day = r.day)
+      AND (NOT EXISTS (SELECT FROM sources s WHERE s.customer_id = r.customer_id AND s.day = r.day)
+           OR (EXISTS (SELECT FROM changed c WHERE c.customer_id = r.customer_id AND c.day = r.day)
+               AND NOT EXISTS (SELECT FROM resting p
+                               WHERE p.customer_id = r.customer_id AND p.day = r.day)))
+    RETURNING 1
+), remembered AS (
+    INSERT INTO baseline_day_sources AS k
+        (customer_id, day, hours, readings, sum_bpm, rule, qualified)
+    SELECT c.customer_id, c.day, c.hours, c.readings, c.sum_bpm, %(rule)s,
+           EXISTS (SELECT FROM resting p WHERE p.customer_id = c.customer_id AND p.day = c.day)
+    FROM changed c
+    ON CONFLICT (customer_id, day) DO UPDATE SET
+        hours = EXCLUDED.hours, readings = EXCLUDED.readings, sum_bpm = EXCLUDED.sum_bpm,
+        rule = EXCLUDED.rule, qualified = EXCLUDED.qualified
+    RETURNING 1
+), forgotten AS (
+    DELETE FROM baseline_day_sources k
+    WHERE k.day < %(first_day)s
+       OR NOT EXISTS (SELECT FROM sources s WHERE s.customer_id = k.customer_id AND s.day = k.day)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM saved) + (SELECT count(*) FROM dropped)
+SELECT (SELECT count(*) FROM saved) + (SELECT count(*) FROM dropped),
+       (SELECT count(*) FROM remembered), (SELECT count(*) FROM forgotten)
 """
 
 # 2. Baselines (computed_at changes only with the figures); a customer without enough days
@@ -123,9 +160,10 @@ RETURNING 1
 SELECT (SELECT count(*) FROM saved) + (SELECT count(*) FROM dropped)
 """
 
+# The customer, muted, then alert_outbox.EpisodeFigures' fields in order.
 _EPISODE_COLUMNS = (
-    "customer_id", "started_at", "ended_at", "last_reading_at", "extreme_bpm", "readings",
-    "revision", "muted", "threshold_bpm", "baseline_bpm",
+    "customer_id", "muted", "started_at", "ended_at", "last_reading_at", "readings", "revision",
+    "extreme_bpm", "threshold_bpm", "baseline_bpm",
 )  # fmt: skip
 
 
@@ -233,6 +271,7 @@ SELECT 'reopened', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FR
 @dataclass(frozen=True)
 class PassSummary:
     resting_days: int  # rows written or removed
+    recomputed_days: int  # days whose hours changed since the last pass, computed again
     baselines: int  # rows written or removed
     opened: int
     reopened: int
@@ -242,27 +281,18 @@ class PassSummary:
     locked_seconds: float  # of which with the sink_progress row lock held (before the commit)
 
 
-def _event(row: tuple, status: str) -> dict[str, object]:
-    (customer, started, ended, last, extreme, days, revision, _muted, threshold, baseline) = row
-    return alert_event(
-        customer_id=customer,
-        kind=ELEVATED_RESTING,
-        status=status,
-        started_at=started,
-        ended_at=ended,
-        last_reading_at=last,
-        extreme_bpm=extreme,
-        readings=days,
-        revision=revision,
-        threshold_bpm=threshold,
-        baseline_bpm=baseline,
+def _rule_signature(config: job_config.JobConfig) -> str:
+    """The settings a day's resting rate depends on: a day judged under others is recomputed."""
+    return (
+        f"q={RESTING_QUANTILE} hour>={config.baseline_hour_min_readings}"
+        f" day>={config.baseline_day_min_hours}"
     )
 
 
 def _follow_open(cur: cursor, params: dict[str, object]) -> list[tuple]:
     """Grow or resolve the open episodes; returns the rows of those that resolved now."""
     cur.execute(_FOLLOW_OPEN, params)
-    return [row for row in cur.fetchall() if row[2] is not None]
+    return [row for row in cur.fetchall() if row[3] is not None]
 
 
 def run_pass(
@@ -287,13 +317,14 @@ def run_pass(
         "hour_min_readings": config.baseline_hour_min_readings,
         "day_min_hours": config.baseline_day_min_hours,
         "quantile": RESTING_QUANTILE,
+        "rule": _rule_signature(config),
         "min_days": config.baseline_min_days,
         "margin": config.baseline_margin_bpm,
         "elevated_days": config.baseline_elevated_days,
         "cooldown": config.alert_cooldown_seconds,
     }
     cur.execute(_RESTING_DAYS, params)
-    (days,) = cur.fetchone()
+    days, recomputed, _forgotten = cur.fetchone()
     cur.execute(_BASELINES, params)
     (baselines,) = cur.fetchone()
     # Only the timer writes days and baselines; episodes and events are shared with the batches:
@@ -306,12 +337,21 @@ def run_pass(
     opened = [row[1:] for row in rows if row[0] == "opened"]
     reopened = len(rows) - len(opened)
     resolved += _follow_open(cur, params)  # the figures of what just opened, at its threshold
-    events = [_event(row, OPEN) for row in opened if not row[7]]
-    events += [_event(row, RESOLVED) for row in resolved if not row[7]]
+    events = [
+        alert_outbox.episode_event(row[0], ELEVATED_RESTING, OPEN, row[2:])
+        for row in opened
+        if not row[1]
+    ]
     for event in events:
         alert_outbox.record(cur, sink_id, event)
+    events += [
+        alert_outbox.record_resolved(cur, sink_id, row[0], ELEVATED_RESTING, row[2:])
+        for row in resolved
+        if not row[1]
+    ]
     summary = PassSummary(
         days,
+        recomputed,
         baselines,
         len(opened),
         reopened,
@@ -325,56 +365,55 @@ def run_pass(
 
 def refresh(
     config: job_config.JobConfig,
-    producer: KafkaProducer | None = None,
+    publisher: alert_outbox.OutboxPublisher | KafkaProducer | None = None,
     now: datetime | None = None,
 ) -> PassSummary:
-    """One pass in its own transaction, then its events published (when given a producer)."""
+    """One pass in its own transaction, then its events published (when given the job's
+    publisher; a bare KafkaProducer is wrapped in a publisher of this job's outbox)."""
+    if isinstance(publisher, KafkaProducer):
+        publisher = alert_outbox.OutboxPublisher.for_job(config, producer=publisher)
     # Its own application_name: in pg_stat_activity the pass is not the sink's batch transaction.
     conn = psycopg2.connect(**{**config.libpq_params, "application_name": "heartbeat-baseline"})
     try:
         with conn, conn.cursor() as cur:
             summary, events = run_pass(cur, config, config.sink_id, now or datetime.now(UTC))
-        if events and producer is not None:
-            alert_outbox.publish_pending(conn, producer, config.kafka_alerts_topic, config.sink_id)
-        return summary
     finally:
         conn.close()
+    if events and publisher is not None:
+        publisher.publish()
+    return summary
 
 
 class BaselineTimer(threading.Thread):
     """A pass every `baseline_refresh_seconds`, the first at once; errors are logged only (the
-    next pass catches up, and unpublished events go out with the sink's next batch)."""
+    next pass catches up, and unpublished events go out with the next publish of any thread)."""
 
-    def __init__(self, config: job_config.JobConfig) -> None:
+    def __init__(
+        self, config: job_config.JobConfig, publisher: alert_outbox.OutboxPublisher | None = None
+    ) -> None:
         super().__init__(name="baseline", daemon=True)
         self.config = config
+        self.publisher = publisher or alert_outbox.OutboxPublisher.for_job(config)
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        producer: KafkaProducer | None = None
         while not self.stopped.is_set():
             try:
-                if producer is None:
-                    producer = KafkaProducer(
-                        bootstrap_servers=self.config.kafka_bootstrap_servers, acks="all"
-                    )
-                summary = refresh(self.config, producer)
+                summary = refresh(self.config, self.publisher)
                 log.info("baseline pass: %s", summary)
             except Exception as error:  # a timer thread must survive to retry
                 log.warning("baseline pass failed: %s", error)
             self.stopped.wait(self.config.baseline_refresh_seconds)
-        if producer is not None:
-            producer.close(timeout=5)
 
 
 def _main() -> None:
     logging.basicConfig(level=logging.INFO)
     config = job_config.load()
-    producer = KafkaProducer(bootstrap_servers=config.kafka_bootstrap_servers, acks="all")
+    publisher = alert_outbox.OutboxPublisher.for_job(config)
     try:
-        print(refresh(config, producer))
+        print(refresh(config, publisher))
     finally:
-        producer.close(timeout=5)
+        publisher.close()
 
 
 if __name__ == "__main__":

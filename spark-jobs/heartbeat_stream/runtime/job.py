@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from .. import config as job_config
+from ..sinks.alert_outbox import OutboxPublisher
 from ..sinks.readings_sink import ReadingsSink
 from ..transforms.validation import parse_messages
 from .baseline import BaselineTimer
@@ -38,14 +39,16 @@ def kafka_source(spark: SparkSession, config: job_config.JobConfig) -> DataFrame
     )
 
 
-def start_readings(spark: SparkSession, config: job_config.JobConfig) -> StreamingQuery:
+def start_readings(
+    spark: SparkSession, config: job_config.JobConfig, publisher: OutboxPublisher
+) -> StreamingQuery:
     """Classification is part of the stream's plan, built once here: each micro-batch reaches the
     sink already classified (its current_timestamp() is the batch's), so a small batch does not
     pay for building the expressions again from Python."""
     messages = parse_messages(kafka_source(spark, config), naive_zone=config.naive_timestamp_zone)
     return (
         messages.writeStream.queryName("readings")
-        .foreachBatch(ReadingsSink(config))
+        .foreachBatch(ReadingsSink(config, publisher=publisher))
         .option("checkpointLocation", config.readings_checkpoint)
         .trigger(processingTime=config.trigger_interval)
         .start()
@@ -61,12 +64,15 @@ def main() -> int:
     # Timestamps without an offset are parsed as wall-clock in the session zone first.
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.streams.addListener(PipelineMetricsListener(config))
-    query = start_readings(spark, config)
+    # One publisher of the alert outbox for the sink and both timers: one producer, and one
+    # publish at a time, so no two threads send the same pending events.
+    publisher = OutboxPublisher.for_job(config)
+    query = start_readings(spark, config, publisher)
     retention = RetentionTimer(config)
     retention.start()
-    silence = SilenceTimer(config)
+    silence = SilenceTimer(config, publisher)
     silence.start()
-    BaselineTimer(config).start()  # a daemon thread: it ends with the job
+    BaselineTimer(config, publisher).start()  # a daemon thread: it ends with the job
     log.info(
         "streaming %s from %s into %s:%s/%s; checkpoint under %s; trigger %s; "
         "timestamps without offset: %s",
@@ -97,6 +103,7 @@ def main() -> int:
     retention.stopped.set()
     silence.stopped.set()
     query.stop()
+    publisher.close()
     log.info("stopped cleanly")
     return 0
 

@@ -15,7 +15,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from psycopg2.extensions import connection, cursor
 
@@ -24,13 +24,13 @@ from heartbeat_contract.alerts import (
     DEVICE_SILENT,
     INGESTION_SILENT,
     OPEN,
-    RESOLVED,
     SEVERITY,
     alert_event,
 )
 
 from ..config import JobConfig
 from ..sinks import alert_outbox
+from ..sinks.alert_outbox import OutboxPublisher
 from ..sinks.database import Database
 from ..transforms.silence import (
     Census,
@@ -150,11 +150,11 @@ SELECT customer_id, started_at FROM opened WHERE NOT muted
 class SilenceCheck:
     """One round of the check, with the Kafka clients and the connection it keeps."""
 
-    def __init__(self, config: JobConfig) -> None:
+    def __init__(self, config: JobConfig, publisher: OutboxPublisher | None = None) -> None:
         self.config = config
         self.database = Database(config.libpq_params)
+        self.publisher = publisher or OutboxPublisher.for_job(config)
         self._consumer: KafkaConsumer | None = None
-        self._producer: KafkaProducer | None = None
         self._unpublished = False  # events recorded whose publishing has not succeeded yet
         self._blocked = False  # R could not be told at the last round (logged once)
         self.silent_after = timedelta(seconds=config.silent_after_seconds)
@@ -172,7 +172,7 @@ class SilenceCheck:
         recorded = self.database.run(lambda conn: self._judge(conn, extents, asked_at))
         if recorded or self._unpublished:
             self._unpublished = True
-            self.database.run(self._publish)
+            self.publisher.publish()
             self._unpublished = False
         return recorded
 
@@ -232,8 +232,6 @@ class SilenceCheck:
             outage_open = outage is not None and outage[1] is None
             decision = decide(census, self.config.silent_outage_share, outage_open)
             events = self._act(cur, params, decision, census, outage, latest_silent)
-            for event in events:
-                alert_outbox.record(cur, self.config.sink_id, event)
         if events or decision != Decision():
             log.info(
                 "silence check up to %s: %s -> %s, %d events", until, census, decision, len(events)
@@ -249,30 +247,28 @@ class SilenceCheck:
         outage: tuple | None,
         latest_silent: datetime | None,
     ) -> list[dict[str, object]]:
+        """Carry out the decision (episodes opened, grown, ended) and record its events in the
+        outbox; returns them."""
         events: list[dict[str, object]] = []
         feed = {**params, "customer": ALL_CUSTOMERS, "kind": INGESTION_SILENT}
         if outage is not None and outage[1] is None and not decision.end_outage:
             cur.execute(_OUTAGE_FIGURES, {**feed, "readings": census.silent})
         if decision.end_outage:
             cur.execute(_END_OUTAGE, feed)
-            started_at, ended_at, last_reading_at, readings, revision = cur.fetchone()
+            sink_id = self.config.sink_id
             events.append(
-                alert_event(
-                    customer_id=ALL_CUSTOMERS,
-                    kind=INGESTION_SILENT,
-                    status=RESOLVED,
-                    started_at=started_at,
-                    ended_at=ended_at,
-                    last_reading_at=last_reading_at,
-                    readings=readings,
-                    revision=revision,
+                alert_outbox.record_resolved(
+                    cur, sink_id, ALL_CUSTOMERS, INGESTION_SILENT, cur.fetchone()
                 )
             )
+        opened: list[dict[str, object]] = []
         if decision.open_outage:
-            events.extend(self._open_outage(cur, feed, census, outage, latest_silent))
+            opened.extend(self._open_outage(cur, feed, census, outage, latest_silent))
         if decision.report_each:
-            events.extend(self._report_each(cur, params))
-        return events
+            opened.extend(self._report_each(cur, params))
+        for event in opened:
+            alert_outbox.record(cur, self.config.sink_id, event)
+        return events + opened
 
     def _latest(
         self, cur: cursor, params: dict[str, object], customer: str, kind: str
@@ -329,27 +325,19 @@ class SilenceCheck:
             for customer, started_at in cur.fetchall()
         ]
 
-    def _publish(self, conn: connection) -> int:
-        if self._producer is None:
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.config.kafka_bootstrap_servers, acks="all", retries=5
-            )
-        return alert_outbox.publish_pending(
-            conn, self._producer, self.config.kafka_alerts_topic, self.config.sink_id
-        )
-
 
 class SilenceTimer(threading.Thread):
     """Runs the check every `silent_check_seconds`; a failed round is logged and retried at the
     next one (events recorded but not yet published go with the next publish)."""
 
-    def __init__(self, config: JobConfig) -> None:
+    def __init__(self, config: JobConfig, publisher: OutboxPublisher | None = None) -> None:
         super().__init__(name="silence", daemon=True)
         self.config = config
+        self.publisher = publisher
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        check = SilenceCheck(self.config)
+        check = SilenceCheck(self.config, self.publisher)
         while not self.stopped.is_set():
             try:
                 check.run_once()

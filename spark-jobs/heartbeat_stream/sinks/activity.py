@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from psycopg2.extensions import cursor
 
-from heartbeat_contract.alerts import DEVICE_SILENT, RESOLVED, alert_event
+from heartbeat_contract.alerts import DEVICE_SILENT
 
 from . import alert_outbox
 
@@ -78,17 +78,7 @@ def record_batch(cur: cursor, sink_id: str, batch_id: int) -> int:
     params = {"sink_id": sink_id, "batch_id": batch_id}
     cur.execute(_SEEN, params)
     resolved = cur.fetchall()
-    for customer, started_at, ended_at, last_reading_at, readings, revision in resolved:
-        event = alert_event(
-            customer_id=customer,
-            kind=DEVICE_SILENT,
-            status=RESOLVED,
-            started_at=started_at,
-            ended_at=ended_at,
-            last_reading_at=last_reading_at,
-            readings=readings,
-            revision=revision,
-        )
-        alert_outbox.record(cur, sink_id, event)
+    for customer, *figures in resolved:
+        alert_outbox.record_resolved(cur, sink_id, customer, DEVICE_SILENT, figures)
     cur.execute(_READ_POSITIONS, params)
     return len(resolved)

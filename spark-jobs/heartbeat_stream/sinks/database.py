@@ -31,3 +31,8 @@ class Database:
             if self._conn.closed:
                 self._conn = None
             raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -14,12 +14,11 @@ from __future__ import annotations
 import logging
 import time
 
-from kafka import KafkaProducer
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from ..config import JobConfig
-from .alert_outbox import publish_pending
+from .alert_outbox import OutboxPublisher
 from .batch_commit import BatchOutcome, commit_batch
 from .database import Database
 from .quarantine_log import QuarantineLog
@@ -47,11 +46,17 @@ class _Stopwatch:
 class ReadingsSink:
     """Callable for `foreachBatch`."""
 
-    def __init__(self, config: JobConfig, quarantine_log: QuarantineLog | None = None) -> None:
+    def __init__(
+        self,
+        config: JobConfig,
+        quarantine_log: QuarantineLog | None = None,
+        publisher: OutboxPublisher | None = None,
+    ) -> None:
         self.config = config
         self.quarantine_log = quarantine_log or QuarantineLog()
         self.database = Database(config.libpq_params)
-        self._producer: KafkaProducer | None = None
+        # The job's main passes the publisher it shares with the silence and baseline threads.
+        self.publisher = publisher or OutboxPublisher.for_job(config)
         self._jdbc_writers: int | None = None
 
     def __call__(self, messages: DataFrame, batch_id: int) -> None:
@@ -63,7 +68,7 @@ class ReadingsSink:
         )
         self.quarantine_log.record(batch_id, outcome)
         published = with_retry(
-            lambda: self.database.run(self._publish_alerts),
+            self.publisher.publish,
             give_up_after=self.config.sink_retry_seconds,
             what="publishing alerts",
         )
@@ -116,12 +121,3 @@ class ReadingsSink:
             default = staged.sparkSession.sparkContext.defaultParallelism
             self._jdbc_writers = self.config.jdbc_writers or default
         return self._jdbc_writers
-
-    def _publish_alerts(self, conn) -> int:
-        if self._producer is None:
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.config.kafka_bootstrap_servers, acks="all", retries=5
-            )
-        return publish_pending(
-            conn, self._producer, self.config.kafka_alerts_topic, self.config.sink_id
-        )
