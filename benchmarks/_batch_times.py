@@ -1,7 +1,7 @@
 """Where a benchmarked job's batches spent their time, read from its log: Spark's own phases
 (the query progress' durationMs) beside the sink's laps (its `batch N: ... (stage 1.2s, ...)`).
 
-Spark logs each query progress at INFO from the streaming execution; the job's log4j2 config
+Spark 4 logs each query progress at INFO (logger ProgressReporter); the job's log4j2 config
 keeps Spark at WARN, so a benchmarked job gets a copy of its own config with that one logger at
 INFO (`progress_logging`), given to spark-submit as extra arguments. Nothing in spark-jobs/
 changes.
@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-PROGRESS_LOGGER = "org.apache.spark.sql.execution.streaming.runtime.MicroBatchExecution"
+PROGRESS_LOGGER = "org.apache.spark.sql.execution.streaming.runtime.ProgressReporter"
 _PROGRESS = "Streaming query made progress: "
 # The phases of Spark's micro-batch, in the order they happen (triggerExecution is the whole).
 SPARK_PHASES = (

@@ -117,10 +117,15 @@ class JobProbe:
         self.job, self.ui = job, f"http://127.0.0.1:{ui_port}/api/v1"
 
     def jobs_per_batch(self) -> Counter:
-        with urllib.request.urlopen(f"{self.ui}/applications", timeout=10) as response:
-            app = json.load(response)[0]["id"]
-        with urllib.request.urlopen(f"{self.ui}/applications/{app}/jobs", timeout=10) as response:
-            jobs = json.load(response)
+        """Spark jobs per batch id; empty when the UI does not answer (a loaded machine)."""
+        try:
+            with urllib.request.urlopen(f"{self.ui}/applications", timeout=30) as response:
+                app = json.load(response)[0]["id"]
+            with urllib.request.urlopen(f"{self.ui}/applications/{app}/jobs", timeout=60) as r:
+                jobs = json.load(r)
+        except (OSError, ValueError, IndexError) as error:
+            _say(f"  (Spark's UI did not answer: {error})")
+            return Counter()
         batches = Counter()
         for job in jobs:
             for line in (job.get("description") or "").splitlines():
@@ -229,7 +234,9 @@ def drain(stack, topics: Topics, topic: str, workdir: Path, tree: JobTree, run: 
             1800, "the backlog to drain", poll=1,
         )  # fmt: skip
         rows, seconds, batches, median_ms = _metrics_window(conn, _query_id(workdir, topic))
-        warm_rows, warm_seconds, *_ = _metrics_window(conn, _query_id(workdir, topic), skip=1)
+        warm_rows, warm_seconds = rows, seconds  # a backlog of one batch: no warm window
+        if batches > 1:
+            warm_rows, warm_seconds, *_ = _metrics_window(conn, _query_id(workdir, topic), skip=1)
         jobs = probe.jobs_per_batch()
         rss = probe.peak_rss_mib()
     finally:
