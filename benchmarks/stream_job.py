@@ -448,7 +448,7 @@ def _print_ratio(before: str, after: str, warm_rates: dict[str, list[float]]) ->
     _say(
         f"same rows, same run, after the first batch (median of {len(warm_rates[after])}):"
         f" {before} {b:,.0f} messages/s, {after} {a:,.0f} messages/s:"
-        f" after/before = {a / b:.2f} ({(b - a) / b:+.0%} drain)"
+        f" after/before = {a / b:.2f} (drain {(a - b) / b:+.0%})"
     )
 
 
