@@ -1,4 +1,7 @@
-"""`make bench`: run every benchmark module (or those named on the command line) in turn."""
+"""`make bench`: run every benchmark module (or those named on the command line) in turn.
+
+A module without `run()` (naive_consumer: the baseline other benchmarks measure) is not one.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ def main(names: list[str]) -> int:
     )
     for name in modules:
         module = importlib.import_module(f"benchmarks.{name}")
+        if not hasattr(module, "run"):
+            continue
         print(f"\n### {name}: {(module.__doc__ or '').strip().splitlines()[0]}", flush=True)
         started = time.monotonic()
         module.run()

@@ -3,8 +3,23 @@ alert latency at 1,000 and 10,000 readings/s, Spark jobs per batch, driver peak 
 
 Every figure is measured in this one run, next to its reference, on this machine. Each part runs
 its own job (spark-submit, local[2], the job's default settings) on its own topics and
-checkpoint. Stop the supervised stream-job and producer first (`make down && make infra`): the
-cores are shared.
+checkpoint; each drain into a fresh database of its own (dropped afterwards). Stop the supervised
+stream-job and producer first (`make down && make infra`): the cores are shared.
+
+Settings (environment):
+- BENCH_BASELINE_REF: a git revision (e.g. 735c2c4, the last commit before the alert rules)
+  whose job drains the same topic rows in the same run, beside this checkout's, with the ratio.
+  Its tree is extracted with `git archive` into var/bench/tree-<commit> (benchmarks/_job_tree.py)
+  and runs its own spark-submit entry against a database made by its own migrations, with its
+  own checkpoint. Default: unset (off): a baseline doubles the drain phase, and which revision is
+  the interesting "before" changes with the question asked.
+- BENCH_DRAIN_ROUNDS (1): drains per tree, interleaved (before, after, before, after, ...); the
+  ratio is of the medians.
+- BENCH_STREAM_BACKLOG (1,000,000), BENCH_NAIVE_SECONDS (30), BENCH_STREAM_LIVE_SECONDS (90,
+  at least 60), BENCH_STREAM_LIVE_RATES (1000,10000; empty: no live runs).
+
+Per batch, Spark's own phases (the query progress' durationMs, logged by the job at INFO for the
+benchmark only: benchmarks/_batch_times.py) are printed beside the sink's stage and commit laps.
 """
 
 from __future__ import annotations
@@ -27,6 +42,8 @@ import psycopg2
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
+from benchmarks import _batch_times
+from benchmarks._job_tree import JobTree, drop_database
 from benchmarks.naive_consumer import consume as naive_consume
 from heartbeat_contract import encode_reading
 from heartbeat_ops.config import StackConfig, load, var_dir
@@ -40,7 +57,11 @@ from tests.support.stream_job import StreamJob, wait_for
 BACKLOG = int(os.environ.get("BENCH_STREAM_BACKLOG", "1000000"))
 CUSTOMERS = 1000
 NAIVE_SECONDS = float(os.environ.get("BENCH_NAIVE_SECONDS", "30"))
-LIVE_RATES = (1000, 10000)
+LIVE_RATES = tuple(
+    int(rate) for rate in os.environ.get("BENCH_STREAM_LIVE_RATES", "1000,10000").split(",") if rate
+)
+BASELINE_REF = os.environ.get("BENCH_BASELINE_REF", "")
+DRAIN_ROUNDS = max(1, int(os.environ.get("BENCH_DRAIN_ROUNDS", "1")))
 LIVE_SECONDS = max(60, int(os.environ.get("BENCH_STREAM_LIVE_SECONDS", "90")))
 ALERT_PROBES = 20  # customers that go to 150 bpm, one second apart, during each live run
 SUSTAIN = timedelta(seconds=60)  # HEARTBEAT_ALERT_SUSTAIN_SECONDS' default
@@ -96,10 +117,15 @@ class JobProbe:
         self.job, self.ui = job, f"http://127.0.0.1:{ui_port}/api/v1"
 
     def jobs_per_batch(self) -> Counter:
-        with urllib.request.urlopen(f"{self.ui}/applications", timeout=10) as response:
-            app = json.load(response)[0]["id"]
-        with urllib.request.urlopen(f"{self.ui}/applications/{app}/jobs", timeout=10) as response:
-            jobs = json.load(response)
+        """Spark jobs per batch id; empty when the UI does not answer (a loaded machine)."""
+        try:
+            with urllib.request.urlopen(f"{self.ui}/applications", timeout=30) as response:
+                app = json.load(response)[0]["id"]
+            with urllib.request.urlopen(f"{self.ui}/applications/{app}/jobs", timeout=60) as r:
+                jobs = json.load(r)
+        except (OSError, ValueError, IndexError) as error:
+            _say(f"  (Spark's UI did not answer: {error})")
+            return Counter()
         batches = Counter()
         for job in jobs:
             for line in (job.get("description") or "").splitlines():
@@ -126,12 +152,16 @@ class JobProbe:
         return {name: kib for name, kib in peaks.items() if kib > 50}
 
 
-def _start_job(stack, topic, workdir: Path, **overrides: str) -> tuple[StreamJob, JobProbe]:
+def _start_job(
+    stack, topic, workdir: Path, tree: JobTree | None = None, **overrides: str
+) -> tuple[StreamJob, JobProbe]:
+    """`tree`'s job (default: this checkout's) on `topic`, its checkpoint and log in `workdir`."""
+    tree = tree or JobTree.current()
     (port,) = free_ports(1)
-    job = StreamJob(
+    job = tree.job(
         stack, topic, str(workdir / f"ck-{topic}"), workdir / f"{topic}.log",
         HEARTBEAT_TRIGGER_INTERVAL="",  # empty: the job's own defaults
-        SPARK_UI_PORT=str(port), **overrides,
+        SPARK_UI_PORT=str(port), **_batch_times.progress_logging(tree.root, workdir), **overrides,
     )  # fmt: skip
     job.start()
     return job, JobProbe(job, port)
@@ -182,10 +212,18 @@ def naive_rate(stack: StackConfig, conn, topic: str) -> float:
             cur.execute(f"DROP TABLE {table}")
 
 
-def drain(stack, conn, topic: str, workdir: Path) -> dict[str, object]:
-    """The job over the published backlog: messages/s from its first batch's start to its last
-    batch's end, as its metrics listener recorded them."""
-    job, probe = _start_job(stack, topic, workdir)
+def drain(stack, topics: Topics, topic: str, workdir: Path, tree: JobTree, run: int):
+    """`tree`'s job over the published backlog, into a fresh database made by its own migrations
+    (dropped afterwards): messages/s from its first batch's start to its last batch's end, as
+    its metrics listener recorded them."""
+    stack = tree.database(stack, run)
+    tree.provision(stack)
+    workdir = workdir / f"drain-{tree.key}-{run}"
+    workdir.mkdir()
+    conn = _superuser(stack)
+    alerts = topics.new("drain-alerts", partitions=1)
+    load_before = os.getloadavg()[0]
+    job, probe = _start_job(stack, topic, workdir, tree, KAFKA_ALERTS_TOPIC=alerts)
     try:
         wait_for(
             lambda: _scalar(
@@ -196,15 +234,19 @@ def drain(stack, conn, topic: str, workdir: Path) -> dict[str, object]:
             1800, "the backlog to drain", poll=1,
         )  # fmt: skip
         rows, seconds, batches, median_ms = _metrics_window(conn, _query_id(workdir, topic))
-        warm_rows, warm_seconds, *_ = _metrics_window(conn, _query_id(workdir, topic), skip=1)
+        warm_rows, warm_seconds = rows, seconds  # a backlog of one batch: no warm window
+        if batches > 1:
+            warm_rows, warm_seconds, *_ = _metrics_window(conn, _query_id(workdir, topic), skip=1)
         jobs = probe.jobs_per_batch()
         rss = probe.peak_rss_mib()
     finally:
         job.stop()
+        conn.close()
+        drop_database(stack)
     return {
         "rate": rows / seconds, "warm_rate": warm_rows / warm_seconds,
-        "batches": batches, "median_ms": median_ms,
-        "jobs": jobs, "rss": rss,
+        "batches": batches, "median_ms": median_ms, "jobs": jobs, "rss": rss,
+        "load": (load_before, os.getloadavg()[0]), "log": job.log_path,
     }  # fmt: skip
 
 
@@ -359,6 +401,7 @@ def live(stack, topics: Topics, workdir: Path, rate: int) -> dict[str, object]:
     return {
         "latency": visibility.latencies, "steady": visibility.steady,
         "alerts": alert_probe.latencies(), "jobs": jobs, "rss": rss, "sent": sent,
+        "log": job.log_path,
     }  # fmt: skip
 
 
@@ -378,6 +421,35 @@ def _jobs_line(jobs: Counter) -> str:
 
 def _rss_line(rss: dict[str, float]) -> str:
     return ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in sorted(rss.items()))
+
+
+def _print_drain(result: dict[str, object], copy: float, naive: float) -> None:
+    rate, warm = float(result["rate"]), float(result["warm_rate"])  # type: ignore[arg-type]
+    before, after = result["load"]  # type: ignore[misc]
+    _say(
+        f"  streaming job: {rate:,.0f} messages/s in {result['batches']} batches"
+        f" (median {result['median_ms']:,.0f} ms) = {rate / copy:.0%} of COPY,"
+        f" {rate / naive:.1f}x the naive consumer"
+    )
+    _say(
+        f"  after its first batch (the JVM compiling the hot path): {warm:,.0f} messages/s ="
+        f" {warm / copy:.0%} of COPY, {warm / naive:.1f}x the naive consumer"
+    )
+    _say(f"  Spark jobs per batch: {_jobs_line(result['jobs'])}")  # type: ignore[arg-type]
+    _say(f"  driver peak RSS: {_rss_line(result['rss'])}")  # type: ignore[arg-type]
+    for line in _batch_times.summary(Path(str(result["log"]))):
+        _say(f"  {line}")
+    _say(f"  load average (1 min) at its start / end: {before:.2f} / {after:.2f}")
+
+
+def _print_ratio(before: str, after: str, warm_rates: dict[str, list[float]]) -> None:
+    """The after/before ratio of the median drains after their first batch."""
+    b, a = statistics.median(warm_rates[before]), statistics.median(warm_rates[after])
+    _say(
+        f"same rows, same run, after the first batch (median of {len(warm_rates[after])}):"
+        f" {before} {b:,.0f} messages/s, {after} {a:,.0f} messages/s:"
+        f" after/before = {a / b:.2f} (drain {(a - b) / b:+.0%})"
+    )
 
 
 def run() -> None:
@@ -402,22 +474,20 @@ def run() -> None:
         outcomes = Counter(m.outcome for m in messages)
         del messages
         _say(f"  published: {dict(outcomes)}")
-        result = drain(stack, conn, topic, workdir)
-        rate = float(result["rate"])
         naive = naive_rate(stack, conn, topic)
         _say(f"  naive consumer (one autocommit INSERT per message): {naive:,.0f} messages/s")
-        _say(
-            f"  streaming job: {rate:,.0f} messages/s in {result['batches']} batches"
-            f" (median {result['median_ms']:,.0f} ms) = {rate / copy:.0%} of COPY,"
-            f" {rate / naive:.1f}x the naive consumer"
-        )
-        warm = float(result["warm_rate"])
-        _say(
-            f"  after its first batch (the JVM compiling the hot path): {warm:,.0f} messages/s ="
-            f" {warm / copy:.0%} of COPY, {warm / naive:.1f}x the naive consumer"
-        )
-        _say(f"  Spark jobs per batch: {_jobs_line(result['jobs'])}")
-        _say(f"  driver peak RSS: {_rss_line(result['rss'])}")
+        trees = [JobTree.current()]
+        if BASELINE_REF:
+            trees.insert(0, JobTree.of_revision(BASELINE_REF))  # before, after, before, ...
+        warm_rates: dict[str, list[float]] = {tree.label: [] for tree in trees}
+        for run_number in range(1, DRAIN_ROUNDS + 1):
+            for tree in trees:
+                result = drain(stack, topics, topic, workdir, tree, run_number)
+                warm_rates[tree.label].append(float(result["warm_rate"]))
+                _say(f"{tree.label}, drain {run_number} of {DRAIN_ROUNDS}:")
+                _print_drain(result, copy, naive)
+        if BASELINE_REF:
+            _print_ratio(trees[0].label, trees[1].label, warm_rates)
         for live_rate in LIVE_RATES:
             figures = live(stack, topics, workdir, live_rate)
             latency, steady, alerts = figures["latency"], figures["steady"], figures["alerts"]
@@ -434,6 +504,8 @@ def run() -> None:
             )
             _say(f"  Spark jobs per batch: {_jobs_line(figures['jobs'])}")
             _say(f"  driver peak RSS: {_rss_line(figures['rss'])}")
+            for line in _batch_times.summary(Path(str(figures["log"]))):
+                _say(f"  {line}")
     finally:
         topics.close()
         conn.close()

@@ -28,8 +28,18 @@ class StreamJob:
     """One job instance bound to a topic and a checkpoint; start, kill and restart it."""
 
     def __init__(
-        self, stack: StackConfig, topic: str, checkpoint: str, log_path: Path, **overrides: str
+        self,
+        stack: StackConfig,
+        topic: str,
+        checkpoint: str,
+        log_path: Path,
+        *,
+        root: Path = ROOT,
+        **overrides: str,
     ) -> None:
+        """`root`: the checkout whose spark-jobs/submit.sh runs (a benchmark's baseline revision
+        is another one)."""
+        self.submit = root / "spark-jobs" / "submit.sh"
         self.env = {
             **os.environ,
             **stack.environment(),
@@ -46,7 +56,7 @@ class StreamJob:
     def start(self, **overrides: str) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            ["bash", str(ROOT / "spark-jobs" / "submit.sh")],
+            ["bash", str(self.submit)],
             env={**self.env, **overrides},
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,64 @@
+"""Benchmarks cannot rot: each benchmark whose smallest configuration takes seconds runs it, on
+the tests' own world, and must print its figures; a benchmark broken by a change fails here.
+
+Imported only (tests/unit/test_benchmark_modules.py): alert_latency (at least a minute of load
+through the job and the notifier) and superset_queries (needs Superset). stream_job runs its
+drain only (a small backlog, no live runs): one Spark job start, the slowest part of this file.
+"""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from benchmarks import notifier_latency, partitioned_insert, producer_rate, stream_job
+from benchmarks._job_tree import JobTree, drop_database
+
+pytestmark = pytest.mark.integration
+
+
+def test_partitioned_insert_smallest(stack, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(partitioned_insert, "ROWS", 500)
+    monkeypatch.setattr(partitioned_insert, "BATCHES", 2)
+    partitioned_insert.run()
+    out = capsys.readouterr().out
+    assert "batch of 500 as the job runs it" in out and "partition check alone" in out
+
+
+def test_producer_rate_smallest(stack, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(producer_rate, "READINGS", 300)
+    producer_rate.run()
+    assert "best: " in capsys.readouterr().out
+
+
+def test_notifier_latency_smallest(stack, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(notifier_latency, "EVENTS", 10)
+    monkeypatch.setattr(notifier_latency, "RATE", 100.0)
+    notifier_latency.run()
+    out = capsys.readouterr().out
+    assert "paced at 100 events/s: 10 events" in out and "burst drained" in out
+
+
+def test_stream_job_drain_smallest(stack, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(stream_job, "BACKLOG", 3000)
+    monkeypatch.setattr(stream_job, "NAIVE_SECONDS", 2.0)
+    monkeypatch.setattr(stream_job, "LIVE_RATES", ())
+    monkeypatch.setattr(stream_job, "BASELINE_REF", "")
+    stream_job.run()
+    out = capsys.readouterr().out
+    assert "streaming job: " in out and "after its first batch" in out
+    assert "Spark per batch, p50/p95 ms" in out and "addBatch" in out
+    assert "the sink's laps" in out and "commit" in out
+
+
+def test_baseline_tree_is_provisioned_by_its_own_migrations(stack) -> None:
+    """BENCH_BASELINE_REF's tree (here HEAD) gets a database made by its own sql/."""
+    tree = JobTree.of_revision("HEAD")
+    database = tree.database(stack, 0)
+    tree.provision(database)
+    try:
+        with psycopg2.connect(database.admin_dsn) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM schema_migrations")
+            assert cur.fetchone()[0] == len(list((tree.root / "sql").glob("*.sql")))
+    finally:
+        drop_database(database)

@@ -1,0 +1,83 @@
+"""Benchmarks cannot rot, first line: every module under benchmarks/ imports (a benchmark that
+imports a removed module fails here, not months later), every benchmark has its `run()`, and
+the benchmark's log reading (Spark's query progress, the sink's laps) parses what the job logs."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+
+import pytest
+
+import benchmarks
+from benchmarks import _batch_times
+
+pytestmark = pytest.mark.unit
+
+MODULES = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__))
+# Imported by benchmarks, not benchmarks themselves (`make bench` skips them).
+HELPERS = {"naive_consumer"}
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_benchmark_module_imports(name: str) -> None:
+    module = importlib.import_module(f"benchmarks.{name}")
+    if not name.startswith("_") and name not in HELPERS:
+        assert callable(getattr(module, "run", None)), f"benchmarks.{name} has no run()"
+        assert (module.__doc__ or "").strip(), f"benchmarks.{name}: `make bench` prints its doc"
+
+
+def _progress(batch: int, rows: int, add_batch: int, name: str = "readings") -> str:
+    durations = {"addBatch": add_batch, "latestOffset": 3, "triggerExecution": add_batch + 50}
+    body = {"name": name, "batchId": batch, "numInputRows": rows, "durationMs": durations}
+    pretty = json.dumps(body, indent=2)
+    return f"26/12/01 12:02:40 INFO MicroBatchExecution: Streaming query made progress: {pretty}"
+
+
+def _sink(batch: int, valid: int, stage: float, commit: float) -> str:
+    return (
+        f"2026-12-01 10:56:40,974 INFO heartbeat.sink batch {batch}: {valid} valid, 0 quarantined,"
+        f" 3 minutes merged, 0 episode changes, 0 alerts published (stage {stage:.2f}s, commit"
+        f" {commit:.2f}s, publish 0.01s, total {stage + commit + 0.01:.2f}s)"
+    )
+
+
+def test_batch_times_read_spark_phases_and_sink_laps_of_batches_with_input(tmp_path) -> None:
+    log = tmp_path / "job.log"
+    log.write_text(
+        "\n".join(
+            [
+                _progress(0, 0, 900),  # no input: left out
+                _sink(0, 0, 0.5, 0.5),
+                _progress(1, 1000, 4000),  # the first with input: left out by summary
+                _sink(1, 1000, 4.0, 2.0),
+                "2026-12-01 INFO heartbeat.job something else",
+                _progress(2, 1000, 100),
+                _sink(2, 1000, 0.1, 0.2),
+                _progress(3, 1000, 300),
+                _sink(3, 1000, 0.3, 0.4),
+                _progress(4, 1000, 200, name="other query"),
+                "Streaming query made progress: {not json",
+            ]
+        )
+    )
+    text = log.read_text()
+    assert [p["addBatch"] for p in _batch_times.spark_phases(text)] == [4000, 100, 300]
+    assert [lap["commit"] for lap in _batch_times.sink_laps(text)] == [2.0, 0.2, 0.4]
+    spark, sink = _batch_times.summary(log)
+    assert "over 2:" in spark and "addBatch 100/300" in spark
+    assert "triggerExecution 150/350" in spark
+    assert "stage 100/300" in sink and "commit 200/400" in sink
+
+
+def test_progress_logging_keeps_the_jobs_own_log_config(tmp_path) -> None:
+    from heartbeat_ops.config import ROOT
+
+    args = _batch_times.progress_logging(ROOT, tmp_path)["SPARK_SUBMIT_EXTRA_ARGS"]
+    option, java = args.split(" ")
+    assert option == "--driver-java-options"
+    config = tmp_path / java.removeprefix("-Dlog4j2.configurationFile=file:").split("/")[-1]
+    text = config.read_text()
+    assert text.startswith((ROOT / "spark-jobs" / "log4j2.properties").read_text())
+    assert f"logger.progress.name = {_batch_times.PROGRESS_LOGGER}" in text
