@@ -146,11 +146,12 @@ def test_known_mix_round_trip_with_send_all(stack, fresh_topic):
     assert sorted((r.key, r.value) for r in records) == sorted((m.key, m.value) for m in messages)
 
 
-def test_sigterm_flushes_buffered_readings_and_exits_zero(stack, fresh_topic, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_flushes_buffered_readings_and_exits_zero(stack, fresh_topic, tmp_path, workers):
     ledger_path = tmp_path / "ledger.json"
     process = subprocess.Popen(
         producer_command(stack.kafka_bootstrap_servers, fresh_topic, "--rate", "20000",
-                         "--ledger", str(ledger_path)),
+                         "--workers", workers, "--ledger", str(ledger_path)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
