@@ -139,7 +139,7 @@ def _run_workers(
                     process.kill()
                     process.join()
     if state.errors and not state.reports:
-        raise KafkaError("; ".join(state.errors.values()))
+        raise KafkaError("; ".join(sorted(set(state.errors.values()))))  # each worker's, once
     for index, error in sorted(state.errors.items()):
         log.error("worker %d failed: %s", index, error)
     report = RunReport(
@@ -290,7 +290,9 @@ def _worker(
             report_progress=lambda snapshot: outbox.put(("progress", index, snapshot)),
         )  # fmt: skip
     except Exception as error:  # the parent reports it; the other workers stop
-        outbox.put(("error", index, f"{type(error).__name__}: {error}"))
+        text = str(error)  # kafka-python's errors start with their own name already
+        name = type(error).__name__
+        outbox.put(("error", index, text if text.startswith(name) else f"{name}: {text}"))
         return
     finally:
         stop.set()
