@@ -1,65 +1,150 @@
-"""Producer throughput: simulated readings published to Kafka, acknowledged, per second.
+"""Producer throughput: `heartbeat-producer` for a whole run beside kafka-python's own send rate.
 
-Runs the real producer path (simulator -> pacer -> kafka-python, acks=all, idempotent) with no
-rate limit on a fresh 3-partition topic, once per batching/compression setting, and prints the
-sustained acknowledged readings/s of each. The topic is deleted at the end.
+In one run, each on a fresh 3-partition topic, with the default mix and publisher settings
+(acks=all, idempotent, the CLI's linger, batch size and compression):
+- the client alone: the very messages the CLI sends (same simulator, seed, start and shards),
+  encoded beforehand, sent by one KafkaProducer with no callbacks, then flushed;
+- the CLI, `heartbeat-producer --rate <unlimited> --count N` as a subprocess, with its default
+  workers and with one: the ledger's rate (first reading to the last acknowledgement, flush
+  included) and the process's (start-up and exit included);
+- the ratio CLI / client, the CPU each spent per reading, and `uptime`'s load before and after,
+  since other work on the machine moves every rate here.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
 import uuid
-from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from heartbeat_producer.config import PublisherSettings, RunSettings, SimulationConfig
-from heartbeat_producer.publisher import available_compression
-from heartbeat_producer.runner import run as produce
+from heartbeat_producer.config import PublisherSettings, SimulationConfig
+from heartbeat_producer.simulator import Message, Simulator
+from heartbeat_producer.workers import auto_workers, shard_counts
 
 READINGS = int(os.environ.get("BENCH_PRODUCER_READINGS", "200000"))
 UNLIMITED = 1e9  # readings/s: the pacer never waits
-# (linger_ms, batch_size, compression): kafka-python's defaults first, then larger batches.
-SETTINGS = [
-    (0, 16 * 1024, "none"),
-    (5, 64 * 1024, "none"),
-    (20, 256 * 1024, "none"),
-    (20, 256 * 1024, "gzip"),
-    (50, 1024 * 1024, "gzip"),
-]
+SEED = 1
+CUSTOMERS = SimulationConfig().customers
 
 
 def run() -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "localhost:9092"
-    topic = f"bench-producer-{uuid.uuid4().hex[:8]}"
+    start = datetime.now(UTC).replace(microsecond=0)
+    workers = auto_workers(UNLIMITED, CUSTOMERS)
+    publishing = PublisherSettings(bootstrap_servers=bootstrap)
+    print(f"{READINGS:,} readings, {CUSTOMERS} customers, default mix, acks=all, idempotent, "
+          f"linger {publishing.linger_ms} ms, batch {publishing.batch_size // 1024} KiB, "
+          f"{publishing.compression}; load before: {_load()}")  # fmt: skip
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    simulation = SimulationConfig(seed=1, malformed_rate=0.001)
-    base = PublisherSettings(bootstrap_servers=bootstrap, topic=topic)
-    codecs = set(available_compression())
-    print(f"{READINGS:,} readings per setting, 100 customers, acks=all, idempotent, 3 partitions")
-    print(f"{'linger_ms':>9} {'batch_size':>10} {'compression':>11} {'readings/s':>11} "
-          f"{'sent':>8} {'failed':>6}")  # fmt: skip
-    results = []
+    topics: list[str] = []
+
+    def fresh_topic() -> str:
+        topics.append(f"bench-producer-{uuid.uuid4().hex[:8]}")
+        admin.create_topics([NewTopic(topics[-1], num_partitions=3, replication_factor=1)])
+        return topics[-1]
+
     try:
-        for linger_ms, batch_size, compression in SETTINGS:
-            if compression not in codecs:
-                continue
-            publishing = replace(
-                base, linger_ms=linger_ms, batch_size=batch_size, compression=compression
-            )
-            report = produce(simulation, publishing, RunSettings(rate=UNLIMITED, count=READINGS))
-            rate = report.snapshot.sent / report.elapsed
-            results.append((rate, linger_ms, batch_size, compression))
-            print(f"{linger_ms:>9} {batch_size:>10} {compression:>11} {rate:>11,.0f} "
-                  f"{report.snapshot.sent:>8} {report.snapshot.failed:>6}", flush=True)  # fmt: skip
+        messages = cli_messages(start, workers)
+        client = client_rate(messages, publishing, fresh_topic())
+        print(f"{'kafka-python alone (pre-encoded)':<36} {client[0]:>9,.0f}/s "
+              f"{client[1]:>6.1f} us CPU/reading", flush=True)  # fmt: skip
+        for count in (workers, 1):
+            cli = cli_rate(bootstrap, fresh_topic(), start, count)
+            print(f"{f'heartbeat-producer, {count} worker(s)':<36} {cli['rate']:>9,.0f}/s "
+                  f"{cli['cpu_us']:>6.1f} us CPU/reading  = {cli['rate'] / client[0]:.2f}x the "
+                  f"client; whole process {cli['process_rate']:,.0f}/s "
+                  f"({cli['wall']:.1f} s); sent {cli['sent']:,}, failed {cli['failed']}",
+                  flush=True)  # fmt: skip
+            if count == workers == 1:
+                break
     finally:
-        admin.delete_topics([topic])
+        admin.delete_topics(topics)
         admin.close()
-    best = max(results)
-    print(f"best: {best[0]:,.0f} readings/s with linger_ms={best[1]} batch_size={best[2]} "
-          f"compression={best[3]}")  # fmt: skip
+    print(f"load after: {_load()}")
+
+
+def cli_messages(start: datetime, workers: int) -> list[Message]:
+    """What `heartbeat-producer --count READINGS --seed SEED --start start` sends, in shards."""
+    config = SimulationConfig(seed=SEED)
+    counts = shard_counts(READINGS, config.customers, workers)
+    return [
+        message
+        for index, count in enumerate(counts)
+        for message in Simulator(config, start=start, rate=UNLIMITED, shard=(index, workers)).take(
+            count
+        )
+    ]
+
+
+def client_rate(
+    messages: list[Message], publishing: PublisherSettings, topic: str
+) -> tuple[float, float]:
+    """(readings/s, CPU us per reading) of one KafkaProducer sending pre-encoded messages."""
+    producer = KafkaProducer(
+        bootstrap_servers=publishing.bootstrap_servers.split(","),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=publishing.linger_ms,
+        batch_size=publishing.batch_size,
+        compression_type=publishing.compression,
+        max_block_ms=publishing.max_block_ms,
+    )
+    producer.partitions_for(topic)
+    pairs = [(m.key, m.value) for m in messages]
+    send = producer.send
+    cpu, began = time.process_time(), time.monotonic()
+    for key, value in pairs:
+        send(topic, value=value, key=key)
+    producer.flush()
+    elapsed, cpu = time.monotonic() - began, time.process_time() - cpu
+    producer.close()
+    return len(pairs) / elapsed, cpu / len(pairs) * 1e6
+
+
+def cli_rate(bootstrap: str, topic: str, start: datetime, workers: int) -> dict[str, float]:
+    """The CLI's own figures from its ledger, and the whole process's from outside."""
+    with tempfile.TemporaryDirectory() as folder:
+        ledger = Path(folder) / "ledger.json"
+        command = [
+            sys.executable, "-m", "heartbeat_producer", "--bootstrap-servers", bootstrap,
+            "--topic", topic, "--rate", f"{UNLIMITED:.0f}", "--count", str(READINGS),
+            "--seed", str(SEED), "--start", start.isoformat(), "--workers", str(workers),
+            "--ledger", str(ledger), "--log-level", "WARNING",
+        ]  # fmt: skip
+        cpu = _children_cpu()
+        began = time.monotonic()
+        subprocess.run(command, check=True)
+        wall = time.monotonic() - began
+        cpu = _children_cpu() - cpu
+        document = json.loads(ledger.read_text())
+    return {
+        "rate": document["sent"] / document["elapsed_seconds"],
+        "process_rate": document["sent"] / wall,
+        "wall": wall,
+        "cpu_us": cpu / READINGS * 1e6,
+        "sent": document["sent"],
+        "failed": document["failed"],
+    }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages, as `uptime` prints them."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])

@@ -26,7 +26,7 @@ from heartbeat_contract.settings import Settings
 from . import config as defaults
 from .config import PublisherSettings, RunSettings, SimulationConfig
 from .publisher import available_compression
-from .runner import run
+from .workers import AUTO_WORKERS_FROM_RATE, auto_workers, produce
 
 
 def _positive_int(text: str) -> int:
@@ -186,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     kafka.add_argument(
         "--compression", choices=available_compression(), default=publishing.compression
     )
+    kafka.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="producer processes, each with every N-th customer and its own idempotent "
+        f"producer (default: 1 below {AUTO_WORKERS_FROM_RATE:,.0f} readings/s, else one per "
+        "CPU core, at most 4)",
+    )
 
     report = parser.add_argument_group("reporting")
     running = RunSettings(rate=1.0)
@@ -246,13 +254,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size,
         compression=args.compression,
     )
+    rate = args.rate if args.rate is not None else float(args.customers)
     settings = RunSettings(
-        rate=args.rate if args.rate is not None else float(args.customers),
+        rate=rate,
         duration=args.duration,
         count=args.count,
         ledger_path=args.ledger,
         progress_interval=args.progress_interval,
         flush_timeout=args.flush_timeout,
+        workers=args.workers or auto_workers(rate, args.customers),
     )
 
     logging.basicConfig(
@@ -264,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("kafka").setLevel(logging.WARNING)
 
     try:
-        report = run(simulation, publishing, settings, start=args.start)
+        report = produce(simulation, publishing, settings, start=args.start)
     except KafkaError as error:
         logging.getLogger(__name__).error(
             "cannot produce to %s at %s: %s", args.topic, args.bootstrap_servers, error

@@ -1,7 +1,7 @@
 """What was produced, counted from the broker's acknowledgements, for tests and operators.
 
-Delivery callbacks run on kafka-python's sender thread (or on the caller's thread when a send
-fails at once), so every update takes a lock. "sent" counts acknowledged messages only; a
+The publisher counts outcomes on its caller's thread, while progress reports and tests read
+snapshots from others, so every update takes a lock. "sent" counts acknowledged messages only; a
 message is "unconfirmed" while neither acknowledged nor failed.
 """
 
@@ -67,6 +67,26 @@ class LedgerSnapshot:
         }
 
 
+def merge_snapshots(snapshots: list[LedgerSnapshot]) -> LedgerSnapshot:
+    """One snapshot of several producers' ledgers (workers.py: one per process)."""
+    sent_by: Counter[tuple[str, str]] = Counter()
+    failed_by: Counter[tuple[str, str]] = Counter()
+    errors: Counter[str] = Counter()
+    for snapshot in snapshots:
+        sent_by.update(snapshot.sent_by)
+        failed_by.update(snapshot.failed_by)
+        errors.update(snapshot.errors)
+    return LedgerSnapshot(
+        generated=sum(s.generated for s in snapshots),
+        sent=sum(s.sent for s in snapshots),
+        failed=sum(s.failed for s in snapshots),
+        abnormal_sent=sum(s.abnormal_sent for s in snapshots),
+        sent_by=dict(sent_by),
+        failed_by=dict(failed_by),
+        errors=dict(errors),
+    )
+
+
 class Ledger:
     """Thread-safe counters of generated, acknowledged and failed messages."""
 
@@ -90,6 +110,17 @@ class Ledger:
             self._sent_by[message.customer_id, message.outcome] += 1
             if message.abnormal:
                 self._abnormal += 1
+
+    def acknowledged_all(self, messages: list[Message]) -> None:
+        """acknowledged() for many messages under one lock (the publisher settles in bulk)."""
+        sent_by = self._sent_by
+        abnormal = 0
+        with self._lock:
+            self._sent += len(messages)
+            for message in messages:
+                sent_by[message.customer_id, message.outcome] += 1
+                abnormal += message.abnormal
+            self._abnormal += abnormal
 
     def failed(self, message: Message, error: BaseException) -> bool:
         """Count a failed delivery; True if it is the first error of its type (worth logging)."""

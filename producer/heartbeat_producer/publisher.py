@@ -1,6 +1,11 @@
 """Publishing Messages to Kafka with kafka-python: batched, acknowledged by all replicas,
 idempotent, and with every delivery outcome counted in a Ledger (never silently dropped).
 
+Outcomes are counted on the caller's thread, not in delivery callbacks: each send's future is
+queued and `settle()` (called between batches and by `flush()`) counts the finished ones in one
+pass. Two callbacks per message, run on kafka-python's sender thread under the GIL, cost more
+than the send itself once the client is tuned; the counts are the same, only read later.
+
 kafka-python 3.x implements the idempotent producer (KIP-98/KIP-679): with it, the retries
 that follow a lost acknowledgement cannot write a reading twice. We ask for it explicitly, so a
 conflicting setting raises instead of silently turning it off. `retries` is left at its default
@@ -10,7 +15,8 @@ conflicting setting raises instead of silently turning it off. `retries` is left
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kafka import KafkaProducer
@@ -91,6 +97,7 @@ class Publisher:
         config.update(overrides)
         self._producer = KafkaProducer(**config)
         self._topic = settings.topic
+        self._pending: deque[tuple[Any, Message]] = deque()  # (future, message), oldest first
         try:  # fail fast and clearly: the broker does not auto-create topics
             self._producer.partitions_for(self._topic)
         except KafkaTimeoutError as error:
@@ -106,22 +113,49 @@ class Publisher:
         return bool(self._producer.config.get("enable_idempotence"))
 
     def publish(self, message: Message) -> None:
-        """Hand one message to the producer's buffer; its delivery is counted asynchronously."""
-        self.ledger.generated()
+        """Hand one message to the producer's buffer; its outcome is counted by settle()."""
+        self.publish_all((message,))
+
+    def publish_all(
+        self, messages: Iterable[Message], stopping: Callable[[], bool] | None = None
+    ) -> int:
+        """Hand messages to the producer's buffer until `stopping()` says so; returns how many.
+
+        A send may block up to max_block_ms (broker away, buffer full), so `stopping` is asked
+        after every message: a stop request is honoured after at most one blocked send.
+        """
+        send, topic, pending = self._producer.send, self._topic, self._pending
+        handed = 0
         try:
-            future = self._producer.send(self._topic, value=message.value, key=message.key)
-        except KafkaError as error:  # buffer full past max_block_ms, or no metadata
-            self._on_failure(message, error)
-            return
-        future.add_callback(self._on_success, message)
-        future.add_errback(self._on_failure, message)
+            for message in messages:
+                handed += 1
+                try:
+                    pending.append((send(topic, value=message.value, key=message.key), message))
+                except KafkaError as error:  # buffer full past max_block_ms, or no metadata
+                    self._on_failure(message, error)
+                if stopping is not None and stopping():
+                    break
+        finally:
+            self.ledger.generated(handed)
+        self.settle()
+        return handed
 
-    def publish_all(self, messages: Iterable[Message]) -> None:
-        for message in messages:
-            self.publish(message)
-
-    def _on_success(self, message: Message, _metadata: object) -> None:
-        self.ledger.acknowledged(message)
+    def settle(self) -> int:
+        """Count every finished send, oldest first, up to the first one still in flight."""
+        pending = self._pending
+        acknowledged: list[Message] = []
+        while pending:
+            future, message = pending[0]
+            if not future.is_done:
+                break
+            pending.popleft()
+            if future.exception is None:
+                acknowledged.append(message)
+            else:
+                self._on_failure(message, future.exception)
+        if acknowledged:
+            self.ledger.acknowledged_all(acknowledged)
+        return len(acknowledged)
 
     def _on_failure(self, message: Message, error: BaseException) -> None:
         if self.ledger.failed(message, error):
@@ -132,11 +166,14 @@ class Publisher:
         try:
             self._producer.flush(timeout=timeout)
         except KafkaTimeoutError:
+            self.settle()
             return False
-        return True
+        self.settle()
+        return not self._pending
 
     def close(self, timeout: float = 5.0) -> None:
         self._producer.close(timeout=timeout)
+        self.settle()  # close() fails what it could not deliver: count those too
 
     def __enter__(self) -> Publisher:
         return self

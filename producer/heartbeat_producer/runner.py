@@ -39,6 +39,7 @@ class RunReport:
     idempotent: bool
     flushed: bool
     stopped_by: str
+    began: float = 0.0  # time.monotonic() at the first reading (system-wide on Linux)
 
     @property
     def ok(self) -> bool:
@@ -80,12 +81,20 @@ def stop_on_signals(stop: threading.Event, reason: list[str]) -> Iterator[None]:
 
 
 class _Progress:
-    """A compact progress line every `interval` seconds, and the ledger file refreshed with it."""
+    """Every `interval` seconds: a compact progress line and the ledger file refreshed, or the
+    snapshot handed to `report` instead (a worker process reporting to its parent)."""
 
-    def __init__(self, interval: float, publisher: Publisher, write: Callable[[bool], None]):
+    def __init__(
+        self,
+        interval: float,
+        publisher: Publisher,
+        write: Callable[[bool], None],
+        report: Callable[[LedgerSnapshot], None] | None = None,
+    ):
         self.interval = interval
         self.publisher = publisher
         self.write = write
+        self.report = report
         self.last_time = time.monotonic()
         self.last_sent = 0
         self.due = self.last_time + interval
@@ -93,15 +102,21 @@ class _Progress:
     def tick(self, now: float) -> None:
         if now < self.due:
             return
-        s = self.publisher.ledger.snapshot()
-        rate = (s.sent - self.last_sent) / max(now - self.last_time, 1e-9)
-        log.info(
-            "sent=%d (%.0f/s) failed=%d unconfirmed=%d generated=%d",
-            s.sent, rate, s.failed, s.unconfirmed, s.generated,
-        )  # fmt: skip
-        self.last_time, self.last_sent = now, s.sent
         self.due = now + self.interval
+        s = self.publisher.ledger.snapshot()
+        if self.report is not None:
+            self.report(s)
+            return
+        log_progress(s, (s.sent - self.last_sent) / max(now - self.last_time, 1e-9))
+        self.last_time, self.last_sent = now, s.sent
         self.write(False)
+
+
+def log_progress(s: LedgerSnapshot, rate: float) -> None:
+    log.info(
+        "sent=%d (%.0f/s) failed=%d unconfirmed=%d generated=%d",
+        s.sent, rate, s.failed, s.unconfirmed, s.generated,
+    )  # fmt: skip
 
 
 def run(
@@ -112,14 +127,22 @@ def run(
     start: datetime | None = None,
     stop: threading.Event | None = None,
     publisher_factory: Callable[[PublisherSettings], Publisher] = Publisher,
+    shard: tuple[int, int] = (0, 1),
+    report_progress: Callable[[LedgerSnapshot], None] | None = None,
 ) -> RunReport:
-    """Produce until the count or duration is reached, or until stopped; then flush and report."""
+    """Produce until the count or duration is reached, or until stopped; then flush and report.
+
+    `shard` (index, count) produces only that share of the customers, at their share of the
+    rate (settings.count is then this shard's own count); `report_progress` receives the
+    ledger's snapshots instead of the progress lines (workers.py runs shards in processes).
+    """
     stop = stop if stop is not None else threading.Event()
     start = start if start is not None else datetime.now(UTC)
     reason: list[str] = []
+    simulator = Simulator(simulation, start=start, rate=settings.rate, shard=shard)
     limit = settings.count
     if settings.duration is not None:
-        by_duration = math.ceil(settings.duration * settings.rate)
+        by_duration = math.ceil(settings.duration * simulator.rate)
         limit = by_duration if limit is None else min(limit, by_duration)
     began = time.monotonic()  # reset once connected: connecting is not producing
 
@@ -129,7 +152,9 @@ def run(
         def write(finished: bool) -> None:
             if settings.ledger_path is None:
                 return
-            context = _context(simulation, publishing, settings, start, publisher, began)
+            context = ledger_context(
+                simulation, publishing, settings, start, publisher.idempotent, began
+            )
             context["finished"] = finished
             if finished:
                 context["stopped_by"] = reason[0] if reason else "stop request"
@@ -141,22 +166,20 @@ def run(
                 publishing.topic, publishing.bootstrap_servers, simulation.customers,
                 settings.rate, simulation.seed, publisher.idempotent,
             )  # fmt: skip
-            stream = iter(Simulator(simulation, start=start, rate=settings.rate))
+            stream = iter(simulator)
             began = time.monotonic()
-            pacer = Pacer(settings.rate, max_batch=MAX_BATCH)
-            progress = _Progress(settings.progress_interval, publisher, write)
+            pacer = Pacer(simulator.rate, max_batch=MAX_BATCH)
+            progress = _Progress(settings.progress_interval, publisher, write, report_progress)
             deadline = began + settings.duration if settings.duration is not None else math.inf
-            publish, stopping = publisher.publish, stop.is_set
+            publish_all, stopping = publisher.publish_all, stop.is_set
             produced = 0
             while not stopping():
                 batch = pacer.next_batch()
                 if limit is not None:
                     batch = min(batch, limit - produced)
-                for message in islice(stream, batch):
-                    publish(message)  # may block up to max_block_ms if the broker is away
-                    produced += 1
-                    if stopping():
-                        break
+                # Each send may block up to max_block_ms if the broker is away; stopping() is
+                # asked after every one.
+                produced += publish_all(islice(stream, batch), stopping)
                 now = time.monotonic()
                 if limit is not None and produced >= limit:
                     by_count = settings.count is not None and produced >= settings.count
@@ -175,6 +198,7 @@ def run(
                 idempotent=publisher.idempotent,
                 flushed=flushed,
                 stopped_by=reason[0] if reason else "stop request",
+                began=began,
             )
             write(True)
         finally:
@@ -183,14 +207,15 @@ def run(
     return report
 
 
-def _context(
+def ledger_context(
     simulation: SimulationConfig,
     publishing: PublisherSettings,
     settings: RunSettings,
     start: datetime,
-    publisher: Publisher,
+    idempotent: bool,
     began: float,
 ) -> dict[str, Any]:
+    """What the ledger file says about the run beside its counts."""
     return {
         "topic": publishing.topic,
         "bootstrap_servers": publishing.bootstrap_servers,
@@ -204,6 +229,6 @@ def _context(
         "linger_ms": publishing.linger_ms,
         "batch_size": publishing.batch_size,
         "compression": publishing.compression,
-        "idempotent": publisher.idempotent,
+        "idempotent": idempotent,
         "elapsed_seconds": round(time.monotonic() - began, 3),
     }

@@ -68,34 +68,44 @@ class Simulator:
         start: datetime,
         rate: float | None = None,
         block: int = DEFAULT_BLOCK,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.config = config
-        self.rate = float(rate) if rate is not None else float(config.customers)
-        if self.rate <= 0:
+        index, shards = shard
+        if not 0 <= index < shards <= config.customers:
+            raise ValueError(f"shard {index} of {shards} does not fit {config.customers} customers")
+        total_rate = float(rate) if rate is not None else float(config.customers)
+        if total_rate <= 0:
             raise ValueError(f"rate must be positive, got {rate}")
         self.start_ms = _epoch_ms(start)
         legacy = config.message_format == LEGACY_FORMAT
         # The legacy format's ids are the integers 1..N; the job stores them as decimal text.
-        self.ids = (
+        everyone = (
             [str(n) for n in range(1, config.customers + 1)]
             if legacy
             else customer_ids(config.customers, config.customer_prefix)
         )
-        heart_rng = Random(f"{config.seed}:hearts")
+        # A shard is every shards-th customer at its share of the rate, so each customer reads
+        # as often as in the whole population; its random streams are seeded apart from the
+        # others'. Shard 0 of 1 is the whole population, byte for byte as before shards.
+        self.ids = everyone[index::shards]
+        self.rate = total_rate if shards == 1 else total_rate * len(self.ids) / len(everyone)
+        seed = config.seed if shards == 1 else f"{config.seed}/{index}of{shards}"
+        heart_rng = Random(f"{seed}:hearts")
         self._hearts = [
             Heart(Profile.draw(heart_rng), heart_rng, config.abnormal_rate) for _ in self.ids
         ]
-        critical_rng = Random(f"{config.seed}:criticals")
+        critical_rng = Random(f"{seed}:criticals")
         self._criticals = (
             [CriticalEpisodes(critical_rng, config.critical_rate, self.start_ms) for _ in self.ids]
             if config.critical_rate
             else None
         )
-        self._glitch_rng = Random(f"{config.seed}:glitches")
+        self._glitch_rng = Random(f"{seed}:glitches")
         self._plan = outlier_plan(
-            Random(f"{config.seed}:plan"), config.malformed_rate, config.invalid_rate, block
+            Random(f"{seed}:plan"), config.malformed_rate, config.invalid_rate, block
         )
-        self._malformer = Malformer(Random(f"{config.seed}:malformed"))
+        self._malformer = Malformer(Random(f"{seed}:malformed"))
         self._encoder = LegacyEncoder(config.legacy_zone) if legacy else ReadingEncoder()
         self._stream = self._messages()
 

@@ -26,6 +26,7 @@ from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.mix import known_mix
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import VALID, Simulator
+from heartbeat_producer.workers import shard_counts
 from tests.support.kafka import read_to_end, topic_end
 from tests.support.stream_job import wait_for
 from tests.support.world import CUSTOMER_PREFIX
@@ -93,6 +94,49 @@ def test_cli_readings_arrive_exactly_once_keyed_and_ordered_per_customer(
         assert [r.value for r in records_of_customer] == expected_order[key]
 
 
+def test_cli_workers_each_send_their_own_customers_exactly_once_in_order(
+    stack, fresh_topic, tmp_path
+):
+    """--workers 2: two processes, two idempotent producers, one ledger; the topic holds
+    exactly the two shards' readings, each customer's from one producer, in order."""
+    ledger_path = tmp_path / "ledger.json"
+    start = "2026-11-29T20:00:00.000+00:00"
+    count, rate, seed = 6001, 6000.0, 23
+    completed = subprocess.run(
+        producer_command(stack.kafka_bootstrap_servers, fresh_topic, "--count", str(count),
+                         "--rate", str(rate), "--seed", str(seed), "--start", start,
+                         "--workers", "2", "--malformed-rate", "0.02",
+                         "--ledger", str(ledger_path)),
+        capture_output=True, text=True, timeout=180, cwd=ROOT,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    ledger = json.loads(ledger_path.read_text())
+    assert (ledger["generated"], ledger["sent"], ledger["failed"]) == (count, count, 0)
+    assert ledger["idempotent"] is True and ledger["workers"] == 2 and ledger["finished"]
+
+    config = SimulationConfig(seed=seed, malformed_rate=0.02, customer_prefix=CUSTOMER_PREFIX)
+    expected = [
+        message
+        for index, share in enumerate(shard_counts(count, config.customers, 2))
+        for message in Simulator(
+            config, start=datetime.fromisoformat(start), rate=rate, shard=(index, 2)
+        ).take(share)
+    ]
+    assert Counter(m.outcome for m in expected) == ledger["outcomes"]
+    records = read_to_end(stack.kafka_bootstrap_servers, fresh_topic)
+    assert Counter((r.key, r.value) for r in records) == Counter((m.key, m.value) for m in expected)
+    expected_order: dict[bytes, list[bytes]] = defaultdict(list)
+    for message in expected:
+        expected_order[message.key].append(message.value)
+    got_order: dict[bytes, list[bytes]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        got_order[record.key].append(record.value)
+    assert got_order == expected_order
+    assert Counter(r.key.decode() for r in records) == {
+        customer: sum(outcomes.values()) for customer, outcomes in ledger["customers"].items()
+    }
+
+
 def test_known_mix_round_trip_with_send_all(stack, fresh_topic):
     messages = known_mix(seed=5, n=400, customer_prefix=CUSTOMER_PREFIX)
     ledger = send_all(messages, bootstrap_servers=stack.kafka_bootstrap_servers, topic=fresh_topic)
@@ -102,11 +146,12 @@ def test_known_mix_round_trip_with_send_all(stack, fresh_topic):
     assert sorted((r.key, r.value) for r in records) == sorted((m.key, m.value) for m in messages)
 
 
-def test_sigterm_flushes_buffered_readings_and_exits_zero(stack, fresh_topic, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_flushes_buffered_readings_and_exits_zero(stack, fresh_topic, tmp_path, workers):
     ledger_path = tmp_path / "ledger.json"
     process = subprocess.Popen(
         producer_command(stack.kafka_bootstrap_servers, fresh_topic, "--rate", "20000",
-                         "--ledger", str(ledger_path)),
+                         "--workers", workers, "--ledger", str(ledger_path)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip

@@ -19,7 +19,7 @@ class Captured:
 
 @pytest.fixture
 def captured(monkeypatch):
-    """main() with run() replaced: we only check what it would run."""
+    """main() with produce() replaced: we only check what it would run."""
     result = Captured()
 
     class Report:
@@ -29,7 +29,7 @@ def captured(monkeypatch):
         result.calls.append((simulation, publishing, settings, start))
         return Report()
 
-    monkeypatch.setattr(cli, "run", fake_run)
+    monkeypatch.setattr(cli, "produce", fake_run)
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.delenv("KAFKA_TOPIC", raising=False)
     return result
@@ -42,7 +42,8 @@ def test_no_arguments_means_a_live_feed_of_100_customers_at_one_reading_per_seco
     assert settings.duration is None and settings.count is None
     assert (publishing.bootstrap_servers, publishing.topic) == (DEFAULT_BOOTSTRAP_SERVERS,
                                                                 DEFAULT_TOPIC)  # fmt: skip
-    assert publishing.compression == "gzip" and start is None
+    assert publishing.compression == "zstd" and start is None
+    assert settings.workers == 1  # the live feed: one process
     assert 0 < simulation.invalid_rate < 0.05 and simulation.malformed_rate == 0.0
 
 

@@ -35,9 +35,15 @@ class FakePublisher:
         self.fail_every = fail_every
         self.closed = False
 
-    def publish(self, message: Message) -> None:
-        self.ledger.generated()
-        self.buffered.append(message)
+    def publish_all(self, messages, stopping=None) -> int:
+        handed = 0
+        for message in messages:
+            handed += 1
+            self.ledger.generated()
+            self.buffered.append(message)
+            if stopping is not None and stopping():
+                break
+        return handed
 
     def flush(self, timeout: float | None = None) -> bool:
         for index, message in enumerate(self.buffered, start=len(self.delivered) + 1):
