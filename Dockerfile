@@ -21,6 +21,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
  && sh /usr/local/sbin/trust-extra-ca.sh /usr/local/share/heartbeat-extra-ca \
  && rm -rf /var/lib/apt/lists/*
 # The native stack's Debian packages (ops/install.sh), with Debian's Python 3.11.
+# (openssl, which makes the device listener's CA and key pair, comes with ca-certificates.)
 RUN apt-get update && apt-get install -y --no-install-recommends \
       openjdk-17-jre-headless postgresql-15 python3 python3-venv procps util-linux \
  && rm -rf /var/lib/apt/lists/*
@@ -49,12 +50,13 @@ RUN useradd --system --uid 10001 --create-home --home-dir /home/heartbeat heartb
 # Folders a volume is mounted on are made here, owned by the user who writes them: a new named
 # volume takes the owner of the folder it is mounted on.
 RUN mkdir -p /var/lib/heartbeat/build /var/lib/heartbeat/checkpoints /var/lib/heartbeat/kafka \
-      /var/lib/heartbeat/data/kafka /var/lib/heartbeat/data/postgres /opt/heartbeat \
+      /var/lib/heartbeat/data/kafka /var/lib/heartbeat/data/postgres /var/lib/heartbeat/tls \
+      /opt/heartbeat \
  && ln -s /opt/heartbeat/jars /var/lib/heartbeat/jars \
  && chown heartbeat:heartbeat /var/lib/heartbeat/build /var/lib/heartbeat/checkpoints \
-      /var/lib/heartbeat/kafka /var/lib/heartbeat/data/kafka \
+      /var/lib/heartbeat/kafka /var/lib/heartbeat/data/kafka /var/lib/heartbeat/tls \
  && chown postgres:postgres /var/lib/heartbeat/data/postgres \
- && chmod 700 /var/lib/heartbeat/data/postgres
+ && chmod 700 /var/lib/heartbeat/data/postgres /var/lib/heartbeat/tls
 COPY --from=jars /jars /opt/heartbeat/jars
 ENV PATH=/opt/heartbeat/venv/bin:$PATH \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from . import devices
+from . import devices, tls
 from .config import load
 
 
@@ -79,6 +79,17 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ca(_: argparse.Namespace) -> int:
+    """The CA certificate devices trust, for copying out of a container (it is public)."""
+    config = load()
+    devices.require_listener(config)
+    path = tls.ca_file(config.var_dir)
+    if not path.exists():
+        raise devices.DeviceError(f"no CA yet at {path}: start Kafka with the listener on first")
+    print(path.read_text(), end="")
+    return 0
+
+
 def _failing_cleanly(func):
     def run(args: argparse.Namespace) -> int:
         try:
@@ -107,3 +118,5 @@ def add_commands(sub) -> None:
     revoke = commands.add_parser("revoke", help="delete a device's credential and its ACLs")
     revoke.add_argument("name")
     revoke.set_defaults(func=_failing_cleanly(cmd_revoke))
+    ca = commands.add_parser("ca", help="print the CA certificate devices trust (ssl_cafile)")
+    ca.set_defaults(func=_failing_cleanly(cmd_ca))

@@ -12,16 +12,13 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAuthorizationFailedError
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import TopicAuthorizationFailedError
 
-from heartbeat_contract import encode_reading
-from tests.support import kafka
+from tests.support import device_client, kafka
 from tests.support.db import superuser_query
 from tests.support.device_broker import (
     ALERTS_TOPIC,
@@ -45,7 +42,6 @@ PRODUCER_ARGS = {
     "sasl_plain_password",
     "ssl_cafile",
 }
-QUICK = {"max_block_ms": 8000, "request_timeout_ms": 8000}  # a refused login fails fast
 
 
 @pytest.fixture(scope="module")
@@ -76,22 +72,12 @@ def add_device(broker: DeviceBroker) -> dict[str, str]:
     return json.loads(added.stdout)
 
 
-def readings(count: int, customer: str) -> list[tuple[bytes, bytes]]:
-    now = datetime.now(UTC)
-    return [
-        encode_reading(customer, now - timedelta(seconds=count - i), 60 + i % 50)
-        for i in range(count)
-    ]
-
-
-def send(config: dict[str, str], topic: str, messages: list[tuple[bytes, bytes]]) -> list:
-    """Send with KafkaProducer(**config) as a device would; the record metadata of each."""
-    producer = KafkaProducer(**config, acks="all", **QUICK)
+def topic_names(servers: str) -> set[str]:
+    admin = KafkaAdminClient(bootstrap_servers=servers)
     try:
-        futures = [producer.send(topic, key=key, value=value) for key, value in messages]
-        return [future.get(timeout=30) for future in futures]
+        return set(admin.list_topics())
     finally:
-        producer.close(timeout=5)
+        admin.close()
 
 
 def refused_login(broker: DeviceBroker, config: dict, reason: str) -> None:
@@ -99,8 +85,7 @@ def refused_login(broker: DeviceBroker, config: dict, reason: str) -> None:
     `reason`."""
     before = broker.refusals(reason)
     end = kafka.topic_end(broker.config.kafka_bootstrap_servers, READINGS_TOPIC)
-    with pytest.raises(KafkaError):
-        send(config, READINGS_TOPIC, readings(1, f"{CUSTOMER_PREFIX}refused"))
+    device_client.login_refused(config, READINGS_TOPIC)
     wait_for(lambda: broker.refusals(reason) > before, 30, f"the broker to log {reason!r}")
     assert kafka.topic_end(broker.config.kafka_bootstrap_servers, READINGS_TOPIC) == end
 
@@ -130,9 +115,8 @@ def test_devices_add_prints_only_kafka_producer_arguments(broker):
 def test_device_readings_land_exactly_once_through_the_job(broker, world, tmp_path):
     config = add_device(broker)
     customer = f"{CUSTOMER_PREFIX}device-{uuid.uuid4().hex[:6]}"
-    sent = readings(60, customer)
-    metadata = send(config, READINGS_TOPIC, sent)
-    offsets = sorted((md.partition, md.offset) for md in metadata)
+    sent = device_client.readings(60, customer)
+    offsets = sorted(device_client.send(config, READINGS_TOPIC, sent))
     on_topic = kafka.read_to_end(broker.config.kafka_bootstrap_servers, READINGS_TOPIC)
     assert Counter(r.value for r in on_topic if r.key == customer.encode()) == Counter(
         value for _, value in sent
@@ -158,7 +142,7 @@ def test_device_readings_land_exactly_once_through_the_job(broker, world, tmp_pa
     try:
         job.start()
         wait_for(lambda: len(landed()) >= len(sent), 300, "the job to land the device's readings")
-        wait_for(lambda: job.process.poll() is None, 1, "the job still running")
+        assert job.process.poll() is None, job.log_tail()
     finally:
         job.stop()
     rows = landed()
@@ -168,7 +152,8 @@ def test_device_readings_land_exactly_once_through_the_job(broker, world, tmp_pa
 
 def test_wrong_password_and_unknown_user_are_refused(broker):
     config = add_device(broker)
-    send(config, READINGS_TOPIC, readings(1, f"{CUSTOMER_PREFIX}control"))  # the right one works
+    control = device_client.readings(1, f"{CUSTOMER_PREFIX}control")
+    device_client.send(config, READINGS_TOPIC, control)  # the right password works
     wrong = {**config, "sasl_plain_password": "not-the-password"}
     refused_login(broker, wrong, INVALID_CREDENTIALS)
     unknown = {**config, "sasl_plain_username": f"nobody-{uuid.uuid4().hex[:6]}"}
@@ -178,49 +163,23 @@ def test_wrong_password_and_unknown_user_are_refused(broker):
 def test_device_may_not_read_readings_write_alerts_create_topics_or_join_groups(broker):
     config = add_device(broker)
     servers = broker.config.kafka_bootstrap_servers
-    send(config, READINGS_TOPIC, readings(2, f"{CUSTOMER_PREFIX}acl"))  # so there is data to read
+    data = device_client.readings(2, f"{CUSTOMER_PREFIX}acl")
+    device_client.send(config, READINGS_TOPIC, data)  # so there is something to read
 
-    consumer = KafkaConsumer(**config, enable_auto_commit=False, **QUICK)
-    try:
-        partitions = [TopicPartition(READINGS_TOPIC, p) for p in range(3)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        with pytest.raises(TopicAuthorizationFailedError):
-            consumer.poll(timeout_ms=10000)
-    finally:
-        consumer.close()
-
+    device_client.read_refused(config, READINGS_TOPIC)
     alerts_end = kafka.topic_end(servers, ALERTS_TOPIC)
-    with pytest.raises(TopicAuthorizationFailedError):
-        send(config, ALERTS_TOPIC, [(b"k", b'{"fake": "alert"}')])
+    device_client.write_refused(config, ALERTS_TOPIC)
     assert kafka.topic_end(servers, ALERTS_TOPIC) == alerts_end
-
-    admin = KafkaAdminClient(**config, **QUICK)
-    try:
-        with pytest.raises(KafkaError) as refused:
-            admin.create_topics([NewTopic("device-made-topic", 1, 1)])
-        assert "AuthorizationFailed" in type(refused.value).__name__
-    finally:
-        admin.close()
-    internal = KafkaAdminClient(bootstrap_servers=servers)
-    try:
-        assert "device-made-topic" not in internal.list_topics()
-    finally:
-        internal.close()
-
-    grouped = KafkaConsumer(READINGS_TOPIC, group_id="device-group", **config, **QUICK)
-    try:
-        with pytest.raises(KafkaError) as refused:
-            grouped.poll(timeout_ms=10000)
-        assert "AuthorizationFailed" in type(refused.value).__name__
-    finally:
-        grouped.close()
+    topics_before = topic_names(servers)
+    device_client.create_topic_refused(config)
+    device_client.group_refused(config, READINGS_TOPIC)
+    assert topic_names(servers) == topics_before
 
 
 def test_revoked_credential_is_refused(broker):
     config = add_device(broker)
     name = config["sasl_plain_username"]
-    connected = KafkaProducer(**config, acks="all", **QUICK)
+    connected = KafkaProducer(**config, acks="all", **device_client.QUICK)
     try:
         connected.send(READINGS_TOPIC, b"before revoke").get(timeout=30)
         revoked = ops_devices(broker, "revoke", name)
@@ -247,3 +206,16 @@ def test_plaintext_on_the_device_port_is_refused(broker):
     config = add_device(broker)
     plaintext = {"bootstrap_servers": config["bootstrap_servers"], "security_protocol": "PLAINTEXT"}
     refused_login(broker, plaintext, TLS_HANDSHAKE_FAILED)
+
+
+def test_the_client_probe_compose_test_runs(broker):
+    """The same checks, through the entry `make compose-test` runs against compose."""
+    config = add_device(broker)
+    report = device_client.probe(
+        config, READINGS_TOPIC, ALERTS_TOPIC, 5, f"{CUSTOMER_PREFIX}probe-{uuid.uuid4().hex[:6]}"
+    )
+    assert len(set(report["offsets"])) == 5
+    assert set(report["refused"]) == {
+        "wrong password", "unknown user", "plaintext", "read readings", "write alerts",
+        "create topic", "join group",
+    }  # fmt: skip

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from heartbeat_ops import devices, tls
 from heartbeat_ops.config import StackConfig
+from heartbeat_ops.container import container_device_config
+from heartbeat_ops.database import ConfigurationError
 from heartbeat_ops.nodes import kafka_properties
 
 pytestmark = pytest.mark.unit
@@ -147,3 +149,14 @@ def test_broker_certificate_is_issued_once_per_name_set_by_a_kept_ca(tmp_path):
     keystore = tls.keystore_file(tmp_path).read_text()
     assert keystore.startswith("-----BEGIN PRIVATE KEY-----")
     assert keystore.count("-----BEGIN CERTIFICATE-----") == 2
+
+
+def test_in_a_container_the_broker_binds_all_and_advertises_the_published_address():
+    inside = container_device_config(config(device_listener="192.0.2.7:19094"))
+    assert inside.device_listener == "0.0.0.0:9094"
+    assert inside.device_address == "192.0.2.7:19094"
+    named = config(device_listener="0.0.0.0:19094", device_advertised="hb.example:19094")
+    assert container_device_config(named).device_address == "hb.example:19094"
+    with pytest.raises(ConfigurationError, match="HEARTBEAT_DEVICE_ADVERTISED"):
+        container_device_config(config(device_listener="0.0.0.0:19094"))
+    assert container_device_config(config()).device_listener == ""
