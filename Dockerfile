@@ -50,13 +50,12 @@ RUN useradd --system --uid 10001 --create-home --home-dir /home/heartbeat heartb
 # Folders a volume is mounted on are made here, owned by the user who writes them: a new named
 # volume takes the owner of the folder it is mounted on.
 RUN mkdir -p /var/lib/heartbeat/build /var/lib/heartbeat/checkpoints /var/lib/heartbeat/kafka \
-      /var/lib/heartbeat/data/kafka /var/lib/heartbeat/data/postgres /var/lib/heartbeat/tls \
-      /opt/heartbeat \
+      /var/lib/heartbeat/data/kafka /var/lib/heartbeat/data/postgres /opt/heartbeat \
  && ln -s /opt/heartbeat/jars /var/lib/heartbeat/jars \
  && chown heartbeat:heartbeat /var/lib/heartbeat/build /var/lib/heartbeat/checkpoints \
-      /var/lib/heartbeat/kafka /var/lib/heartbeat/data/kafka /var/lib/heartbeat/tls \
+      /var/lib/heartbeat/kafka /var/lib/heartbeat/data/kafka \
  && chown postgres:postgres /var/lib/heartbeat/data/postgres \
- && chmod 700 /var/lib/heartbeat/data/postgres /var/lib/heartbeat/tls
+ && chmod 700 /var/lib/heartbeat/data/postgres
 COPY --from=jars /jars /opt/heartbeat/jars
 ENV PATH=/opt/heartbeat/venv/bin:$PATH \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -65,6 +64,10 @@ COPY --from=requirements /requirements.txt /tmp/requirements.txt
 RUN python3 -m venv /opt/heartbeat/venv \
  && PIP_CERT=/etc/ssl/certs/ca-certificates.crt pip install -q setuptools==80.9.0 -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
+# The device listener's CA and key pair (the kafka service's kafka-tls volume): the broker's user
+# writes them, nobody else reads them.
+RUN mkdir -p /var/lib/heartbeat/tls && chown heartbeat:heartbeat /var/lib/heartbeat/tls \
+ && chmod 700 /var/lib/heartbeat/tls
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY contract/ contract/

@@ -481,6 +481,12 @@ def cmd_devices() -> None:
     count = 50
     report = _device_client(state, "probe", topic, alerts, str(count), customer)
     print(f"    refused as they must be: {report['refused']}", flush=True)
+    # kafka-python sees a refused login as a closed connection; the broker logs why.
+    broker_log = compose("logs", "--no-color", "kafka")
+    refusals = [line for line in broker_log.splitlines() if "Failed authentication with" in line]
+    for reason in ("invalid credentials with SASL mechanism SCRAM-SHA-512", "SSL handshake failed"):
+        if not any(reason in line for line in refusals):
+            raise SystemExit(f"the broker's log shows no refused login for {reason!r}")
     sent = sorted(tuple(o) for o in report["offsets"])
 
     def all_landed() -> list[list[str]]:
