@@ -107,6 +107,7 @@ def _admin(config: StackConfig) -> KafkaAdminClient:
 
 def list_devices(config: StackConfig) -> dict[str, list[str]]:
     """Device name -> the topics it may write, for every SCRAM user the broker knows."""
+    require_listener(config)  # without it the broker has no authorizer to ask
     admin = _admin(config)
     try:
         users = admin.describe_user_scram_credentials()
@@ -161,6 +162,7 @@ def add_device(config: StackConfig, name: str) -> Credential:
 def revoke_device(config: StackConfig, name: str) -> int:
     """Delete the device's credential (no new logins) and every ACL of its principal (its open
     connections are refused from the next request); returns the ACLs removed."""
+    require_listener(config)
     check_name(name)
     admin = _admin(config)
     try:
