@@ -493,7 +493,7 @@ def cmd_devices() -> None:
         rows = psql(DEVICE_ROWS, topic=topic, customer=customer)
         return rows if len(rows) >= count else []
 
-    landed = poll(f"the device's {count} readings landed", all_landed, 300)
+    landed = poll(f"the device's {count} readings landed", all_landed, 600)
     if sorted((int(p), int(o)) for p, o in landed) != sent:
         raise SystemExit(f"device readings landed as {sorted(landed)}, sent {sent}")
     print(f"    each of the device's {count} readings landed exactly once", flush=True)
