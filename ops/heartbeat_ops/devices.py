@@ -147,8 +147,13 @@ def add_device(config: StackConfig, name: str) -> Credential:
         if error:
             raise DeviceError(f"the broker refused the credential of {name!r}: {error}")
         result = admin.create_acls(device_acls(name, config.kafka_topic))
-        if result["failed"]:
-            raise DeviceError(f"the broker refused ACLs of {name!r}: {result['failed']}")
+        if result["failed"]:  # e.g. a broker started before the listener was configured
+            deletion = UserScramCredentialDeletion(name, ScramMechanism.SCRAM_SHA_512)
+            admin.alter_user_scram_credentials([deletion])
+            raise DeviceError(
+                f"the broker refused the ACLs of {name!r} ({result['failed']}); was Kafka "
+                "restarted after HEARTBEAT_DEVICE_LISTENER was set (`make down && make up`)?"
+            )
     finally:
         admin.close()
     return Credential(

@@ -219,3 +219,19 @@ def test_the_client_probe_compose_test_runs(broker):
         "wrong password", "unknown user", "plaintext", "read readings", "write alerts",
         "create topic", "join group",
     }  # fmt: skip
+
+
+def test_add_on_a_broker_started_without_the_listener_says_so_and_keeps_nothing(world):
+    """The setting changed but Kafka was not restarted: no authorizer, so no ACLs."""
+    name = f"device-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "HEARTBEAT_DEVICE_LISTENER": "127.0.0.1:9"}  # the world's own broker
+    added = subprocess.run(
+        [OPS, "devices", "add", name], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert added.returncode == 1
+    assert "restarted after HEARTBEAT_DEVICE_LISTENER" in added.stderr
+    admin = KafkaAdminClient(bootstrap_servers=world.config.kafka_bootstrap_servers)
+    try:
+        assert name not in admin.describe_user_scram_credentials()
+    finally:
+        admin.close()
