@@ -21,6 +21,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
  && sh /usr/local/sbin/trust-extra-ca.sh /usr/local/share/heartbeat-extra-ca \
  && rm -rf /var/lib/apt/lists/*
 # The native stack's Debian packages (ops/install.sh), with Debian's Python 3.11.
+# (openssl, which makes the device listener's CA and key pair, comes with ca-certificates.)
 RUN apt-get update && apt-get install -y --no-install-recommends \
       openjdk-17-jre-headless postgresql-15 python3 python3-venv procps util-linux \
  && rm -rf /var/lib/apt/lists/*
@@ -63,6 +64,10 @@ COPY --from=requirements /requirements.txt /tmp/requirements.txt
 RUN python3 -m venv /opt/heartbeat/venv \
  && PIP_CERT=/etc/ssl/certs/ca-certificates.crt pip install -q setuptools==80.9.0 -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt
+# The device listener's CA and key pair (the kafka service's kafka-tls volume): the broker's user
+# writes them, nobody else reads them.
+RUN mkdir -p /var/lib/heartbeat/tls && chown heartbeat:heartbeat /var/lib/heartbeat/tls \
+ && chmod 700 /var/lib/heartbeat/tls
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY contract/ contract/

@@ -6,7 +6,10 @@
 # two Spark workers; waits until every service is healthy; publishes valid and invalid readings
 # through the producer's container and checks each lands exactly once; checks on the Spark
 # master's /json/ that the job runs on the standalone cluster; sends one alert event through the
-# notifier to a webhook receiver container and verifies its signature; opens every dashboard
+# notifier to a webhook receiver container and verifies its signature; a kafka-python device with
+# a `heartbeat-ops devices add` credential writes readings over SASL_SSL through the published
+# device port (landed once) and is refused reading, alerts, topics, groups, bad logins, plaintext
+# and, after `devices revoke`, logging in (tests/support/device_client.py); opens every dashboard
 # through the published Superset port in headless Chromium; down -v; checks nothing of the
 # project is left.
 # Fails (non-zero) as soon as a service cannot start. Timings go to var/compose/timings.txt.
@@ -24,6 +27,8 @@ export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-heartbeat-compose-test}"
 export SUPERSET_HOST_PORT="${SUPERSET_HOST_PORT:-18088}"  # compose's default, for the browser check
 # A non-default alert threshold: the threshold check sees the job in its container use it.
 export HEARTBEAT_ALERT_HIGH_BPM="${HEARTBEAT_ALERT_HIGH_BPM:-130}"
+# The device listener, published on loopback for the device check (README, "Devices from outside").
+export HEARTBEAT_DEVICE_LISTENER="${HEARTBEAT_DEVICE_LISTENER:-127.0.0.1:19094}"
 export SPARK_WORKERS="${SPARK_WORKERS:-2}"
 export COMPOSE_HTTP_TIMEOUT=300
 # Secrets come from the stack's own first start, never from the caller's shell.
@@ -94,6 +99,9 @@ say "a setting from the caller's environment reaches the job in its container"
 timed "threshold check" check threshold
 say "one alert reaches a webhook receiver through the notifier, signed"
 timed "notify check" check notify
+
+say "a device over SASL_SSL on $HEARTBEAT_DEVICE_LISTENER: writes readings, refused the rest"
+timed "devices check" check devices
 
 say "the dashboard in headless Chromium, through 127.0.0.1:$SUPERSET_HOST_PORT"
 timed "browser check" bash docker/browser-check.sh

@@ -7,6 +7,7 @@ Standard library only (the host's python3): it talks to the stack through `docke
   compose_check.py pipeline     readings published through the producer land exactly once
   compose_check.py spark        the master's /json/ shows the job running on its workers
   compose_check.py notify       one alert event reaches a webhook receiver through the notifier
+  compose_check.py devices      a device over SASL_SSL writes readings (landed once), nothing else
   compose_check.py rss          resident memory of each container's processes (ps RSS, summed)
   compose_check.py leftovers    no container, network or volume of the project is left
 """
@@ -491,6 +492,70 @@ def cmd_threshold() -> None:
         f"(threshold {high}), {high - 5} bpm opened nothing",
         flush=True,
     )
+DEVICE_ROWS = """
+SELECT kafka_partition, kafka_offset FROM heart_rate_readings
+WHERE kafka_topic = :'topic' AND customer_id = :'customer'
+"""
+
+
+def _device_client(state: str, mode: str, *args: str) -> dict:
+    """tests/support/device_client.py in the product's image on the host's network: a device
+    dialling the published device port, as one on another machine would."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = docker(
+        "run", "--rm", "--network", "host", "--user", "heartbeat",
+        "-v", f"{root}/tests/support/device_client.py:/device/client.py:ro",
+        "-v", f"{state}:/device/state:ro",
+        "--entrypoint", "/opt/heartbeat/venv/bin/python", "heartbeat:latest",
+        "/device/client.py", mode, "/device/state/device.json", *args,
+    )  # fmt: skip
+    return _last_json_line(out)
+
+
+def cmd_devices() -> None:
+    """`heartbeat-ops devices add` in the kafka container; a kafka-python device writes over
+    SASL_SSL through the published port and is refused everything else; its readings land
+    exactly once; after `devices revoke` it cannot log in."""
+    topic = os.environ.get("KAFKA_TOPIC", "heart-rate-readings")
+    alerts = os.environ.get("KAFKA_ALERTS_TOPIC", "heart-rate-alerts")
+    state = os.path.abspath(os.environ.get("DEVICE_CHECK_STATE", "var/compose/device"))
+    os.makedirs(state, exist_ok=True)
+    name = f"compose-device-{int(time.time())}"
+    config = json.loads(compose("exec", "-T", "kafka", "heartbeat-ops", "devices", "add", name,
+                                "--json"))  # fmt: skip
+    print(f"    devices add {name}: {config['bootstrap_servers']} over SASL_SSL", flush=True)
+    ca = compose("exec", "-T", "kafka", "heartbeat-ops", "devices", "ca")
+    with open(f"{state}/ca.pem", "w") as handle:
+        handle.write(ca)
+    with open(f"{state}/device.json", "w") as handle:
+        json.dump({**config, "ssl_cafile": "/device/state/ca.pem"}, handle)
+    os.chmod(state, 0o755)
+    for path in ("ca.pem", "device.json"):
+        os.chmod(f"{state}/{path}", 0o644)  # read by the client's unprivileged user
+
+    customer = f"DEVICE-CHECK-{int(time.time())}"
+    count = 50
+    report = _device_client(state, "probe", topic, alerts, str(count), customer)
+    print(f"    refused as they must be: {report['refused']}", flush=True)
+    # kafka-python sees a refused login as a closed connection; the broker logs why.
+    broker_log = compose("logs", "--no-color", "kafka")
+    refusals = [line for line in broker_log.splitlines() if "Failed authentication with" in line]
+    for reason in ("invalid credentials with SASL mechanism SCRAM-SHA-512", "SSL handshake failed"):
+        if not any(reason in line for line in refusals):
+            raise SystemExit(f"the broker's log shows no refused login for {reason!r}")
+    sent = sorted(tuple(o) for o in report["offsets"])
+
+    def all_landed() -> list[list[str]]:
+        rows = psql(DEVICE_ROWS, topic=topic, customer=customer)
+        return rows if len(rows) >= count else []
+
+    landed = poll(f"the device's {count} readings landed", all_landed, 600)
+    if sorted((int(p), int(o)) for p, o in landed) != sent:
+        raise SystemExit(f"device readings landed as {sorted(landed)}, sent {sent}")
+    print(f"    each of the device's {count} readings landed exactly once", flush=True)
+    compose("exec", "-T", "kafka", "heartbeat-ops", "devices", "revoke", name)
+    refused = _device_client(state, "refused", topic)
+    print(f"    after devices revoke: {refused['refused']}", flush=True)
 
 
 def cmd_rss() -> None:
@@ -525,6 +590,7 @@ if __name__ == "__main__":
         "spark": cmd_spark,
         "notify": cmd_notify,
         "threshold": cmd_threshold,
+        "devices": cmd_devices,
         "rss": cmd_rss,
         "leftovers": cmd_leftovers,
     }

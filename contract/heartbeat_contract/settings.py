@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(3, alias="KAFKA_PARTITIONS")
     kafka_controller_port: int = Field(9093, alias="KAFKA_CONTROLLER_PORT")
     kafka_heap: str = Field("512m", alias="KAFKA_HEAP")
+    # Devices from outside (README, "Devices from outside"): "" keeps the broker loopback-only;
+    # HOST:PORT adds a SASL_SSL (SCRAM-SHA-512) listener there, with ACLs for device principals.
+    device_listener: str = Field("", alias="HEARTBEAT_DEVICE_LISTENER")
+    # HOST:PORT devices dial (and the broker certificate names); "": the listener's own address,
+    # or this machine's name when the listener binds every interface (0.0.0.0 / ::).
+    device_advertised: str = Field("", alias="HEARTBEAT_DEVICE_ADVERTISED")
 
     # Where PostgreSQL is, and the stack's roles: heartbeat's own names only, never libpq's PG*
     # variables, so a psql user's shell cannot redirect the stack (README, "Configuration").
@@ -195,6 +201,15 @@ class Settings(BaseSettings):
             default = str(self.var_dir / "checkpoints" / "stream")
             object.__setattr__(self, "checkpoint_dir", default)
         return self
+
+    @field_validator("device_listener", "device_advertised")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        if value:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{value!r} is not HOST:PORT (e.g. 0.0.0.0:9094)")
+        return value
 
     @field_validator("var_dir")
     @classmethod

@@ -14,6 +14,7 @@ from . import (
     alerts_cli,
     container,
     database,
+    devices_cli,
     health,
     history_cli,
     nodes,
@@ -180,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     history_cli.add_commands(sub)
     notify_cli.add_commands(sub)
     alerts_cli.add_commands(sub)
+    devices_cli.add_commands(sub)
     args = parser.parse_args(argv)
     ignored = scrub_ambient_libpq()  # before anything connects or starts a child
     if ignored and args.command in ("up", "provision"):

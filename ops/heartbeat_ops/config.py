@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
 
 from heartbeat_contract.settings import ROOT as ROOT  # where the checkout is, for ops and tests
@@ -107,6 +108,19 @@ class StackConfig(Settings):
     @property
     def kafka_port(self) -> int:
         return int(self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def device_address(self) -> str:
+        """HOST:PORT devices dial: HEARTBEAT_DEVICE_ADVERTISED, else the listener's address with
+        a wildcard host replaced by this machine's name; "" while the listener is off."""
+        if not self.device_listener:
+            return ""
+        if self.device_advertised:
+            return self.device_advertised
+        host, _, port = self.device_listener.rpartition(":")
+        if host in ("0.0.0.0", "::", "[::]"):
+            host = socket.getfqdn()
+        return f"{host}:{port}"
 
     def dsn(self, *, user: str, password: str, database: str | None = None) -> str:
         """A libpq keyword DSN; psycopg2 quotes nothing for us, so values are kept token-safe."""

@@ -15,7 +15,8 @@ import os
 import urllib.request
 
 from . import health, nodes
-from .config import ensure_secrets, load, var_dir
+from .config import StackConfig, ensure_secrets, load, var_dir
+from .database import ConfigurationError
 from .programs import kafka_program, postgres_os_user, postgres_program
 
 # Other containers reach PostgreSQL over the compose network's subnet only, with a password.
@@ -44,8 +45,35 @@ def serve_postgres() -> None:
     _exec_as(postgres_os_user(), [*program.command, "-c", "listen_addresses=*"])
 
 
+# The device listener's port inside the kafka container; compose publishes it on the host
+# address HEARTBEAT_DEVICE_LISTENER names.
+CONTAINER_DEVICE_PORT = 9094
+
+
+def container_device_config(config: StackConfig) -> StackConfig:
+    """In a container, HEARTBEAT_DEVICE_LISTENER is the host's address compose publishes: the
+    broker binds every interface of the container and advertises that address (or
+    HEARTBEAT_DEVICE_ADVERTISED) to devices."""
+    if not config.device_listener:
+        return config
+    advertised = config.device_advertised or config.device_listener
+    host = advertised.rpartition(":")[0]
+    if host in ("0.0.0.0", "::", "[::]"):
+        raise ConfigurationError(
+            f"HEARTBEAT_DEVICE_LISTENER={config.device_listener} publishes the device listener "
+            "on every host interface: set HEARTBEAT_DEVICE_ADVERTISED=NAME:PORT to the name "
+            "devices dial (a container cannot know the host's name)"
+        )
+    return config.model_copy(
+        update={
+            "device_listener": f"0.0.0.0:{CONTAINER_DEVICE_PORT}",
+            "device_advertised": advertised,
+        }
+    )
+
+
 def serve_kafka() -> None:
-    config = load()
+    config = container_device_config(load())
     if nodes.prepare_kafka(config, var_dir()):
         print("formatted the Kafka storage", flush=True)
     _exec_as(None, kafka_program(config, var_dir()).command)

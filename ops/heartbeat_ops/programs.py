@@ -93,7 +93,8 @@ def kafka_program(config: StackConfig, var: Path) -> Program:
             "kafka.Kafka",
             str(var / "kafka" / "server.properties"),
         ],
-        address=config.kafka_bootstrap_servers,
+        address=config.kafka_bootstrap_servers
+        + (f", devices SASL_SSL {config.device_address}" if config.device_listener else ""),
         stop_wait_seconds=60,
     )
 

@@ -79,10 +79,24 @@ def test_job_runs_on_the_standalone_cluster():
     assert "container_name" not in worker and "ports" not in worker
 
 
+DEVICE_PORT = "${HEARTBEAT_DEVICE_LISTENER:-127.0.0.1:}:9094"
+
+
 def test_published_ports_bind_to_localhost_and_are_configurable():
     published = [port for service in SERVICES.values() for port in service.get("ports", [])]
     assert published
-    assert all(re.fullmatch(r"127\.0\.0\.1:\$\{[A-Z_]+_HOST_PORT:-\d+\}:\d+", p) for p in published)
+    others = [port for port in published if port != DEVICE_PORT]
+    assert all(re.fullmatch(r"127\.0\.0\.1:\$\{[A-Z_]+_HOST_PORT:-\d+\}:\d+", p) for p in others)
+
+
+def test_device_listener_is_published_where_its_setting_says_and_keeps_its_tls():
+    # Unset, the port goes to a random loopback port (nothing listens behind it).
+    assert SERVICES["kafka"]["ports"] == [DEVICE_PORT]
+    assert "kafka-tls:/var/lib/heartbeat/tls" in SERVICES["kafka"]["volumes"]
+    assert "kafka-tls" in COMPOSE["volumes"]
+    assert SERVICES["kafka"]["environment"]["HEARTBEAT_DEVICE_LISTENER"] == (
+        "${HEARTBEAT_DEVICE_LISTENER:-}"
+    )
 
 
 def test_health_restart_and_dependencies():
