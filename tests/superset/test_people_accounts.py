@@ -1,0 +1,196 @@
+"""People's accounts (issue 21): `heartbeat-ops superset add-user|list-users|remove-user`, and the
+viewer role as a person meets it: logged in through the browser, both dashboards render every
+chart; SQL Lab and chart editing are refused, judged by HTTP status and by the page shown (an
+admin's visit to the same pages is the control that the editors are detected at all)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from superset_api import BROWSER_DIR, SupersetClient, SupersetError, open_in_browser
+from test_superset_browser import browser_tooling  # noqa: F401 (the fixture)
+from test_superset_dashboard import CUSTOMER_CHARTS, CUSTOMER_DASHBOARD_SLUG, EXPECTED_CHARTS
+
+from heartbeat_ops.config import ROOT, var_dir
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+OPS = ROOT / "var" / "venv" / "bin" / "heartbeat-ops"
+DASHBOARDS = {"heart-rate-monitoring": EXPECTED_CHARTS, CUSTOMER_DASHBOARD_SLUG: CUSTOMER_CHARTS}
+
+
+def ops(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(OPS), "superset", *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def listed(env: dict[str, str]) -> dict[str, str]:
+    """username -> roles column of `list-users`."""
+    result = ops(env, "list-users")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[1:] if line.strip()]
+    return {row[0]: row[1] for row in rows}
+
+
+@pytest.fixture(scope="module")
+def viewer(superset, superset_env) -> tuple[str, str]:
+    """A viewer created by the command, with the generated password it printed once."""
+    name = f"nurse-{uuid.uuid4().hex[:6]}"
+    result = ops(superset_env, "add-user", name, "--role", "viewer")
+    assert result.returncode == 0, result.stdout + result.stderr
+    passwords = re.findall(r"^password: (\S+)$", result.stdout, flags=re.MULTILINE)
+    assert len(passwords) == 1, result.stdout
+    yield name, passwords[0]
+    ops(superset_env, "remove-user", name)
+
+
+def test_accounts_are_added_listed_and_removed(superset, superset_env, viewer):
+    name, password = viewer
+    editor = f"analyst-{uuid.uuid4().hex[:6]}"
+    added = ops(
+        superset_env, "add-user", editor, "--role", "editor", "--password-stdin",
+        stdin="chosen-by-a-person-1\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "password:" not in added.stdout  # a chosen password is never echoed
+    users = listed(superset_env)
+    assert users[name] == "viewer" and users[editor] == "editor" and users["admin"] == "admin"
+    SupersetClient(superset.url, name, password).login()
+    SupersetClient(superset.url, editor, "chosen-by-a-person-1").login()
+
+    again = ops(superset_env, "add-user", editor, "--role", "viewer")
+    assert again.returncode != 0 and "password:" not in again.stdout  # no second account
+
+    removed = ops(superset_env, "remove-user", editor)
+    assert removed.returncode == 0, removed.stderr
+    assert editor not in listed(superset_env)
+    with pytest.raises(SupersetError, match="401"):
+        SupersetClient(superset.url, editor, "chosen-by-a-person-1").login()
+    assert ops(superset_env, "remove-user", "admin").returncode != 0  # the stack's own admin
+
+
+@pytest.mark.usefixtures("browser_tooling")
+def test_viewer_sees_both_dashboards_and_every_chart(
+    superset,
+    sample_data,
+    viewer,
+):
+    name, password = viewer
+    client = SupersetClient(superset.url, name, password).login()
+    dashboards = client.get("/api/v1/dashboard/", q="(page_size:100)")["result"]
+    assert {d["slug"] for d in dashboards} == set(DASHBOARDS)
+    for slug, charts in DASHBOARDS.items():
+        extra = {"customer": sample_data.customers[1]} if slug == CUSTOMER_DASHBOARD_SLUG else {}
+        report, _ = open_in_browser(
+            superset.url,
+            name,
+            password,
+            var_dir() / "screenshots" / f"viewer-{slug}.png",
+            slug=slug,
+            expected_charts=len(charts),
+            home=var_dir(),
+            **extra,
+        )
+        assert report["ok"], json.dumps(report["problems"], indent=2)
+        assert {chart["name"] for chart in report["charts"]} == set(charts)
+        assert all(chart["rendered"] and not chart["error"] for chart in report["charts"])
+        assert len(report["chart_data_responses"]) >= len(charts)
+        assert all(r["status"] == 200 for r in report["chart_data_responses"])
+
+
+def _status(client: SupersetClient, method: str, path: str, body=None) -> int:
+    try:
+        client._request(method, path, body)
+    except SupersetError as error:
+        return int(re.search(r"-> (\d{3})", str(error)).group(1))
+    return 200
+
+
+def test_viewer_is_refused_sql_lab_editing_and_other_data(superset_client, superset, viewer):
+    """By HTTP status: every write and SQL Lab's execution answer 403 to the viewer, while the
+    admin's same requests pass the permission check (any answer but 403)."""
+    name, password = viewer
+    client = SupersetClient(superset.url, name, password).login()
+    chart = superset_client.dashboard_charts()[0]
+    chart_id = chart["id"]
+    dataset_id = int(str(chart["form_data"]["datasource"]).split("__")[0])
+    (database,) = superset_client.get("/api/v1/database/")["result"]
+    requests = {
+        "run SQL": ("POST", "/api/v1/sqllab/execute/",
+                    {"database_id": database["id"], "sql": "SELECT 1", "runAsync": False}),
+        "edit a chart": ("PUT", f"/api/v1/chart/{chart_id}", {"slice_name": "renamed"}),
+        "create a chart": ("POST", "/api/v1/chart/",
+                           {"slice_name": "mine", "viz_type": "table", "datasource_id": dataset_id,
+                            "datasource_type": "table"}),
+        "edit a dataset": ("PUT", f"/api/v1/dataset/{dataset_id}", {"description": "mine"}),
+        "edit a dashboard": ("PUT", "/api/v1/dashboard/heart-rate-monitoring",
+                             {"dashboard_title": "mine"}),
+        "list databases": ("GET", "/api/v1/database/", None),
+        "explore a chart": ("GET", f"/api/v1/explore/?slice_id={chart_id}", None),
+    }  # fmt: skip
+    refused = {what: _status(client, *request) for what, request in requests.items()}
+    assert refused == dict.fromkeys(requests, 403)
+    # The control: none of these are refused to the admin (a GET only, or a harmless body).
+    assert _status(superset_client, "GET", f"/api/v1/explore/?slice_id={chart_id}") == 200
+    assert _status(superset_client, "GET", "/api/v1/database/") == 200
+
+
+def _visit(superset, username: str, password: str, paths: list[str], prefix: Path) -> dict:
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["node", str(BROWSER_DIR / "visit.mjs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=BROWSER_DIR,
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(var_dir()),
+            "SUPERSET_URL": superset.url,
+            "SUPERSET_USERNAME": username,
+            "SUPERSET_PASSWORD": password,
+            "PATHS": ",".join(paths),
+            "SCREENSHOT_PREFIX": str(prefix),
+        },
+    )
+    report = json.loads(result.stdout)
+    assert report["ok"], json.dumps(report["problems"], indent=2)
+    return {page["path"]: page for page in report["pages"]}
+
+
+@pytest.mark.usefixtures("browser_tooling")
+def test_viewer_pages_refuse_sql_lab_and_chart_editing(
+    superset,
+    superset_client,
+    viewer,
+):
+    """By the page a person sees: the admin gets SQL Lab's editor and Explore's chart editor at
+    these addresses; the viewer is sent away with "Access is Denied" and gets neither."""
+    chart_id = superset_client.dashboard_charts()[0]["id"]
+    sql_lab, explore = "/sqllab/", f"/explore/?slice_id={chart_id}"
+    screenshots = var_dir() / "screenshots"
+    admin = _visit(superset, superset.username, superset.password, [sql_lab, explore],
+                   screenshots / "admin-pages")  # fmt: skip
+    assert admin[sql_lab]["sql_editor"], admin[sql_lab]["text"][:500]
+    assert admin[explore]["chart_editor"], admin[explore]["text"][:500]
+
+    name, password = viewer
+    seen = _visit(superset, name, password, [sql_lab, explore], screenshots / "viewer-pages")
+    for path, page in seen.items():
+        assert not page["sql_editor"] and not page["chart_editor"], (path, page["text"][:500])
+        assert "/sqllab" not in page["final_url"] and "/explore" not in page["final_url"], page
+        assert page["redirected_from"], page  # the server refused with a redirect, not the page
+        assert "Access is Denied" in page["text"] or any(
+            answer["status"] == 403 for answer in page["api"]
+        ), page["text"][:500]
