@@ -123,10 +123,11 @@ def source(world: World, stack: StackConfig, tmp_path_factory) -> Iterator[dict[
 
 
 @pytest.fixture(scope="module")
-def fresh_world(tmp_path_factory) -> Iterator[World]:
+def fresh_world(world: World) -> Iterator[World]:
     """A second PostgreSQL cluster, initdb'd now with its own generated passwords, provisioned
-    as `make infra` provisions a new machine (no Kafka needed for a restore)."""
-    world = World.create(tmp_path_factory.mktemp("fresh-world"))
+    as `make infra` provisions a new machine (no Kafka needed for a restore). Beside the tests'
+    world, where the `postgres` user that runs initdb can reach it."""
+    world = World.create(world.root.with_name("test-world-restore"))
     try:
         world.start_postgres()
         database.bootstrap(world.config)

@@ -35,6 +35,19 @@ def ops(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Complete
     )
 
 
+def logs_in(url: str, username: str, password: str) -> bool:
+    """Superset's own login API accepts the pair (200 with a token; 401 otherwise)."""
+    try:
+        answer = SupersetClient(url, username, password)._request(
+            "POST", "/api/v1/security/login",
+            {"username": username, "password": password, "provider": "db", "refresh": False},
+        )  # fmt: skip
+    except SupersetError as error:
+        assert "-> 401" in str(error), error
+        return False
+    return bool(answer["access_token"])
+
+
 def listed(env: dict[str, str]) -> dict[str, str]:
     """username -> roles column of `list-users`."""
     result = ops(env, "list-users")
@@ -66,8 +79,9 @@ def test_accounts_are_added_listed_and_removed(superset, superset_env, viewer):
     assert "password:" not in added.stdout  # a chosen password is never echoed
     users = listed(superset_env)
     assert users[name] == "viewer" and users[editor] == "editor" and users["admin"] == "admin"
-    SupersetClient(superset.url, name, password).login()
-    SupersetClient(superset.url, editor, "chosen-by-a-person-1").login()
+    assert logs_in(superset.url, name, password)
+    assert logs_in(superset.url, editor, "chosen-by-a-person-1")
+    assert not logs_in(superset.url, name, "not-" + password)
 
     again = ops(superset_env, "add-user", editor, "--role", "viewer")
     assert again.returncode != 0 and "password:" not in again.stdout  # no second account
@@ -75,8 +89,7 @@ def test_accounts_are_added_listed_and_removed(superset, superset_env, viewer):
     removed = ops(superset_env, "remove-user", editor)
     assert removed.returncode == 0, removed.stderr
     assert editor not in listed(superset_env)
-    with pytest.raises(SupersetError, match="401"):
-        SupersetClient(superset.url, editor, "chosen-by-a-person-1").login()
+    assert not logs_in(superset.url, editor, "chosen-by-a-person-1")
     assert ops(superset_env, "remove-user", "admin").returncode != 0  # the stack's own admin
 
 
@@ -87,7 +100,11 @@ def test_viewer_sees_both_dashboards_and_every_chart(
     viewer,
 ):
     name, password = viewer
-    client = SupersetClient(superset.url, name, password).login()
+    client = SupersetClient(superset.url, name, password)
+    client.token = client._request(
+        "POST", "/api/v1/security/login",
+        {"username": name, "password": password, "provider": "db", "refresh": False},
+    )["access_token"]  # fmt: skip
     dashboards = client.get("/api/v1/dashboard/", q="(page_size:100)")["result"]
     assert {d["slug"] for d in dashboards} == set(DASHBOARDS)
     for slug, charts in DASHBOARDS.items():
@@ -109,44 +126,10 @@ def test_viewer_sees_both_dashboards_and_every_chart(
         assert all(r["status"] == 200 for r in report["chart_data_responses"])
 
 
-def _status(client: SupersetClient, method: str, path: str, body=None) -> int:
-    try:
-        client._request(method, path, body)
-    except SupersetError as error:
-        return int(re.search(r"-> (\d{3})", str(error)).group(1))
-    return 200
-
-
-def test_viewer_is_refused_sql_lab_editing_and_other_data(superset_client, superset, viewer):
-    """By HTTP status: every write and SQL Lab's execution answer 403 to the viewer, while the
-    admin's same requests pass the permission check (any answer but 403)."""
-    name, password = viewer
-    client = SupersetClient(superset.url, name, password).login()
-    chart = superset_client.dashboard_charts()[0]
-    chart_id = chart["id"]
-    dataset_id = int(str(chart["form_data"]["datasource"]).split("__")[0])
-    (database,) = superset_client.get("/api/v1/database/")["result"]
-    requests = {
-        "run SQL": ("POST", "/api/v1/sqllab/execute/",
-                    {"database_id": database["id"], "sql": "SELECT 1", "runAsync": False}),
-        "edit a chart": ("PUT", f"/api/v1/chart/{chart_id}", {"slice_name": "renamed"}),
-        "create a chart": ("POST", "/api/v1/chart/",
-                           {"slice_name": "mine", "viz_type": "table", "datasource_id": dataset_id,
-                            "datasource_type": "table"}),
-        "edit a dataset": ("PUT", f"/api/v1/dataset/{dataset_id}", {"description": "mine"}),
-        "edit a dashboard": ("PUT", "/api/v1/dashboard/heart-rate-monitoring",
-                             {"dashboard_title": "mine"}),
-        "list databases": ("GET", "/api/v1/database/", None),
-        "explore a chart": ("GET", f"/api/v1/explore/?slice_id={chart_id}", None),
-    }  # fmt: skip
-    refused = {what: _status(client, *request) for what, request in requests.items()}
-    assert refused == dict.fromkeys(requests, 403)
-    # The control: none of these are refused to the admin (a GET only, or a harmless body).
-    assert _status(superset_client, "GET", f"/api/v1/explore/?slice_id={chart_id}") == 200
-    assert _status(superset_client, "GET", "/api/v1/database/") == 200
-
-
-def _visit(superset, username: str, password: str, paths: list[str], prefix: Path) -> dict:
+def _visit(
+    superset, username: str, password: str, paths: list[str], prefix: Path, calls=()
+) -> dict:
+    """Log in through the browser; open `paths`, send `calls` from the page. The report."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         ["node", str(BROWSER_DIR / "visit.mjs")],
@@ -162,11 +145,57 @@ def _visit(superset, username: str, password: str, paths: list[str], prefix: Pat
             "SUPERSET_PASSWORD": password,
             "PATHS": ",".join(paths),
             "SCREENSHOT_PREFIX": str(prefix),
+            "CALLS": json.dumps(list(calls)),
         },
     )
     report = json.loads(result.stdout)
     assert report["ok"], json.dumps(report["problems"], indent=2)
+    return report
+
+
+def _pages(report: dict) -> dict[str, dict]:
     return {page["path"]: page for page in report["pages"]}
+
+
+def _statuses(report: dict) -> dict[str, int]:
+    return {call["what"]: call["status"] for call in report["calls"]}
+
+
+@pytest.mark.usefixtures("browser_tooling")
+def test_viewer_is_refused_sql_lab_editing_and_other_data(superset_client, superset, viewer):
+    """By HTTP status, from a logged-in browser page with its CSRF token: SQL Lab's execution,
+    every write and the database list answer 403 to the viewer; the admin's same requests pass
+    the permission check (a body with an unknown field fails validation instead: 400/422)."""
+    chart = superset_client.dashboard_charts()[0]
+    dataset_id = int(str(chart["form_data"]["datasource"]).split("__")[0])
+    (database,) = superset_client.get("/api/v1/database/")["result"]
+    bogus = {"not_a_field": 1}
+    calls = [
+        {"what": "run SQL", "method": "POST", "path": "/api/v1/sqllab/execute/",
+         "body": {"database_id": database["id"], "sql": "SELECT 1", "runAsync": False}},
+        {"what": "edit a chart", "method": "PUT", "path": f"/api/v1/chart/{chart['id']}",
+         "body": bogus},
+        {"what": "create a chart", "method": "POST", "path": "/api/v1/chart/", "body": bogus},
+        {"what": "edit a dataset", "method": "PUT", "path": f"/api/v1/dataset/{dataset_id}",
+         "body": bogus},
+        {"what": "edit a dashboard", "method": "PUT",
+         "path": "/api/v1/dashboard/heart-rate-monitoring", "body": bogus},
+        {"what": "list databases", "method": "GET", "path": "/api/v1/database/"},
+        {"what": "explore a chart", "method": "GET",
+         "path": f"/api/v1/explore/?slice_id={chart['id']}"},
+    ]  # fmt: skip
+    screenshots = var_dir() / "screenshots"
+    name, password = viewer
+    viewer_report = _visit(superset, name, password, [], screenshots / "viewer-api", calls)
+    assert all(call["csrf"] for call in viewer_report["calls"])  # refused by role, not by CSRF
+    assert _statuses(viewer_report) == {call["what"]: 403 for call in calls}
+    admin_report = _visit(superset, superset.username, superset.password, [],
+                          screenshots / "admin-api", calls)  # fmt: skip
+    admin = _statuses(admin_report)
+    assert admin["run SQL"] == 200 and admin["list databases"] == 200, admin
+    assert admin["explore a chart"] == 200, admin
+    for what in ("edit a chart", "create a chart", "edit a dataset", "edit a dashboard"):
+        assert admin[what] in (400, 422), (what, admin)
 
 
 @pytest.mark.usefixtures("browser_tooling")
@@ -180,13 +209,15 @@ def test_viewer_pages_refuse_sql_lab_and_chart_editing(
     chart_id = superset_client.dashboard_charts()[0]["id"]
     sql_lab, explore = "/sqllab/", f"/explore/?slice_id={chart_id}"
     screenshots = var_dir() / "screenshots"
-    admin = _visit(superset, superset.username, superset.password, [sql_lab, explore],
-                   screenshots / "admin-pages")  # fmt: skip
+    admin = _pages(_visit(superset, superset.username, superset.password, [sql_lab, explore],
+                          screenshots / "admin-pages"))  # fmt: skip
     assert admin[sql_lab]["sql_editor"], admin[sql_lab]["text"][:500]
     assert admin[explore]["chart_editor"], admin[explore]["text"][:500]
 
     name, password = viewer
-    seen = _visit(superset, name, password, [sql_lab, explore], screenshots / "viewer-pages")
+    seen = _pages(
+        _visit(superset, name, password, [sql_lab, explore], screenshots / "viewer-pages")
+    )
     for path, page in seen.items():
         assert not page["sql_editor"] and not page["chart_editor"], (path, page["text"][:500])
         assert "/sqllab" not in page["final_url"] and "/explore" not in page["final_url"], page

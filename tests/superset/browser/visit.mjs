@@ -5,7 +5,9 @@
 //
 // Settings (environment): SUPERSET_URL, SUPERSET_USERNAME, SUPERSET_PASSWORD, PATHS,
 // SCREENSHOT_PREFIX, CHROMIUM (default /usr/bin/chromium), TIMEOUT_MS, SETTLE_MS (default 3000:
-// how long a page may take to draw its editor before it is judged).
+// how long a page may take to draw its editor before it is judged), CALLS (a JSON list of
+// {method, path, body}: requests the logged-in page sends with fetch, its session cookie and the
+// CSRF token Superset put in the page, as the frontend does; their statuses are reported).
 // Prints one JSON report on stdout; exits 1 only when the browser itself failed.
 import { chromium } from "playwright-core";
 
@@ -47,6 +49,25 @@ try {
     page.locator('button[type="submit"], input[type="submit"]').first().click(),
   ]);
   report.logged_in = true;
+
+  const calls = JSON.parse(env("CALLS", "[]"));
+  if (calls.length) {
+    await page.goto(`${url}/dashboard/list/`, { waitUntil: "domcontentloaded" });
+    report.calls = await page.evaluate(async (calls) => {
+      const csrf = document.getElementById("csrf_token")?.value || "";
+      const answers = [];
+      for (const call of calls) {
+        const response = await fetch(call.path, {
+          method: call.method,
+          headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+          body: call.body === undefined ? undefined : JSON.stringify(call.body),
+          redirect: "manual",
+        });
+        answers.push({ ...call, status: response.status, csrf: Boolean(csrf) });
+      }
+      return answers;
+    }, calls);
+  }
 
   for (const [index, path] of paths.entries()) {
     apiAnswers.length = 0;
