@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -259,11 +260,11 @@ def _forget_job_position(config: StackConfig) -> str:
     )
 
 
-def restore(config: StackConfig, directory: Path, *, force: bool = False) -> list[str]:
-    """Replace the product and Superset databases with the backup's; returns what was done."""
+def restore(directory: Path, *, force: bool = False, report: Callable[[str], None] = print) -> None:
+    """Replace the product and Superset databases with the backup's; `report` each step."""
     manifest = read_manifest(directory)
-    done = [_restore_secrets(directory)]
-    config = load()  # the secrets may have just been installed
+    report(_restore_secrets(directory))
+    config = load()  # after the secrets step: it may have just installed them
     running = [n for n, s in supervisor.states().items() if n in WRITERS and s == "RUNNING"]
     if running:
         raise BackupError(
@@ -281,16 +282,21 @@ def restore(config: StackConfig, directory: Path, *, force: bool = False) -> lis
     _recreate(config, config.pg_database, owner=None)
     _run([_pg_tool("pg_restore"), *_location(config, config.pg_database), "--no-owner",
           "--exit-on-error", str(directory / PRODUCT_DUMP)], config)  # fmt: skip
-    done.append(f"restored {config.pg_database} from {manifest['created_at']}")
+    report(f"restored {config.pg_database} from {manifest['created_at']}")
     _recreate(config, config.superset_db_name, owner=config.superset_db_user)
     _run([_pg_tool("pg_restore"), *_location(config, config.superset_db_name), "--no-owner",
           f"--role={config.superset_db_user}", "--exit-on-error",
           str(directory / SUPERSET_DUMP)], config)  # fmt: skip
-    done.append(f"restored Superset's {config.superset_db_name}")
+    report(f"restored Superset's {config.superset_db_name}")
     applied = database.bootstrap(config)  # grants, login roles, any newer migration
-    done.append(f"migrations applied after the backup's: {', '.join(applied) or 'none'}")
-    done.append(_forget_job_position(config))
-    return done
+    report(f"migrations applied after the backup's: {', '.join(applied) or 'none'}")
+    report(_forget_job_position(config))
+
+
+UNREACHABLE = (
+    "PostgreSQL is not reachable ({error}); natively start it with `make infra` (after a restore"
+    " installed the backup's secrets, that starts the cluster with them), then run this again"
+)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -298,6 +304,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
         manifest = backup(load(), Path(args.directory))
     except BackupError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except psycopg2.OperationalError as error:
+        print(f"error: {UNREACHABLE.format(error=str(error).strip())}", file=sys.stderr)
         return 1
     counts = manifest["row_counts"]
     print(f"backup in {args.directory}: {len(counts)} tables, "
@@ -310,12 +319,13 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     try:
-        steps = restore(load(), Path(args.directory), force=args.force)
+        restore(Path(args.directory), force=args.force)
     except BackupError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    for step in steps:
-        print(step)
+    except psycopg2.OperationalError as error:
+        print(f"error: {UNREACHABLE.format(error=str(error).strip())}", file=sys.stderr)
+        return 1
     print("next: `make up` (the job re-reads Kafka from its earliest retained offset; rows"
           " already restored are skipped by their Kafka provenance)")  # fmt: skip
     return 0

@@ -156,7 +156,6 @@ class StackConfig(Settings):
             "HEARTBEAT_NOTIFIER_TOKEN": self.notifier_token,
             "SUPERSET_DB_USER": self.superset_db_user,
             "SUPERSET_DB_PASSWORD": self.superset_db_password,
-            "SUPERSET_DB_NAME": self.superset_db_name,
             "SUPERSET_PORT": str(self.superset_port),
             "HEARTBEAT_VAR_DIR": str(self.var_dir),
         }
