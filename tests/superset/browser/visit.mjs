@@ -4,8 +4,8 @@
 // editor appeared, the page's visible text (first 2,000 characters) and a screenshot.
 //
 // Settings (environment): SUPERSET_URL, SUPERSET_USERNAME, SUPERSET_PASSWORD, PATHS,
-// SCREENSHOT_PREFIX, CHROMIUM (default /usr/bin/chromium), TIMEOUT_MS, SETTLE_MS (default 3000:
-// how long a page may take to draw its editor before it is judged), CALLS (a JSON list of
+// SCREENSHOT_PREFIX, CHROMIUM (default /usr/bin/chromium), TIMEOUT_MS, SETTLE_MS (default 30000:
+// how long a page may take to draw its editor or its refusal before it is judged), CALLS (a JSON list of
 // {method, path, body}: requests the logged-in page sends with fetch, its session cookie and the
 // CSRF token Superset put in the page, as the frontend does; their statuses are reported).
 // Prints one JSON report on stdout; exits 1 only when the browser itself failed.
@@ -14,7 +14,7 @@ import { chromium } from "playwright-core";
 const env = (name, fallback) => process.env[name] ?? fallback;
 const url = env("SUPERSET_URL", "http://localhost:8088").replace(/\/$/, "");
 const timeoutMs = Number(env("TIMEOUT_MS", "90000"));
-const settleMs = Number(env("SETTLE_MS", "3000"));
+const settleMs = Number(env("SETTLE_MS", "30000"));
 const paths = env("PATHS", "").split(",").filter(Boolean);
 const report = { ok: false, logged_in: false, pages: [], problems: [] };
 
@@ -63,7 +63,8 @@ try {
           body: call.body === undefined ? undefined : JSON.stringify(call.body),
           redirect: "manual",
         });
-        answers.push({ ...call, status: response.status, csrf: Boolean(csrf) });
+        const text = (await response.text()).slice(0, 300);
+        answers.push({ ...call, status: response.status, csrf: Boolean(csrf), text });
       }
       return answers;
     }, calls);
@@ -72,12 +73,23 @@ try {
   for (const [index, path] of paths.entries()) {
     apiAnswers.length = 0;
     const response = await page.goto(`${url}${path}`, { waitUntil: "domcontentloaded" });
-    await page.waitForTimeout(settleMs); // the single-page app draws (or refuses) after load
-    const found = await page.evaluate(() => ({
+    // The single-page app draws (or refuses) after load: poll until an editor is drawn, the page
+    // says access is denied, or it left the address asked for; then judge it.
+    const look = () => ({
       sql_editor: Boolean(document.querySelector('.ace_editor, [data-test="sql-editor-tabs"], #ace-editor')),
-      chart_editor: Boolean(document.querySelector('[data-test="datasource-control"], [data-test="explore-container"], .explore-column')),
+      chart_editor: Boolean(document.querySelector('[data-test="datasource-control"], [data-test="explore-container"], .explore-column, [data-test="chart-container"]')),
       text: (document.body?.innerText || "").slice(0, 2000),
-    }));
+      pathname: location.pathname,
+    });
+    const deadline = Date.now() + settleMs;
+    let found = await page.evaluate(look);
+    while (
+      Date.now() < deadline &&
+      !(found.sql_editor || found.chart_editor || /access is denied/i.test(found.text))
+    ) {
+      await page.waitForTimeout(200); // the polling interval
+      found = await page.evaluate(look);
+    }
     const screenshot = `${env("SCREENSHOT_PREFIX", "visit")}-${index}.png`;
     await page.screenshot({ path: screenshot, fullPage: false });
     report.pages.push({
