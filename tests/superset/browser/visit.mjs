@@ -75,17 +75,21 @@ try {
     const response = await page.goto(`${url}${path}`, { waitUntil: "domcontentloaded" });
     // The single-page app draws (or refuses) after load: poll until an editor is drawn, the page
     // says access is denied, or it left the address asked for; then judge it.
-    const look = () => ({
-      sql_editor: Boolean(document.querySelector('.ace_editor, [data-test="sql-editor-tabs"], #ace-editor')),
-      chart_editor: Boolean(document.querySelector('[data-test="datasource-control"], [data-test="explore-container"], .explore-column, [data-test="chart-container"]')),
-      text: (document.body?.innerText || "").slice(0, 2000),
-      pathname: location.pathname,
-    });
+    const look = () => {
+      const text = (document.body?.innerText || "").slice(0, 2000);
+      return {
+        // SQL Lab's editor; Explore's chart editor (its data panel and the "Update chart" button)
+        sql_editor: Boolean(document.querySelector('.ace_editor, [data-test="sql-editor-tabs"], #ace-editor')),
+        chart_editor: /Chart Source/.test(text) && /Update chart/i.test(text),
+        text,
+        pathname: location.pathname,
+      };
+    };
     const deadline = Date.now() + settleMs;
     let found = await page.evaluate(look);
     while (
       Date.now() < deadline &&
-      !(found.sql_editor || found.chart_editor || /access is denied/i.test(found.text))
+      !(found.sql_editor || found.chart_editor || /access is denied|forbidden/i.test(found.text))
     ) {
       await page.waitForTimeout(200); // the polling interval
       found = await page.evaluate(look);
