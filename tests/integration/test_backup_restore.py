@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from psycopg2 import sql
 from heartbeat_ops import database
 from heartbeat_ops.backup import row_counts
 from heartbeat_ops.config import ROOT, StackConfig
+from tests.support import figures
 from tests.support.rollups import rollup_mismatches
 from tests.support.world import World
 
@@ -144,7 +146,9 @@ def test_backup_restore_into_a_fresh_stack(source, fresh_world, tmp_path):
     assert before["rollup_mismatches"] == []
 
     backup_dir = tmp_path / "backup"
+    began = time.monotonic()
     made = ops(source["env"], "backup", str(backup_dir))
+    backup_s = time.monotonic() - began
     assert made.returncode == 0, made.stderr
     manifest = json.loads((backup_dir / "manifest.json").read_text())
     assert manifest["row_counts"] == before["counts"]
@@ -168,8 +172,17 @@ def test_backup_restore_into_a_fresh_stack(source, fresh_world, tmp_path):
     env = environment(fresh_world, target, target_var)
     checkpoint = Path(env["HEARTBEAT_CHECKPOINT_DIR"])
     (checkpoint / "offsets").mkdir(parents=True)  # a job's checkpoint, ahead of the backup
+    began = time.monotonic()
     restored = ops(env, "restore", str(backup_dir))
+    restore_s = time.monotonic() - began
     assert restored.returncode == 0, restored.stdout + restored.stderr
+    figures.record(
+        "backup and restore",
+        readings=before["counts"]["heart_rate_readings"],
+        dump_bytes=manifest["files"]["heartbeat.dump"]["bytes"],
+        backup_s=round(backup_s, 1),
+        restore_s=round(restore_s, 1),
+    )
     assert not checkpoint.exists()
     # A machine without secrets takes the backup's (0600); the running cluster keeps its own
     # passwords (the environment), and the restored stack still works with them.
