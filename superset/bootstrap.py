@@ -143,6 +143,9 @@ def main(argv: list[str]) -> int:
         except Exception as error:
             print(f"bootstrap: importing {bundle} FAILED: {explain(error)}", file=sys.stderr)
             return 1
+        from people import ensure_viewer_role  # superset/people.py, beside this file
+
+        print(f"bootstrap: {ensure_viewer_role(security_manager)}", flush=True)
         print(
             f"bootstrap: imported {len(contents) - 1} files from {bundle} in "
             f"{time.monotonic() - started:.1f}s; Superset now holds {summary()}",

@@ -5,6 +5,7 @@
 #
 #   bash superset/run.sh          the above (what supervisord runs)
 #   bash superset/run.sh import   only ensure the admin and re-import the bundle, then exit
+#   bash superset/run.sh people ARGS   people's accounts (superset/people.py; heartbeat-ops superset)
 #
 # Settings, all from the environment (supervisord passes heartbeat-ops' environment):
 #   SUPERSET_SECRET_KEY, SUPERSET_ADMIN_PASSWORD   required; natively read from var/secrets.env
@@ -52,6 +53,11 @@ step() { printf '%s superset/run.sh: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 # Run from SUPERSET_HOME: gunicorn puts its working directory first on sys.path, and the
 # repository's superset/ folder must never shadow the superset package.
 cd "$SUPERSET_HOME"
+
+if [ "${1:-serve}" = "people" ]; then
+  shift
+  exec "${BIN}python" "$HERE/people.py" "$@"
+fi
 
 if [ "${1:-serve}" = "import" ]; then
   step "ensure admin, import $HERE/bundle"

@@ -34,7 +34,7 @@ SQLALCHEMY_DATABASE_URI = (
     "postgresql+psycopg2://"
     f"{quote(_env('SUPERSET_DB_USER', 'superset'), safe='')}:"
     f"{quote(_required('SUPERSET_DB_PASSWORD'), safe='')}"
-    f"@{_pg_host}:{_pg_port}/superset"  # created by provisioning (heartbeat-ops)
+    f"@{_pg_host}:{_pg_port}/{_env('SUPERSET_DB_NAME', 'superset')}"  # made by provisioning
 )
 # A small pool per gunicorn worker; pre-ping survives a PostgreSQL restart.
 SQLALCHEMY_ENGINE_OPTIONS = {"pool_size": 5, "max_overflow": 5, "pool_pre_ping": True}

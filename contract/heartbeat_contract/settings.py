@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     reader_password: str = Field("", alias="HEARTBEAT_READER_PASSWORD")
     superset_db_user: str = Field("superset", alias="SUPERSET_DB_USER")
     superset_db_password: str = Field("", alias="SUPERSET_DB_PASSWORD")
+    superset_db_name: str = Field("superset", alias="SUPERSET_DB_NAME")  # Superset's metadata
     superset_port: int = Field(8088, alias="SUPERSET_PORT")
 
     # The streaming job (spark-jobs/submit.sh reads the SPARK_* knobs of spark-submit itself).

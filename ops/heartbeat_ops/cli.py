@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from . import (
+    accounts,
     alerts_cli,
+    backup,
     container,
     database,
     devices_cli,
@@ -182,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     notify_cli.add_commands(sub)
     alerts_cli.add_commands(sub)
     devices_cli.add_commands(sub)
+    accounts.add_commands(sub)
+    backup.add_commands(sub)
     args = parser.parse_args(argv)
     ignored = scrub_ambient_libpq()  # before anything connects or starts a child
     if ignored and args.command in ("up", "provision"):

@@ -180,7 +180,7 @@ def bootstrap(config: StackConfig) -> list[str]:
         with admin.cursor() as cur:
             _ensure_database(cur, config.pg_database)
             _ensure_login_role(cur, config, "superset_db_user", "superset_db_password")
-            _ensure_database(cur, SUPERSET_METADATA_DATABASE, owner=config.superset_db_user)
+            _ensure_database(cur, config.superset_db_name, owner=config.superset_db_user)
     finally:
         admin.close()
 

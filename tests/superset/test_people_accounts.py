@@ -1,0 +1,231 @@
+"""People's accounts (issue 21): `heartbeat-ops superset add-user|list-users|remove-user`, and the
+viewer role as a person meets it: logged in through the browser, both dashboards render every
+chart; SQL Lab and chart editing are refused, judged by HTTP status and by the page shown (an
+admin's visit to the same pages is the control that the editors are detected at all)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from superset_api import BROWSER_DIR, SupersetClient, SupersetError, open_in_browser
+from test_superset_browser import browser_tooling  # noqa: F401 (the fixture)
+from test_superset_dashboard import CUSTOMER_CHARTS, CUSTOMER_DASHBOARD_SLUG, EXPECTED_CHARTS
+
+from heartbeat_ops.config import ROOT, var_dir
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+OPS = ROOT / "var" / "venv" / "bin" / "heartbeat-ops"
+DASHBOARDS = {"heart-rate-monitoring": EXPECTED_CHARTS, CUSTOMER_DASHBOARD_SLUG: CUSTOMER_CHARTS}
+
+
+def ops(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(OPS), "superset", *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def logs_in(url: str, username: str, password: str) -> bool:
+    """Superset's own login API accepts the pair (200 with a token; 401 otherwise)."""
+    try:
+        answer = SupersetClient(url, username, password)._request(
+            "POST", "/api/v1/security/login",
+            {"username": username, "password": password, "provider": "db", "refresh": False},
+        )  # fmt: skip
+    except SupersetError as error:
+        assert "-> 401" in str(error), error
+        return False
+    return bool(answer["access_token"])
+
+
+def listed(env: dict[str, str]) -> dict[str, str]:
+    """username -> roles column of `list-users`."""
+    result = ops(env, "list-users")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[1:] if line.strip()]
+    return {row[0]: row[1] for row in rows}
+
+
+@pytest.fixture(scope="module")
+def viewer(superset, superset_env) -> tuple[str, str]:
+    """A viewer created by the command, with the generated password it printed once."""
+    name = f"nurse-{uuid.uuid4().hex[:6]}"
+    result = ops(superset_env, "add-user", name, "--role", "viewer")
+    assert result.returncode == 0, result.stdout + result.stderr
+    passwords = re.findall(r"^password: (\S+)$", result.stdout, flags=re.MULTILINE)
+    assert len(passwords) == 1, result.stdout
+    yield name, passwords[0]
+    ops(superset_env, "remove-user", name)
+
+
+def test_accounts_are_added_listed_and_removed(superset, superset_env, viewer):
+    name, password = viewer
+    editor = f"analyst-{uuid.uuid4().hex[:6]}"
+    added = ops(
+        superset_env, "add-user", editor, "--role", "editor", "--password-stdin",
+        stdin="chosen-by-a-person-1\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "password:" not in added.stdout  # a chosen password is never echoed
+    users = listed(superset_env)
+    assert users[name] == "viewer" and users[editor] == "editor" and users["admin"] == "admin"
+    assert logs_in(superset.url, name, password)
+    assert logs_in(superset.url, editor, "chosen-by-a-person-1")
+    assert not logs_in(superset.url, name, "not-" + password)
+
+    again = ops(superset_env, "add-user", editor, "--role", "viewer")
+    assert again.returncode != 0 and "password:" not in again.stdout  # no second account
+
+    removed = ops(superset_env, "remove-user", editor)
+    assert removed.returncode == 0, removed.stderr
+    assert editor not in listed(superset_env)
+    assert not logs_in(superset.url, editor, "chosen-by-a-person-1")
+    assert ops(superset_env, "remove-user", "admin").returncode != 0  # the stack's own admin
+
+
+@pytest.mark.usefixtures("browser_tooling")
+def test_viewer_sees_both_dashboards_and_every_chart(
+    superset,
+    sample_data,
+    viewer,
+):
+    name, password = viewer
+    client = SupersetClient(superset.url, name, password)
+    client.token = client._request(
+        "POST", "/api/v1/security/login",
+        {"username": name, "password": password, "provider": "db", "refresh": False},
+    )["access_token"]  # fmt: skip
+    dashboards = client.get("/api/v1/dashboard/", q="(page_size:100)")["result"]
+    assert {d["slug"] for d in dashboards} == set(DASHBOARDS)
+    for slug, charts in DASHBOARDS.items():
+        extra = {"customer": sample_data.customers[1]} if slug == CUSTOMER_DASHBOARD_SLUG else {}
+        report, _ = open_in_browser(
+            superset.url,
+            name,
+            password,
+            var_dir() / "screenshots" / f"viewer-{slug}.png",
+            slug=slug,
+            expected_charts=len(charts),
+            home=var_dir(),
+            **extra,
+        )
+        assert report["ok"], json.dumps(report["problems"], indent=2)
+        assert {chart["name"] for chart in report["charts"]} == set(charts)
+        assert all(chart["rendered"] and not chart["error"] for chart in report["charts"])
+        assert len(report["chart_data_responses"]) >= len(charts)
+        assert all(r["status"] == 200 for r in report["chart_data_responses"])
+
+
+def _visit(
+    superset, username: str, password: str, paths: list[str], prefix: Path, calls=()
+) -> dict:
+    """Log in through the browser; open `paths`, send `calls` from the page. The report."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["node", str(BROWSER_DIR / "visit.mjs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=BROWSER_DIR,
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(var_dir()),
+            "SUPERSET_URL": superset.url,
+            "SUPERSET_USERNAME": username,
+            "SUPERSET_PASSWORD": password,
+            "PATHS": ",".join(paths),
+            "SCREENSHOT_PREFIX": str(prefix),
+            "CALLS": json.dumps(list(calls)),
+        },
+    )
+    report = json.loads(result.stdout)
+    assert report["ok"], json.dumps(report["problems"], indent=2)
+    return report
+
+
+def _pages(report: dict) -> dict[str, dict]:
+    return {page["path"]: page for page in report["pages"]}
+
+
+def _statuses(report: dict) -> dict[str, int]:
+    return {call["what"]: call["status"] for call in report["calls"]}
+
+
+@pytest.mark.usefixtures("browser_tooling")
+def test_viewer_is_refused_sql_lab_editing_and_other_data(superset_client, superset, viewer):
+    """By HTTP status, from a logged-in browser page with its CSRF token: SQL Lab's execution,
+    every write and the database list answer 403 to the viewer; the admin's same requests pass
+    the permission check (a body with an unknown field fails validation instead: 400/422)."""
+    chart = superset_client.dashboard_charts()[0]
+    dataset_id = int(str(chart["form_data"]["datasource"]).split("__")[0])
+    (database,) = superset_client.get("/api/v1/database/")["result"]
+    bogus = {"not_a_field": 1}
+    calls = [
+        {"what": "run SQL", "method": "POST", "path": "/api/v1/sqllab/execute/",
+         "body": {"database_id": database["id"], "sql": "SELECT 1", "runAsync": False}},
+        {"what": "edit a chart", "method": "PUT", "path": f"/api/v1/chart/{chart['id']}",
+         "body": bogus},
+        {"what": "create a chart", "method": "POST", "path": "/api/v1/chart/", "body": bogus},
+        {"what": "edit a dataset", "method": "PUT", "path": f"/api/v1/dataset/{dataset_id}",
+         "body": bogus},
+        {"what": "edit a dashboard", "method": "PUT",
+         "path": "/api/v1/dashboard/heart-rate-monitoring", "body": bogus},
+        {"what": "list databases", "method": "GET", "path": "/api/v1/database/"},
+        {"what": "explore a chart", "method": "GET",
+         "path": f"/api/v1/explore/?slice_id={chart['id']}"},
+    ]  # fmt: skip
+    screenshots = var_dir() / "screenshots"
+    name, password = viewer
+    viewer_report = _visit(superset, name, password, [], screenshots / "viewer-api", calls)
+    assert all(call["csrf"] for call in viewer_report["calls"])  # refused by role, not by CSRF
+    assert _statuses(viewer_report) == {call["what"]: 403 for call in calls}, viewer_report["calls"]
+    admin_report = _visit(superset, superset.username, superset.password, [],
+                          screenshots / "admin-api", calls)  # fmt: skip
+    admin = _statuses(admin_report)
+    assert admin["run SQL"] == 200 and admin["list databases"] == 200, admin
+    assert admin["explore a chart"] != 403, admin_report["calls"]
+    for what in ("edit a chart", "create a chart", "edit a dataset", "edit a dashboard"):
+        assert admin[what] in (400, 422), (what, admin)
+
+
+@pytest.mark.usefixtures("browser_tooling")
+def test_viewer_pages_refuse_sql_lab_and_chart_editing(
+    superset,
+    superset_client,
+    viewer,
+):
+    """By the page a person sees: the admin opens SQL Lab's editor and Explore's chart editor at
+    these addresses; the viewer's browser gets 403 Forbidden for both, and no editor."""
+    chart_id = superset_client.dashboard_charts()[0]["id"]
+    sql_lab, explore = "/sqllab/", f"/explore/?slice_id={chart_id}"
+    screenshots = var_dir() / "screenshots"
+    admin = _pages(_visit(superset, superset.username, superset.password, [sql_lab, explore],
+                          screenshots / "admin-pages"))  # fmt: skip
+    name, password = viewer
+    seen = _pages(
+        _visit(superset, name, password, [sql_lab, explore], screenshots / "viewer-pages")
+    )
+    summary = {
+        who: {path: {k: page[k] for k in ("status", "redirected_from", "final_url", "sql_editor",
+                                           "chart_editor")} | {"text": page["text"][:300]}
+              for path, page in pages.items()}
+        for who, pages in (("admin", admin), ("viewer", seen))
+    }  # fmt: skip
+    # The control: the admin gets both pages, with SQL Lab's editor and Explore's chart editor.
+    assert admin[sql_lab]["status"] == 200 and admin[sql_lab]["sql_editor"], summary
+    assert admin[explore]["status"] == 200 and admin[explore]["chart_editor"], summary
+    # The viewer's browser gets 403 for both documents, Superset's refusal, and no editor.
+    for page in seen.values():
+        assert page["status"] == 403, summary
+        assert "403 Forbidden" in page["text"] and "permission" in page["text"], summary
+        assert not page["sql_editor"] and not page["chart_editor"], summary
