@@ -492,6 +492,8 @@ def cmd_threshold() -> None:
         f"(threshold {high}), {high - 5} bpm opened nothing",
         flush=True,
     )
+
+
 DEVICE_ROWS = """
 SELECT kafka_partition, kafka_offset FROM heart_rate_readings
 WHERE kafka_topic = :'topic' AND customer_id = :'customer'
