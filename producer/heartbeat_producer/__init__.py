@@ -2,8 +2,8 @@
 
 Modules, one job each: physiology (one heart's curve), quota (exact outlier shares), malformed
 (broken messages with their expected reason), encoding (contract bytes, fast), simulator (the
-population as a message stream), pacing, publisher (kafka-python), ledger, runner, cli, and
-mix (known_mix() for end-to-end tests).
+population as a message stream), pacing, publisher (kafka-python), ledger, runner, workers
+(one run over several processes), cli, and mix (known_mix() for end-to-end tests).
 """
 
 from .config import PublisherSettings, RunSettings, SimulationConfig
