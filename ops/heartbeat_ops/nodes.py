@@ -131,6 +131,15 @@ def kafka_properties(config: StackConfig, var: Path) -> str:
     )
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id as Kafka makes them: a random UUID in URL-safe base64, never starting
+    with "-" (the format tool would read that as an option; Kafka's own Uuid.randomUuid skips it)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def prepare_kafka(config: StackConfig, var: Path) -> bool:
     """Write `var`/kafka/server.properties every start; format storage once. True if formatted
     now. The broker's jars are the install's (var_dir()), whatever `var` holds the data."""
@@ -143,7 +152,7 @@ def prepare_kafka(config: StackConfig, var: Path) -> bool:
     properties.write_text(kafka_properties(config, var))
     if (var / "data" / "kafka" / "meta.properties").exists():
         return False
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = new_cluster_id()
     subprocess.run(
         [
             "java",
