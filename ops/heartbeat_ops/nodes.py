@@ -133,7 +133,7 @@ def kafka_properties(config: StackConfig, var: Path) -> str:
 
 def new_cluster_id() -> str:
     """A KRaft cluster id as Kafka makes them: a random UUID in URL-safe base64, never starting
-    with "-" (the format tool would read that as an option; Kafka's own Uuid.randomUuid skips it)."""
+    with "-" (the format tool would read it as an option; Kafka's Uuid.randomUuid skips those)."""
     while True:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if not cluster_id.startswith("-"):
