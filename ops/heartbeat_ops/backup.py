@@ -157,6 +157,16 @@ def backup(config: StackConfig, directory: Path) -> dict[str, object]:
         raise BackupError(f"{directory} is not empty; give a new directory for each backup")
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
+    try:
+        return _write_backup(config, directory)
+    except BaseException:
+        for name in (PRODUCT_DUMP, SUPERSET_DUMP, SECRETS, MANIFEST):  # a half backup is none
+            (directory / name).unlink(missing_ok=True)
+        raise
+
+
+def _write_backup(config: StackConfig, directory: Path) -> dict[str, object]:
+    """The dumps, secrets and manifest; the manifest last, so its presence means complete."""
     started = datetime.now(UTC)
     product = _dump_product(config, directory / PRODUCT_DUMP)
     _run([_pg_tool("pg_dump"), *_location(config, config.superset_db_name), "-Fc",
