@@ -16,7 +16,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from .. import config as job_config
 from ..sinks.readings_sink import ReadingsSink
-from ..transforms.validation import parse_messages
+from ..transforms.validation import parse_messages, with_processing_time
 from .baseline import BaselineTimer
 from .metrics import PipelineMetricsListener
 from .retention import RetentionTimer
@@ -40,9 +40,11 @@ def kafka_source(spark: SparkSession, config: job_config.JobConfig) -> DataFrame
 
 def start_readings(spark: SparkSession, config: job_config.JobConfig) -> StreamingQuery:
     """Classification is part of the stream's plan, built once here: each micro-batch reaches the
-    sink already classified (its current_timestamp() is the batch's), so a small batch does not
+    sink already classified (its processing time is the batch's), so a small batch does not
     pay for building the expressions again from Python."""
-    messages = parse_messages(kafka_source(spark, config), naive_zone=config.naive_timestamp_zone)
+    messages = parse_messages(
+        with_processing_time(kafka_source(spark, config)), naive_zone=config.naive_timestamp_zone
+    )
     return (
         messages.writeStream.queryName("readings")
         .foreachBatch(ReadingsSink(config))
