@@ -27,15 +27,17 @@ log = logging.getLogger("heartbeat.job")
 
 def kafka_source(spark: SparkSession, config: job_config.JobConfig) -> DataFrame:
     """The readings topic as a stream; offsets live in the checkpoint, not a consumer group."""
-    return (
+    source = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", config.kafka_bootstrap_servers)
         .option("subscribe", config.kafka_topic)
         .option("startingOffsets", config.starting_offsets)
         .option("maxOffsetsPerTrigger", config.max_offsets_per_trigger)
         .option("failOnDataLoss", str(config.fail_on_data_loss).lower())
-        .load()
     )
+    if config.kafka_min_partitions:
+        source = source.option("minPartitions", config.kafka_min_partitions)
+    return source.load()
 
 
 def start_readings(spark: SparkSession, config: job_config.JobConfig) -> StreamingQuery:
