@@ -70,8 +70,9 @@ class ReadingsSink:
 
     def __call__(self, messages: DataFrame, batch_id: int) -> None:
         clock = _Stopwatch()
+        staged = stage_rows(messages, self.config.sink_id, batch_id)  # planned once, not per try
         outcome = with_retry(
-            lambda: self._write(messages, batch_id, clock),
+            lambda: self._write(staged, batch_id, clock),
             give_up_after=self.config.sink_retry_seconds,
             what=f"writing batch {batch_id}",
         )
@@ -95,10 +96,9 @@ class ReadingsSink:
             clock,
         )
 
-    def _write(self, messages: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
-        """`messages`: the batch as validation.parse_messages classified it; every parsed
-        column (kafka_timestamp too) lands in the stage's column of the same name."""
-        staged = stage_rows(messages, self.config.sink_id, batch_id)
+    def _write(self, staged: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
+        """`staged`: the batch's stage_rows; every column (kafka_timestamp too) lands in the
+        stage's column of the same name."""
         staged.write.jdbc(
             self.config.jdbc_url,
             "stage_messages",
