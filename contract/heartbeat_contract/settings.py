@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     )
     jdbc_batch_size: int = Field(10_000, alias="HEARTBEAT_JDBC_BATCH_SIZE")
     jdbc_writers: int = Field(0, alias="HEARTBEAT_JDBC_WRITERS")  # 0: one per core Spark has
+    # Kafka offset ranges a batch is split into (Spark's minPartitions); 0: the topic's partitions.
+    kafka_min_partitions: int = Field(0, ge=0, alias="HEARTBEAT_KAFKA_MIN_PARTITIONS")
     sink_retry_seconds: float = Field(60.0, alias="HEARTBEAT_SINK_RETRY_SECONDS")
     raw_retention_days: int = Field(30, ge=1, alias="HEARTBEAT_RAW_RETENTION_DAYS")
     metrics_retention_days: int = Field(14, ge=1, alias="HEARTBEAT_METRICS_RETENTION_DAYS")

@@ -6,22 +6,25 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from heartbeat_stream.transforms.validation import parse_messages
 
 # The processing time the classifier is given: "now" for the future-timestamp check.
 NOW = datetime(2026, 11, 29, 20, 0, 0, tzinfo=UTC)
 BROKER_TIME = datetime(2026, 11, 29, 19, 59, 30, tzinfo=UTC)  # when the message reached Kafka
-_KAFKA_ROW = "topic string, partition int, offset long, timestamp timestamp, value binary"
+# The Kafka source's columns, and the processing time the job adds (with_processing_time).
+_KAFKA_ROW = (
+    "topic string, partition int, offset long, timestamp timestamp, value binary, "
+    "processing_time timestamp"
+)
 
 
 def parse(spark: SparkSession, values: list[bytes | None], naive_zone: str = "UTC") -> DataFrame:
     """The values as Kafka rows of topic "t", partition 0, offsets 0.., broker time BROKER_TIME,
-    parsed by the job."""
-    rows = [("t", 0, offset, BROKER_TIME, value) for offset, value in enumerate(values)]
+    processed at NOW, parsed by the job."""
+    rows = [("t", 0, offset, BROKER_TIME, value, NOW) for offset, value in enumerate(values)]
     frame = spark.createDataFrame(rows, _KAFKA_ROW)
-    return parse_messages(frame, processing_time=F.lit(NOW), naive_zone=naive_zone)
+    return parse_messages(frame, naive_zone=naive_zone)
 
 
 def outcomes(

@@ -17,7 +17,7 @@ from pyspark.sql.streaming import StreamingQuery
 from .. import config as job_config
 from ..sinks.alert_outbox import OutboxPublisher
 from ..sinks.readings_sink import ReadingsSink
-from ..transforms.validation import parse_messages
+from ..transforms.validation import parse_messages, with_processing_time
 from .baseline import BaselineTimer
 from .metrics import PipelineMetricsListener
 from .retention import RetentionTimer
@@ -28,24 +28,28 @@ log = logging.getLogger("heartbeat.job")
 
 def kafka_source(spark: SparkSession, config: job_config.JobConfig) -> DataFrame:
     """The readings topic as a stream; offsets live in the checkpoint, not a consumer group."""
-    return (
+    source = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", config.kafka_bootstrap_servers)
         .option("subscribe", config.kafka_topic)
         .option("startingOffsets", config.starting_offsets)
         .option("maxOffsetsPerTrigger", config.max_offsets_per_trigger)
         .option("failOnDataLoss", str(config.fail_on_data_loss).lower())
-        .load()
     )
+    if config.kafka_min_partitions:
+        source = source.option("minPartitions", config.kafka_min_partitions)
+    return source.load()
 
 
 def start_readings(
     spark: SparkSession, config: job_config.JobConfig, publisher: OutboxPublisher
 ) -> StreamingQuery:
     """Classification is part of the stream's plan, built once here: each micro-batch reaches the
-    sink already classified (its current_timestamp() is the batch's), so a small batch does not
+    sink already classified (its processing time is the batch's), so a small batch does not
     pay for building the expressions again from Python."""
-    messages = parse_messages(kafka_source(spark, config), naive_zone=config.naive_timestamp_zone)
+    messages = parse_messages(
+        with_processing_time(kafka_source(spark, config)), naive_zone=config.naive_timestamp_zone
+    )
     return (
         messages.writeStream.queryName("readings")
         .foreachBatch(ReadingsSink(config, publisher=publisher))

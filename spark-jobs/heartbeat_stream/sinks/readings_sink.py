@@ -43,6 +43,20 @@ class _Stopwatch:
         return ", ".join([*self.laps, f"total {time.monotonic() - self.start:.2f}s"])
 
 
+def stage_rows(messages: DataFrame, sink_id: str, batch_id: int) -> DataFrame:
+    """The batch's rows as the stage holds them: sink_id and batch_id, then every parsed column.
+
+    The two keys come from a one-row broadcast, not F.lit: a literal batch id is compiled into
+    the stage's generated code, so every batch would compile (and the JVM warm up) the whole
+    classifier again; the inline table's values are data, and the code is the same each batch.
+    """
+    key = messages.sparkSession.sql(
+        "SELECT * FROM VALUES (:sink_id, CAST(:batch_id AS BIGINT)) AS key(sink_id, batch_id)",
+        args={"sink_id": sink_id, "batch_id": batch_id},
+    )
+    return F.broadcast(key).crossJoin(messages)
+
+
 class ReadingsSink:
     """Callable for `foreachBatch`."""
 
@@ -61,8 +75,9 @@ class ReadingsSink:
 
     def __call__(self, messages: DataFrame, batch_id: int) -> None:
         clock = _Stopwatch()
+        staged = stage_rows(messages, self.config.sink_id, batch_id)  # planned once, not per try
         outcome = with_retry(
-            lambda: self._write(messages, batch_id, clock),
+            lambda: self._write(staged, batch_id, clock),
             give_up_after=self.config.sink_retry_seconds,
             what=f"writing batch {batch_id}",
         )
@@ -86,14 +101,9 @@ class ReadingsSink:
             clock,
         )
 
-    def _write(self, messages: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
-        """`messages`: the batch as validation.parse_messages classified it; every parsed
-        column (kafka_timestamp too) lands in the stage's column of the same name."""
-        staged = messages.select(
-            F.lit(self.config.sink_id).alias("sink_id"),
-            F.lit(batch_id).cast("long").alias("batch_id"),
-            "*",
-        )
+    def _write(self, staged: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
+        """`staged`: the batch's stage_rows; every column (kafka_timestamp too) lands in the
+        stage's column of the same name."""
         staged.write.jdbc(
             self.config.jdbc_url,
             "stage_messages",

@@ -54,6 +54,9 @@ def _timestamp_shapes(naive_zone: str) -> str:
 # Control characters cannot be stored in PostgreSQL text (NUL) or shown sanely in a dashboard.
 _CONTROL_CHARACTERS = r"[\x00-\x1f\x7f]"
 
+# The column parse_messages reads "now" from (for the future-timestamp check).
+PROCESSING_TIME = "processing_time"
+
 PARSED_COLUMNS = (
     "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp",
     "customer_id", "timestamp", "heart_rate",
@@ -66,21 +69,32 @@ def _type_of(variant: Column) -> Column:
     return F.schema_of_variant(variant)
 
 
-def parse_messages(
-    kafka_rows: DataFrame,
-    processing_time: Column | None = None,
-    naive_zone: str = "UTC",
-) -> DataFrame:
+def with_processing_time(kafka_rows: DataFrame) -> DataFrame:
+    """The rows with the micro-batch's processing time as the PROCESSING_TIME column.
+
+    Why a column from a one-row broadcast and not current_timestamp() in the classifier: in a
+    stream, current_timestamp() becomes a new literal every micro-batch, compiled into the
+    stage's generated Java, so each batch ran freshly compiled, cold code. Here the optimizer
+    evaluates the literal over a one-row local relation (never compiled) and the stage reads
+    the value from the broadcast. A replayed batch gets the same time: Spark logs it with the
+    batch's offsets.
+    """
+    batch_time = kafka_rows.sparkSession.sql(
+        f"SELECT current_timestamp() AS {PROCESSING_TIME} FROM VALUES (0) AS one_row(n)"
+    )
+    return kafka_rows.crossJoin(F.broadcast(batch_time))
+
+
+def parse_messages(kafka_rows: DataFrame, naive_zone: str = "UTC") -> DataFrame:
     """Kafka source rows -> one row per message with its fields, outcome and provenance.
 
-    `processing_time` defaults to the batch's current_timestamp(); tests pass a literal.
+    `kafka_rows` has the Kafka source's columns topic, partition, offset, timestamp and value,
+    and PROCESSING_TIME: the job's with_processing_time adds it; tests give a fixed instant.
     `naive_zone` is the IANA zone a timestamp without offset is read in, or "reject". The
     session time zone must be UTC (the job sets it): Spark reads the wall-clock in it first.
     Valid rows have reason NULL. Rejected rows keep the raw value for the quarantine table;
     out_of_range rows also keep customer_id, timestamp and heart_rate (critical readings).
-    `kafka_rows` has the Kafka source's columns topic, partition, offset, timestamp and value.
     """
-    now = processing_time if processing_time is not None else F.current_timestamp()
     text = F.col("value").cast("string")
     storable_text = F.is_valid_utf8(text) & ~F.instr(text, "\u0000").cast("boolean")
     frame = kafka_rows.select(
@@ -88,6 +102,7 @@ def parse_messages(
         F.col("partition").alias("kafka_partition"),
         F.col("offset").alias("kafka_offset"),
         F.col("timestamp").alias("kafka_timestamp"),
+        F.col(PROCESSING_TIME).alias("_now"),
         F.col("value").alias("_value"),
         text.alias("_text"),
         F.is_valid_utf8(text).alias("_utf8"),
@@ -112,7 +127,7 @@ def parse_messages(
         F.try_variant_get(F.col("_v"), f"$.{TIMESTAMP}", "string").alias("_timestamp_text"),
         F.try_variant_get(F.col("_v"), f"$.{HEART_RATE}", "bigint").alias("_heart_rate"),
     ).withColumn("_timestamp", _event_time(F.col("_timestamp_text"), naive_zone))
-    first_failed, reason, detail = _outcome(now, naive_zone)
+    first_failed, reason, detail = _outcome(F.col("_now"), naive_zone)
     frame = frame.withColumn("_rule", first_failed).withColumns(
         {"reason": reason, "detail": detail}
     )
