@@ -70,6 +70,8 @@ class Rig:
     def start_producer(self, name: str) -> harness.SteadyProducer:
         # No abnormal episodes from the simulator: only the alert test's patient opens one.
         # Customer ids unique to this run: rollups of earlier runs share the table.
+        if self.producer is not None:  # a failed test's: it must not outlive its test
+            self.producer.kill()
         prefix = f"{name}-{self.topic.rsplit('-', 1)[-1]}-"
         self.producer = harness.SteadyProducer(
             self.stack, self.topic, self.workdir, prefix=prefix, rate=RATE,
