@@ -116,6 +116,14 @@ def fresh_topic(stack: StackConfig) -> Iterator[str]:
 
 
 @pytest.fixture
+def alerts_topic(stack: StackConfig) -> Iterator[str]:
+    """A new alerts topic of the world per test (never the world's shared one), deleted
+    afterwards: a job given it as KAFKA_ALERTS_TOPIC publishes where only that test reads."""
+    with kafka.temporary_topic(stack.kafka_bootstrap_servers, "test-alerts") as name:
+        yield name
+
+
+@pytest.fixture
 def app_db(stack: StackConfig) -> Iterator[psycopg2.extensions.connection]:
     """A connection as the job's least-privilege role (HEARTBEAT_APP_USER)."""
     conn = psycopg2.connect(stack.app_dsn)

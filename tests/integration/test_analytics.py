@@ -24,12 +24,6 @@ NORMAL, HIGH = 75, 150
 ZERO = timedelta()
 
 
-@pytest.fixture
-def alerts_topic(stack):
-    with kafka.temporary_topic(stack.kafka_bootstrap_servers, "test-alerts", 1) as name:
-        yield name
-
-
 def scripted_readings(prefix: str, t0: datetime) -> list[tuple[bytes, bytes]]:
     """Patient P: 1 min normal, 3 min at 150 (one 165 peak), 1 min normal. Two calm others, and
     a device whose clock runs 4.5 minutes fast (it once pushed a watermark past everyone else).

@@ -2,8 +2,10 @@
 
 Each value lands per the rules (valid, or quarantined with the reason the README gives it),
 valid rows with their customer id, time and rate exactly, quarantined ones with the value
-verbatim; the job never stops. And a message over the broker's size limit is refused by the
-producer with an error that says so.
+verbatim; the job never stops. The producer's known mix lands the same way on the same running
+job (each test judges only the Kafka positions it published: one spark-submit start serves the
+module). And a message over the broker's size limit is refused by the producer with an error
+that says so.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import base64
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -26,6 +29,7 @@ from tests.support import figures, kafka
 from tests.support.db import superuser_query
 from tests.support.harness import process_group
 from tests.support.hostile import INJECTIONS, MALFORMED_JSON, VALID, Hostile, hostile_messages
+from tests.support.known_mix import AWKWARD_CUSTOMER, mixed_messages
 from tests.support.sockets import is_loopback, listening_addresses
 from tests.support.stream_job import StreamJob, wait_for
 from tests.support.world import CUSTOMER_PREFIX
@@ -58,11 +62,11 @@ def publish(stack, topic: str, messages: list[Hostile]) -> list[tuple[int, int]]
 
 
 _LANDED = """
-SELECT p, o, 'valid', customer_id, "timestamp", heart_rate, NULL, NULL
+SELECT p, o, 'valid', customer_id, "timestamp", heart_rate, NULL, NULL, NULL
 FROM heart_rate_readings JOIN unnest(%(p)s::int[], %(o)s::bigint[]) AS k(p, o)
   ON kafka_partition = k.p AND kafka_offset = k.o WHERE kafka_topic = %(t)s
 UNION ALL
-SELECT p, o, reason, NULL, NULL, NULL, raw_value, raw_value_base64
+SELECT p, o, reason, NULL, NULL, NULL, raw_value, raw_value_base64, detail
 FROM rejected_readings JOIN unnest(%(p)s::int[], %(o)s::bigint[]) AS k(p, o)
   ON kafka_partition = k.p AND kafka_offset = k.o WHERE kafka_topic = %(t)s
 """
@@ -96,7 +100,7 @@ def test_hostile_values_land_per_the_rules_while_the_job_runs(stack, running_job
              f"{len(positions)} hostile values to land", poll=0.5)  # fmt: skip
     found = landed(stack, topic, positions)
     for message, position in zip(messages, positions, strict=True):
-        outcome, customer_id, timestamp, heart_rate, raw_text, raw_b64 = found[position]
+        outcome, customer_id, timestamp, heart_rate, raw_text, raw_b64, _ = found[position]
         assert outcome == message.outcome, message.value[:300] if message.value else None
         if outcome == VALID:
             assert (customer_id, heart_rate) == (message.customer_id, message.heart_rate)
@@ -107,6 +111,33 @@ def test_hostile_values_land_per_the_rules_while_the_job_runs(stack, running_job
             ), message.value[:300] if message.value else None
     assert job.process is not None and job.process.poll() is None, job.log_tail()
     TOTALS["examples"] += 1
+
+
+def test_known_mix_lands_exactly_with_reasons(stack, running_job):
+    """The producer's known mix and the cases it lacks, with keys over 11 devices."""
+    job, topic = running_job
+    messages = mixed_messages(1000, seed=1)
+    positions = kafka.publish(
+        stack.kafka_bootstrap_servers, topic,
+        [(f"K{i % 11}".encode(), value) for i, (value, _) in enumerate(messages)],
+        linger_ms=20, batch_size=256 * 1024,
+    )  # fmt: skip
+    wait_for(lambda: len(landed(stack, topic, positions)) == len(positions), 180,
+             "the job to store the mix", poll=0.5)  # fmt: skip
+    found = landed(stack, topic, positions)
+
+    assert Counter(found[p][0] for p in positions) == Counter(o for _, o in messages)
+    awkward = [row[1:3:2] for row in found.values() if (row[1] or "").startswith("Zo")]
+    assert awkward and all(row == (AWKWARD_CUSTOMER, 72) for row in awkward)
+    # Quarantined rows keep the value verbatim: as text, or as base64 when text cannot hold it.
+    rejected = [row for row in found.values() if row[0] != VALID]
+    assert all(detail for *_, detail in rejected)
+    as_bytes = sorted(
+        stored for *_, text, b64, _ in rejected
+        if (stored := stored_bytes(text, b64)) is not None
+    )  # fmt: skip
+    assert as_bytes == sorted(v for v, outcome in messages if outcome != VALID and v is not None)
+    assert job.process is not None and job.process.poll() is None, job.log_tail()
 
 
 _TOPIC_TOTALS = """

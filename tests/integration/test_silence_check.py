@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
-from kafka.admin import NewTopic
+from kafka import KafkaProducer
 
 from heartbeat_stream.config import JobConfig
 from heartbeat_stream.runtime.silence import SilenceCheck
 from heartbeat_stream.sinks.alert_store import AlertRules
 from heartbeat_stream.sinks.batch_commit import commit_batch
+from tests.support.sink_rows import SinkRows
 
 pytestmark = pytest.mark.integration
 
@@ -32,27 +32,14 @@ def in_milliseconds(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
-@pytest.fixture
-def alerts_topic(stack) -> Iterator[str]:
-    name = f"test-alerts-{uuid.uuid4().hex[:12]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-    try:
-        yield name
-    finally:
-        admin.delete_topics([name])
-        admin.close()
-
-
-class Sink:
+class Sink(SinkRows):
     """Messages into partition 0 of the topic, committed batch by batch; one check round."""
 
     def __init__(self, stack, topic: str, config: JobConfig) -> None:
+        super().__init__(stack, config.sink_id)
         self.topic = topic
         self.config = config
-        self.sink_id = config.sink_id
         self.conn = psycopg2.connect(stack.app_dsn)
-        self.admin_dsn = stack.admin_dsn
         self.producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
         self.check = SilenceCheck(config)
         self.batch_id = 0
@@ -90,25 +77,9 @@ class Sink:
         commit_batch(self.conn, self.sink_id, self.batch_id, AlertRules())
         self.batch_id += 1
 
-    def events(self, customer: str) -> list[tuple[str, int]]:
-        return self.query(
-            "SELECT status, revision FROM alert_events WHERE sink_id = %s AND customer_id = %s"
-            " ORDER BY id",
-            customer,
-        )
-
     def episodes(self, kind: str) -> list[tuple]:
         """(customer, started_at, ended_at, revision, readings) of a kind, oldest first."""
-        return self.query(
-            "SELECT customer_id, started_at, ended_at, revision, readings FROM heart_rate_alerts"
-            " WHERE sink_id = %s AND kind = %s ORDER BY started_at, customer_id",
-            kind,
-        )
-
-    def query(self, sql: str, *params: object) -> list[tuple]:
-        with psycopg2.connect(self.admin_dsn) as conn, conn.cursor() as cur:
-            cur.execute(sql, (self.sink_id, *params))
-            return cur.fetchall()
+        return super().episodes(kind, "customer_id, started_at, ended_at, revision, readings")
 
     def close(self) -> None:
         self.conn.close()

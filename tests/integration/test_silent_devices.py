@@ -9,38 +9,25 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka import KafkaProducer
 
 from heartbeat_contract import encode_reading
 from heartbeat_stream.config import sink_id_for
+from tests.support import kafka
 from tests.support.figures import record
+from tests.support.sink_rows import SinkRows
 from tests.support.stream_job import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
 
-SILENT_AFTER = 20  # seconds
-CHECK_EVERY = 2  # seconds
+SILENT_AFTER = 10  # seconds: the shortest that still leaves a loaded job's batches inside it
+CHECK_EVERY = 1  # seconds
 BOUND = 30  # the rule: raised at most this long after last reading + SILENT_AFTER
 JOB_START = 240  # seconds for a spark-submit job to start and commit its first batch here
-
-
-@pytest.fixture
-def alerts_topic(stack) -> Iterator[str]:
-    """A fresh alerts topic: the job never publishes to the live heart-rate-alerts here."""
-    name = f"test-alerts-{uuid.uuid4().hex[:12]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
-    try:
-        yield name
-    finally:
-        admin.delete_topics([name])
-        admin.close()
 
 
 class Feed:
@@ -87,22 +74,14 @@ class AlertsTopic:
     """The alerts topic read from the beginning to its end offsets: (event, broker time)."""
 
     def __init__(self, stack, topic: str) -> None:
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=stack.kafka_bootstrap_servers, enable_auto_commit=False
-        )
-        self.partitions = [TopicPartition(topic, p) for p in range(3)]
-        self.consumer.assign(self.partitions)
+        self.servers = stack.kafka_bootstrap_servers
+        self.topic = topic
 
     def events(self) -> list[tuple[dict, datetime]]:
-        self.consumer.seek_to_beginning(*self.partitions)
-        ends = self.consumer.end_offsets(self.partitions)
-        found = []
-        while any(self.consumer.position(tp) < ends[tp] for tp in self.partitions):
-            for records in self.consumer.poll(timeout_ms=1000).values():
-                for message in records:
-                    stamp = datetime.fromtimestamp(message.timestamp / 1000, UTC)
-                    found.append((json.loads(message.value), stamp))
-        return found
+        return [
+            (json.loads(message.value), datetime.fromtimestamp(message.timestamp / 1000, UTC))
+            for message in kafka.read_to_end(self.servers, self.topic)
+        ]
 
     def of(
         self, customer: str, kind: str, status: str | None = None
@@ -115,37 +94,16 @@ class AlertsTopic:
                 unique.setdefault(event["event_id"], (event, stamp))
         return list(unique.values())
 
-    def close(self) -> None:
-        self.consumer.close()
 
-
-class Episodes:
+class Episodes(SinkRows):
     """What the job recorded for its sink, read as the superuser."""
-
-    def __init__(self, stack, sink_id: str) -> None:
-        self.dsn = stack.admin_dsn
-        self.sink_id = sink_id
-
-    def query(self, sql: str, *params: object) -> list[tuple]:
-        with psycopg2.connect(self.dsn) as conn, conn.cursor() as cur:
-            cur.execute(sql, (self.sink_id, *params))
-            return cur.fetchall()
 
     def of(self, kind: str, customers: list[str] | None = None) -> list[tuple]:
         """(customer, alert_id, started_at, ended_at, readings, muted, revision) of a kind."""
-        rows = self.query(
-            "SELECT customer_id, alert_id, started_at, ended_at, readings, muted, revision"
-            " FROM heart_rate_alerts WHERE sink_id = %s AND kind = %s ORDER BY started_at",
-            kind,
+        rows = self.episodes(
+            kind, "customer_id, alert_id, started_at, ended_at, readings, muted, revision"
         )
         return [row for row in rows if customers is None or row[0] in customers]
-
-    def seen(self, customer: str) -> datetime | None:
-        rows = self.query(
-            "SELECT last_seen_at FROM customer_activity WHERE sink_id = %s AND customer_id = %s",
-            customer,
-        )
-        return rows[0][0] if rows else None
 
     def committed(self, customer: str, at_least: datetime) -> bool:
         seen = self.seen(customer)
@@ -172,7 +130,6 @@ def silence(stack, fresh_topic, alerts_topic, tmp_path):
     finally:
         job.stop()
         feed.close()
-        alerts.close()
 
 
 def customers(prefix: str, count: int) -> list[str]:

@@ -2,43 +2,26 @@
 
 from __future__ import annotations
 
-import base64
 import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from heartbeat_contract import encode_reading
 from heartbeat_producer.config import SimulationConfig
-from heartbeat_producer.mix import known_mix
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Simulator
 from heartbeat_stream.config import sink_id_for
 from tests.support import kafka
 from tests.support.db import superuser_cursor, superuser_query
+from tests.support.known_mix import mixed_messages
 from tests.support.rollups import rollup_mismatches
 from tests.support.sink_activity import kill_inside_the_batch_transaction
 from tests.support.stream_job import StreamJob, wait_for
-from tests.support.world import CUSTOMER_PREFIX
 
 pytestmark = pytest.mark.integration
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def special_messages(start: datetime) -> list[tuple[bytes | None, str]]:
-    """Cases the simulator's mix lacks: a Kafka null value, unicode and quotes in ids."""
-    _, unicode_value = encode_reading('Zoë "O\'Brien" 客户', start, 72)
-    return [(None, "malformed_json"), (unicode_value, "valid"), (b"\xff\xfe", "malformed_json")]
-
-
-def mixed_messages(count: int, seed: int) -> list[tuple[bytes | None, str]]:
-    """The producer's known mix plus the special cases: (value, expected outcome) pairs."""
-    now = datetime.now(UTC)
-    messages = known_mix(seed, count, now=now, span_seconds=120, customer_prefix=CUSTOMER_PREFIX)
-    mix = [(m.value, m.outcome) for m in messages]
-    return mix + special_messages(now - timedelta(minutes=1))
 
 
 def publish(stack, topic: str, values: list[bytes | None]) -> None:
@@ -107,40 +90,11 @@ def job_factory(stack, fresh_topic, tmp_path):
         job.stop()
 
 
-def test_known_mix_lands_exactly_with_reasons(stack, fresh_topic, job_factory):
-    messages = mixed_messages(1000, seed=1)
-    publish(stack, fresh_topic, [value for value, _ in messages])
-    tables = Tables(stack, fresh_topic)
-
-    job = job_factory()
-    job.start()
-    wait_for(lambda: tables.total() >= len(messages), 180, "the job to drain the topic")
-
-    assert tables.outcomes() == Counter(outcome for _, outcome in messages)
-    rows = tables._query(
-        "SELECT customer_id, heart_rate FROM heart_rate_readings WHERE kafka_topic = %s"
-        " AND customer_id LIKE 'Zo%%'"
-    )
-    assert rows and all(r == ('Zoë "O\'Brien" 客户', 72) for r in rows)
-    # Quarantined rows keep the value verbatim: as text, or as base64 when text cannot hold it.
-    stored = tables._query(
-        "SELECT raw_value, raw_value_base64, detail FROM rejected_readings WHERE kafka_topic = %s"
-    )
-    assert all(detail for _, _, detail in stored)
-    as_bytes = sorted(
-        text.encode() if text is not None else base64.b64decode(b64)
-        for text, b64, _ in stored
-        if text is not None or b64 is not None
-    )
-    sent = sorted(v for v, outcome in messages if outcome != "valid" and v is not None)
-    assert as_bytes == sent
-
-
 @pytest.mark.parametrize("moment", ["staged", "in the batch transaction"])
 def test_sigkill_mid_write_then_restart_loses_and_duplicates_nothing(
     stack, fresh_topic, job_factory, tmp_path, moment
 ):
-    first = mixed_messages(60_000, seed=2)
+    first = mixed_messages(30_000, seed=2)  # 5 batches of 6,000
     publish(stack, fresh_topic, [value for value, _ in first])
     tables = Tables(stack, fresh_topic)
     sink_id = sink_id_for(str(tmp_path / "checkpoint"))
