@@ -82,17 +82,24 @@ try {
       report.chart_data_requests.push({ slice_id: null, customer_filter: null });
     }
   });
-  page.on("response", async (response) => {
+  // A response's body is read after it arrives: keep each read, and wait for all of them before
+  // the report is judged (on a busy machine some were still being read when the charts drew).
+  const bodyReads = [];
+  page.on("response", (response) => {
     if (!response.url().includes("/api/v1/chart/data")) return;
     const entry = { status: response.status() };
-    try {
-      const body = await response.json();
-      entry.rows = (body.result || []).map((r) => r.rowcount ?? r.data?.length ?? null);
-      entry.errors = (body.result || []).flatMap((r) => r.error ? [r.error] : []);
-    } catch {
-      entry.rows = null;
-    }
     report.chart_data_responses.push(entry);
+    bodyReads.push(
+      response.json().then(
+        (body) => {
+          entry.rows = (body.result || []).map((r) => r.rowcount ?? r.data?.length ?? null);
+          entry.errors = (body.result || []).flatMap((r) => r.error ? [r.error] : []);
+        },
+        () => {
+          entry.rows = null;
+        },
+      ),
+    );
   });
 
   // Log in through the form, as a person would.
@@ -196,6 +203,8 @@ try {
     }
   }
 
+  await Promise.allSettled(bodyReads);
+  mark("responses_read");
   for (const chart of report.charts) {
     if (chart.error) report.problems.push(`chart ${chart.name} shows an error: ${chart.error}`);
   }
