@@ -66,6 +66,10 @@ class Notifier:
             client_id="heartbeat-notifier",
             # A killed notifier's partitions go to its restart (or a peer) within 10 s, not 45.
             session_timeout_ms=10_000,
+            # A topic (or partitions) the broker did not yet report when the group was joined
+            # is seen within 10 s, not kafka-python's 5 minutes: a group that joined with no
+            # partition metadata would deliver nothing until then.
+            metadata_max_age_ms=10_000,
         )
         self.consumer.subscribe([config.kafka_alerts_topic], listener=_Revocations(self))
 

@@ -28,7 +28,8 @@ def test_partitioned_insert_smallest(stack, monkeypatch, capsys) -> None:
 def test_producer_rate_smallest(stack, monkeypatch, capsys) -> None:
     monkeypatch.setattr(producer_rate, "READINGS", 300)
     producer_rate.run()
-    assert "best: " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "x the client" in out and "sent 300, failed 0" in out
 
 
 def test_notifier_latency_smallest(stack, monkeypatch, capsys) -> None:

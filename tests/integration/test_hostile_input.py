@@ -127,7 +127,7 @@ def test_known_mix_lands_exactly_with_reasons(stack, running_job):
     found = landed(stack, topic, positions)
 
     assert Counter(found[p][0] for p in positions) == Counter(o for _, o in messages)
-    awkward = [row[1:3:2] for row in found.values() if (row[1] or "").startswith("Zo")]
+    awkward = [row[1:4:2] for row in found.values() if (row[1] or "").startswith("Zo")]
     assert awkward and all(row == (AWKWARD_CUSTOMER, 72) for row in awkward)
     # Quarantined rows keep the value verbatim: as text, or as base64 when text cannot hold it.
     rejected = [row for row in found.values() if row[0] != VALID]
