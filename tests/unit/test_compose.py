@@ -205,7 +205,7 @@ def test_settings_pass_through_with_the_models_default_or_a_stated_one():
         for name, value in (service.get("environment") or {}).items():
             if name in FIXED:
                 assert str(value) == FIXED[name], f"{name} must be fixed in compose"
-            elif name in SETTINGS and name != "HEARTBEAT_RUN_AS":
+            elif name in SETTINGS:
                 default = compose_default(name, value)
                 assert default is not None, f"{name}: {value!r} does not pass the caller's value"
                 model = SETTINGS[name].default
