@@ -10,9 +10,8 @@
 // CUSTOMER (optional: open the dashboard with its Customer filter set to this customer id),
 // TIME_RANGE (optional: its Time range filter, in Superset's syntax, e.g. "Last month").
 // Prints one JSON report on stdout; exits 1 when a check fails.
-import { chromium } from "playwright-core";
+import { env, launchChromium, logIn } from "./session.mjs";
 
-const env = (name, fallback) => process.env[name] ?? fallback;
 const url = env("SUPERSET_URL", "http://localhost:8088").replace(/\/$/, "");
 const slug = env("DASHBOARD_SLUG", "heart-rate-monitoring");
 const expected = Number(env("EXPECTED_CHARTS", "0"));
@@ -47,20 +46,7 @@ const report = {
 const t0 = Date.now();
 const mark = (name) => (report.timings_ms[name] = Date.now() - t0);
 
-const browser = await chromium.launch({
-  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 mark("browser_started");
 try {
   const page = await browser.newPage({ viewport: { width: 1600, height: 1700 } });
@@ -103,25 +89,12 @@ try {
   });
 
   // Log in through the form, as a person would.
-  const logIn = async () => {
-    await page.goto(`${url}/login/`, { waitUntil: "domcontentloaded" });
-    await page.locator('input[name="username"], #username').first().fill(env("SUPERSET_ADMIN_USERNAME", "admin"));
-    await page.locator('input[type="password"]').first().fill(env("SUPERSET_ADMIN_PASSWORD", ""));
-    await Promise.all([
-      page.waitForURL((u) => !u.pathname.startsWith("/login"), { timeout: timeoutMs }),
-      page.locator('button[type="submit"], input[type="submit"]').first().click(),
-    ]);
-    // The login page's event-log beacon, sent before the form with the anonymous cookie, can be
-    // answered after the login with an anonymous session cookie that replaces the new one (seen
-    // once in CI: the welcome page drawn, then every API call 401). Let the page settle, then
-    // ask Superset who we are.
-    await page.waitForLoadState("networkidle", { timeout: 15000 }).catch(() => {});
-    return (await page.request.get(`${url}/api/v1/me/`)).status() === 200;
-  };
-  if (!(await logIn())) {
-    report.login_retried = true;
-    if (!(await logIn())) throw new Error("logged in, but the session was lost twice");
-  }
+  report.login_retried = await logIn(page, {
+    url,
+    username: env("SUPERSET_ADMIN_USERNAME", "admin"),
+    password: env("SUPERSET_ADMIN_PASSWORD", ""),
+    timeoutMs,
+  });
   mark("logged_in");
 
   const query = nativeFilters.length

@@ -9,29 +9,15 @@
 // {method, path, body}: requests the logged-in page sends with fetch, its session cookie and the
 // CSRF token Superset put in the page, as the frontend does; their statuses are reported).
 // Prints one JSON report on stdout; exits 1 only when the browser itself failed.
-import { chromium } from "playwright-core";
+import { env, launchChromium, logIn } from "./session.mjs";
 
-const env = (name, fallback) => process.env[name] ?? fallback;
 const url = env("SUPERSET_URL", "http://localhost:8088").replace(/\/$/, "");
 const timeoutMs = Number(env("TIMEOUT_MS", "90000"));
 const settleMs = Number(env("SETTLE_MS", "30000"));
 const paths = env("PATHS", "").split(",").filter(Boolean);
 const report = { ok: false, logged_in: false, pages: [], problems: [] };
 
-const browser = await chromium.launch({
-  executablePath: env("CHROMIUM", "/usr/bin/chromium"),
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   page.setDefaultTimeout(timeoutMs);
@@ -41,13 +27,12 @@ try {
     if (u.pathname.startsWith("/api/")) apiAnswers.push({ path: u.pathname, status: response.status() });
   });
 
-  await page.goto(`${url}/login/`, { waitUntil: "domcontentloaded" });
-  await page.locator('input[name="username"], #username').first().fill(env("SUPERSET_USERNAME", ""));
-  await page.locator('input[type="password"]').first().fill(env("SUPERSET_PASSWORD", ""));
-  await Promise.all([
-    page.waitForURL((u) => !u.pathname.startsWith("/login"), { timeout: timeoutMs }),
-    page.locator('button[type="submit"], input[type="submit"]').first().click(),
-  ]);
+  report.login_retried = await logIn(page, {
+    url,
+    username: env("SUPERSET_USERNAME", ""),
+    password: env("SUPERSET_PASSWORD", ""),
+    timeoutMs,
+  });
   report.logged_in = true;
 
   const calls = JSON.parse(env("CALLS", "[]"));
