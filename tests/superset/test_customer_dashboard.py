@@ -220,7 +220,8 @@ def test_customer_episodes_and_quarantine_equal_sql(
     assert episodes
     result = _result(superset_client, customer_charts["Customer episodes"], window, [customer])
     assert [
-        (r["kind"], _micros(r["started_at"]), r["extreme_bpm"], r["readings"]) for r in result["data"]
+        (r["kind"], _micros(r["started_at"]), r["extreme_bpm"], r["readings"])
+        for r in result["data"]
     ] == [(kind, _micros(at), bpm, n) for kind, at, bpm, n in episodes]
 
     quarantined = _query(
