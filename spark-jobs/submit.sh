@@ -22,7 +22,12 @@ package="$VAR/build/heartbeat-stream.zip"
 "$PYSPARK_PYTHON" -m zipfile -c "$package" \
   "$ROOT/spark-jobs/heartbeat_stream" "$ROOT/contract/heartbeat_contract"
 
-exec "$SPARK_SUBMIT" \
+# Lower priority than the stack's interactive programs (Superset, and the Kafka and PostgreSQL the
+# job itself needs): when the cores are short, a dashboard draws first and the job catches up.
+nice="${SPARK_NICE:-10}"
+[[ "$nice" =~ ^[0-9]+$ && "$nice" -le 19 ]] || { echo "SPARK_NICE must be 0..19, not '$nice'" >&2; exit 2; }
+
+exec nice -n "$nice" "$SPARK_SUBMIT" \
   --master "${SPARK_MASTER:-local[*]}" \
   --name heartbeat-stream \
   --jars "$jars" \

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -204,3 +206,26 @@ def test_a_reset_checkpoint_stops_the_job_with_the_reason_and_drops_nothing(
     # Nothing was skipped as if it were a replay, and nothing was stored twice.
     assert tables.outcomes() == stored
     assert tables.distinct_offsets() == len(first)
+
+
+def _jvm_started(job: StreamJob) -> bool:
+    """submit.sh has exec'd down to the driver's JVM (same pid: bash -> nice -> spark -> java)."""
+    cmdline = Path(f"/proc/{job.process.pid}/cmdline").read_bytes()
+    return b"org.apache.spark.deploy.SparkSubmit" in cmdline
+
+
+@pytest.mark.parametrize(("setting", "niceness"), [({}, 10), ({"SPARK_NICE": "3"}, 3)])
+def test_the_job_runs_at_a_lower_cpu_priority_than_the_dashboards(job_factory, setting, niceness):
+    """The job yields the cores to Superset, Kafka and PostgreSQL when they are short
+    (SPARK_NICE, default 10), and an operator can set it; the priority is the JVM's own."""
+    job = job_factory(**setting)
+    job.start()
+    wait_for(lambda: _jvm_started(job), 60, "spark-submit to start the driver's JVM")
+    assert os.getpriority(os.PRIO_PROCESS, job.process.pid) == niceness
+
+
+def test_a_priority_out_of_range_stops_the_start_with_the_reason(job_factory):
+    job = job_factory(SPARK_NICE="-5")  # raising priority above the dashboards is refused
+    job.start()
+    assert job.wait_exit(timeout=60) == 2
+    assert "SPARK_NICE must be 0..19, not '-5'" in job.log_tail()
