@@ -17,7 +17,10 @@ customers and for one:
 beside the target (200 ms) and a reference measured in the same run: Superset's floor, a
 chart-data request whose query returns nothing. Last, each dashboard rendered in headless
 Chromium (browser/dashboard.mjs: login excluded, from navigation to every chart drawn), median of
-BENCH_SUPERSET_RENDERS runs, beside its 3 s target. The load average is printed with the figures.
+BENCH_SUPERSET_RENDERS runs, beside its 3 s target, as the admin and as a viewer (an account of
+`heartbeat-ops superset add-user --role viewer`, made for the run and removed after: what a nurse
+on call opens; Superset asks less for an account that cannot drill or edit).
+BENCH_SUPERSET_AS=admin measures the admin only. The load average is printed with the figures.
 
 The loaded rows are deleted at the end unless BENCH_SUPERSET_KEEP=1; a kept load (which then
 ends BENCH_SUPERSET_AHEAD_HOURS, 3, ahead of now so that "last hour" stays full while it is
@@ -38,17 +41,20 @@ BENCH_SUPERSET_REPEATS=2 BENCH_SUPERSET_RENDERS=1 BENCH_SUPERSET_LIVE=1.
 
 from __future__ import annotations
 
+import itertools
 import os
+import secrets
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 
-from heartbeat_ops import history, supervisor
+from heartbeat_ops import accounts, history, supervisor
 from heartbeat_ops.config import load, read_env_file, secrets_file, var_dir
 from tests.superset.superset_api import (
     LAST_HOUR,
@@ -81,6 +87,10 @@ LIVE_PROGRAMS = ("stream-job", "producer")
 LIVE_FRESH_SECONDS = float(os.environ.get("BENCH_SUPERSET_LIVE_FRESH_SECONDS", "30"))
 LIVE_START_TIMEOUT = float(os.environ.get("BENCH_SUPERSET_LIVE_START_TIMEOUT", "300"))
 QUERIES = os.environ.get("BENCH_SUPERSET_SKIP_QUERIES") != "1"
+AS_VIEWER = os.environ.get("BENCH_SUPERSET_AS", "admin,viewer") != "admin"
+VIEWER = f"{TAG}-viewer"
+
+Account = tuple[str, str, str]  # (who, username, password)
 
 
 def _say(message: str) -> None:
@@ -228,27 +238,26 @@ def _reference(client: SupersetClient) -> None:
     )
 
 
-Renders = dict[tuple[str, str, str], tuple[float, float]]
+Renders = dict[tuple[str, str, str, str], tuple[float, float]]
 
 
 def _renders(
     url: str,
-    username: str,
-    password: str,
+    accounts: list[Account],
     slugs: list[str],
     *,
     title: str = "",
     quiet: Renders | None = None,
 ) -> Renders:
-    """Each dashboard x range x filter: the median first visit and revisit (s), printed (beside
-    `quiet`'s figures when given)."""
+    """Each account x dashboard x range x filter: the median first visit and revisit (s), printed
+    (beside `quiet`'s figures when given)."""
     _say(
         f"\nwhole dashboard in headless Chromium{title}, navigation -> every chart drawn, median "
         f"of {RENDERS} (target {RENDER_TARGET_S:.0f} s)"
     )
     screenshots = var_dir() / "screenshots"
     figures: Renders = {}
-    for slug in slugs:
+    for (who, username, password), slug in itertools.product(accounts, slugs):
         customer_dashboard = slug != DASHBOARDS[0]
         variants = [("customer", ONE_CUSTOMER)] if customer_dashboard else []
         if not customer_dashboard:
@@ -278,13 +287,13 @@ def _renders(
                         (timings["revisit_rendered"] - timings["revisit_requested"]) / 1000
                     )
                 runs = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(seconds, revisits, strict=True))
-                key = (slug, range_label, label)
+                key = (who, slug, range_label, label)
                 figures[key] = (statistics.median(seconds), statistics.median(revisits))
                 beside = ""
                 if quiet and key in quiet:
                     beside = f" [quiet: {quiet[key][0]:5.2f} s, again {quiet[key][1]:5.2f} s]"
                 _say(
-                    f"{slug:<22} {range_label:<8} {label:<9} first visit "
+                    f"{who:<7} {slug:<22} {range_label:<8} {label:<9} first visit "
                     f"{figures[key][0]:5.2f} s, again (browser cache warm) "
                     f"{figures[key][1]:5.2f} s{beside} (runs: {runs}; load average "
                     f"{_load_average()})"
@@ -333,25 +342,41 @@ def _wait_live(superuser_dsn: str) -> str:
 
 
 def _renders_quiet_and_live(
-    url: str, username: str, password: str, slugs: list[str], superuser_dsn: str
+    url: str, accounts: list[Account], slugs: list[str], superuser_dsn: str
 ) -> None:
     """The renders with the job and producer stopped, then running, side by side."""
     before = {name: supervisor.states().get(name) == "RUNNING" for name in LIVE_PROGRAMS}
     try:
         _set_programs(dict.fromkeys(LIVE_PROGRAMS, False))
-        quiet = _renders(url, username, password, slugs, title=" (quiet: job and producer stopped)")
+        quiet = _renders(url, accounts, slugs, title=" (quiet: job and producer stopped)")
         _set_programs(dict.fromkeys(LIVE_PROGRAMS, True))
         _say(f"\n{_wait_live(superuser_dsn)} (load average {_load_average()})")
         _renders(
             url,
-            username,
-            password,
+            accounts,
             slugs,
             title=" with the whole stack running (job and producer live)",
             quiet=quiet,
         )
     finally:
         _set_programs(before)
+
+
+@contextmanager
+def _accounts(username: str, password: str) -> Iterator[list[Account]]:
+    """The admin, and a viewer made for the run (removed after) unless BENCH_SUPERSET_AS=admin."""
+    if not AS_VIEWER:
+        yield [("admin", username, password)]
+        return
+    viewer_password = secrets.token_urlsafe(18)
+    accounts.run_people(["remove", VIEWER])  # a run stopped early may have left it
+    made = accounts.run_people(["add", VIEWER, "viewer"], stdin=viewer_password + "\n")
+    if made.returncode != 0:
+        raise RuntimeError(f"could not add the viewer account: {made.stderr[-500:]}")
+    try:
+        yield [("admin", username, password), ("viewer", VIEWER, viewer_password)]
+    finally:
+        accounts.run_people(["remove", VIEWER])
 
 
 def _gunicorn_rss() -> dict[str, float]:
@@ -462,10 +487,11 @@ def _measure(url: str, username: str, password: str, reader_dsn: str, superuser_
         finally:
             reader.close()
         _reference(client)
-    if LIVE:
-        _renders_quiet_and_live(url, username, password, slugs, superuser_dsn)
-    else:
-        _renders(url, username, password, slugs)
+    with _accounts(username, password) as people:
+        if LIVE:
+            _renders_quiet_and_live(url, people, slugs, superuser_dsn)
+        else:
+            _renders(url, people, slugs)
     _say(f"\nSuperset RSS after the queries (MiB): {_fmt_rss(_gunicorn_rss())}")
 
 

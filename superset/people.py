@@ -115,6 +115,39 @@ def list_users(security_manager) -> list[dict[str, object]]:
     ]
 
 
+# Every foreign key to ab_user that does not cascade, from PostgreSQL's catalog (Superset's tables
+# change between versions): what a removed person leaves behind must not block the removal.
+_REFERENCES_TO_USERS = """
+SELECT cl.relname, a.attname, NOT a.attnotnull
+FROM pg_constraint con
+JOIN pg_class cl ON cl.oid = con.conrelid
+JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = ANY (con.conkey)
+WHERE con.contype = 'f' AND con.confrelid = 'ab_user'::regclass AND con.confdeltype <> 'c'
+  AND cl.relname <> 'ab_user'
+"""
+
+
+def _release_references(session, user_id: int) -> int:
+    """Before a user is deleted: audit marks (created_by, changed_by, a log's user) are kept
+    without the name, set to NULL; rows that cannot exist without the user (their favourite
+    tags) are deleted. Opening a dashboard leaves such marks (its filter state in key_value), so
+    without this a person who ever used their account could not be removed. Returns rows touched.
+    """
+    from sqlalchemy import text
+
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    touched = 0
+    for table, column, nullable in session.execute(text(_REFERENCES_TO_USERS)).fetchall():
+        target = f"{quote(table)} SET {quote(column)} = NULL" if nullable else None
+        statement = (
+            f"UPDATE {target} WHERE {quote(column)} = :user_id"
+            if target
+            else f"DELETE FROM {quote(table)} WHERE {quote(column)} = :user_id"
+        )
+        touched += session.execute(text(statement), {"user_id": user_id}).rowcount
+    return touched
+
+
 def remove_user(security_manager, name: str) -> str:
     import os
 
@@ -125,9 +158,10 @@ def remove_user(security_manager, name: str) -> str:
     user = security_manager.find_user(username=name)
     if user is None:
         raise SystemExit(f"people: no user {name!r}")
+    released = _release_references(db.session, user.id)
     db.session.delete(user)
-    db.session.commit()
-    return f"removed {name!r}"
+    db.session.commit()  # one transaction: the marks are released only if the user goes too
+    return f"removed {name!r} ({released} marks of theirs released)"
 
 
 def main(argv: list[str]) -> int:

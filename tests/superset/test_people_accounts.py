@@ -235,3 +235,26 @@ def test_viewer_pages_refuse_sql_lab_and_chart_editing(
         assert page["status"] == 403, summary
         assert "403 Forbidden" in page["text"] and "permission" in page["text"], summary
         assert not page["sql_editor"] and not page["chart_editor"], summary
+
+
+@pytest.mark.usefixtures("browser_tooling")
+def test_a_person_who_used_their_account_can_be_removed(superset, superset_env):
+    """Opening a dashboard in the browser leaves marks of the person in Superset's metadata (the
+    filter state, the action log), which blocked the removal; they are kept without the name,
+    and the account and its login are gone."""
+    name = f"used-{uuid.uuid4().hex[:6]}"
+    added = ops(superset_env, "add-user", name, "--role", "viewer", "--password-stdin",
+                stdin="used-by-a-person-1\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    report, _ = open_in_browser(
+        superset.url, name, "used-by-a-person-1", var_dir() / "screenshots" / "used.png",
+        home=var_dir(),
+    )  # fmt: skip
+    assert report["ok"], json.dumps(report["problems"], indent=2)
+
+    removed = ops(superset_env, "remove-user", name)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    released = re.search(r"\((\d+) marks of theirs released\)", removed.stdout)
+    assert released and int(released[1]) > 0, removed.stdout
+    assert name not in listed(superset_env)
+    assert not logs_in(superset.url, name, "used-by-a-person-1")
