@@ -25,9 +25,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaProducer
 from kafka.admin import NewTopic
 
+from heartbeat_ops.config import load
+from heartbeat_ops.principals import admin_client
 from heartbeat_producer.config import PublisherSettings, SimulationConfig
 from heartbeat_producer.simulator import Message, Simulator
 from heartbeat_producer.workers import auto_workers, shard_counts
@@ -48,7 +50,7 @@ def run() -> None:
     print(f"{READINGS:,} readings, {CUSTOMERS} customers, default mix, acks=all, idempotent, "
           f"linger {publishing.linger_ms} ms, batch {publishing.batch_size // 1024} KiB, "
           f"{publishing.compression}; load before: {_load()}")  # fmt: skip
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = admin_client(load().model_copy(update={"kafka_bootstrap_servers": bootstrap}))
     topics: list[str] = []
 
     def fresh_topic() -> str:
@@ -95,6 +97,7 @@ def client_rate(
     """(readings/s, CPU us per reading) of one KafkaProducer sending pre-encoded messages."""
     producer = KafkaProducer(
         bootstrap_servers=publishing.bootstrap_servers.split(","),
+        **publishing.security,
         acks="all",
         enable_idempotence=True,
         linger_ms=publishing.linger_ms,

@@ -12,20 +12,42 @@ from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
+from heartbeat_contract.kafka_security import ADMIN, kafka_client_security
+from heartbeat_ops import principals
+from heartbeat_ops.config import StackConfig
 from tests.support.stream_job import wait_for
 
 
+def client_args(servers: str) -> dict[str, str]:
+    """kafka-python arguments of the tests' own clients: the broker at `servers`, logged in as
+    the admin principal whose credentials the world fixture exports (HEARTBEAT_KAFKA_ADMIN_*)."""
+    return {"bootstrap_servers": servers, **kafka_client_security(StackConfig(), ADMIN)}
+
+
+def grant_topic(admin: KafkaAdminClient, name: str) -> None:
+    """Give the stack's principals their rights on a test's own topic, as on the world's: an
+    alerts topic (its name says "alerts") to the job and notifier, any other as readings to
+    the producer and job. A job or producer under test is refused a topic without these."""
+    config = StackConfig()  # the world's principal names, from the environment
+    if "alerts" in name:
+        acls = principals.alerts_topic_acls(config, name)
+    else:
+        acls = principals.readings_topic_acls(config, name)
+    principals.grant(admin, acls)
+
+
 def create_topic(servers: str, name: str, partitions: int = 3) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=servers)
+    admin = KafkaAdminClient(**client_args(servers))
     try:
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        grant_topic(admin, name)
     finally:
         admin.close()
 
 
 def delete_topics(servers: str, *names: str) -> None:
     """Delete those of `names` that exist (a test may never have created its alerts topic)."""
-    admin = KafkaAdminClient(bootstrap_servers=servers)
+    admin = KafkaAdminClient(**client_args(servers))
     try:
         existing = set(admin.list_topics())
         if present := [name for name in names if name in existing]:
@@ -51,7 +73,7 @@ def publish(
     """Send (key, value) pairs with acks=all and wait until the broker has them all; returns
     each message's (partition, offset), in order. `options` go to KafkaProducer (linger_ms,
     max_request_size, ...)."""
-    producer = KafkaProducer(bootstrap_servers=servers, acks="all", **options)
+    producer = KafkaProducer(**client_args(servers), acks="all", **options)
     try:
         futures = [producer.send(topic, key=key, value=value) for key, value in messages]
         producer.flush()
@@ -64,7 +86,7 @@ def publish(
 def end_offsets(servers: str, topic: str) -> dict[int, int] | None:
     """partition -> end offset of `topic`, or None while no broker answers."""
     try:
-        consumer = KafkaConsumer(bootstrap_servers=servers, request_timeout_ms=5000)
+        consumer = KafkaConsumer(**client_args(servers), request_timeout_ms=5000)
     except KafkaError:  # no broker reachable right now
         return None
     try:
@@ -86,7 +108,7 @@ def topic_end(servers: str, topic: str) -> int | None:
 def read_to_end(servers: str, topic: str, timeout: float = 120.0) -> list[ConsumerRecord]:
     """Every record of `topic` up to the end offsets it has now, in partition then offset
     order; no consumer group, so nothing is committed anywhere."""
-    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_args(servers), enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         assert partitions, f"topic {topic} does not exist"
