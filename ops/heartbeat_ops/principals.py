@@ -78,14 +78,17 @@ def alerts_topic_acls(config: StackConfig, topic: str) -> list[ACL]:
     ]
 
 
+def notifier_group_acl(config: StackConfig, group: str) -> ACL:
+    """The notifier's consumer group (HEARTBEAT_NOTIFIER_GROUP): its offsets are its progress."""
+    pattern = ResourcePattern(ResourceType.GROUP, group, ACLResourcePatternType.LITERAL)
+    return _allow(config, NOTIFIER, ACLOperation.READ, pattern)
+
+
 def service_acls(config: StackConfig) -> list[ACL]:
     """The topics of the settings, plus idempotent writes and each reader's consumer groups."""
     cluster = ResourcePattern(ResourceType.CLUSTER, "kafka-cluster", ACLResourcePatternType.LITERAL)
     job_groups = ResourcePattern(
         ResourceType.GROUP, JOB_GROUP_PREFIX, ACLResourcePatternType.PREFIXED
-    )
-    notifier_group = ResourcePattern(
-        ResourceType.GROUP, config.notifier_group, ACLResourcePatternType.LITERAL
     )
     return [
         *readings_topic_acls(config, config.kafka_topic),
@@ -93,7 +96,7 @@ def service_acls(config: StackConfig) -> list[ACL]:
         _allow(config, PRODUCER, ACLOperation.IDEMPOTENT_WRITE, cluster),
         _allow(config, JOB, ACLOperation.IDEMPOTENT_WRITE, cluster),
         _allow(config, JOB, ACLOperation.READ, job_groups),
-        _allow(config, NOTIFIER, ACLOperation.READ, notifier_group),
+        notifier_group_acl(config, config.notifier_group),
     ]
 
 

@@ -36,6 +36,15 @@ def grant_topic(admin: KafkaAdminClient, name: str) -> None:
     principals.grant(admin, acls)
 
 
+def grant_notifier_group(servers: str, group: str) -> None:
+    """Let the notifier principal use a test's own consumer group."""
+    admin = KafkaAdminClient(**client_args(servers))
+    try:
+        principals.grant(admin, [principals.notifier_group_acl(StackConfig(), group)])
+    finally:
+        admin.close()
+
+
 def create_topic(servers: str, name: str, partitions: int = 3) -> None:
     admin = KafkaAdminClient(**client_args(servers))
     try:
