@@ -106,7 +106,7 @@ def run() -> None:
     run_id = uuid.uuid4().hex[:6]
     customers = [f"alert-probe-{run_id}-{i:02d}" for i in range(ALERT_PROBES)]
     topics = Topics(stack)
-    readings, alerts = topics.new("alert-readings"), topics.new("alert-events", partitions=1)
+    readings, alerts = topics.new("alert-readings"), topics.new("alerts-events", partitions=1)
     workdir = var_dir() / "bench" / f"alert-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     workdir.mkdir(parents=True)
     receiver = WebhookReceiver().start()

@@ -27,6 +27,7 @@ from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_notifier.metrics import percentile
 from heartbeat_ops import database
 from heartbeat_ops.config import load
+from tests.support.kafka import grant_topic
 from tests.support.notifier import NotifierProcess, only_webhook_channel
 from tests.support.receivers import WebhookReceiver
 from tests.support.stream_job import wait_for
@@ -85,6 +86,7 @@ def run() -> None:
     topic = f"bench-alerts-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(**kafka_client_args(stack, ADMIN))
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    grant_topic(admin, topic)  # the notifier principal reads it
     receiver = WebhookReceiver().start()
     conn = psycopg2.connect(stack.admin_dsn)
     conn.autocommit = True

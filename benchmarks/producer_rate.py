@@ -33,6 +33,7 @@ from heartbeat_ops.principals import admin_client
 from heartbeat_producer.config import PublisherSettings, SimulationConfig
 from heartbeat_producer.simulator import Message, Simulator
 from heartbeat_producer.workers import auto_workers, shard_counts
+from tests.support.kafka import grant_topic
 
 READINGS = int(os.environ.get("BENCH_PRODUCER_READINGS", "200000"))
 UNLIMITED = 1e9  # readings/s: the pacer never waits
@@ -56,6 +57,7 @@ def run() -> None:
     def fresh_topic() -> str:
         topics.append(f"bench-producer-{uuid.uuid4().hex[:8]}")
         admin.create_topics([NewTopic(topics[-1], num_partitions=3, replication_factor=1)])
+        grant_topic(admin, topics[-1])  # the producer principal writes it
         return topics[-1]
 
     try:

@@ -52,6 +52,7 @@ from heartbeat_ops.programs import venv_bin
 from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Message, Simulator
+from tests.support.kafka import grant_topic
 from tests.support.sockets import free_ports
 from tests.support.stream_job import StreamJob, wait_for
 
@@ -101,6 +102,7 @@ class Topics:
     def new(self, kind: str, partitions: int = 3) -> str:
         name = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
         self.admin.create_topics([NewTopic(name, partitions, 1)])
+        grant_topic(self.admin, name)  # the job and producer principals' rights on it
         self.names.append(name)
         return name
 
