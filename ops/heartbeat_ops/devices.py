@@ -18,6 +18,8 @@ from kafka.admin import (
     ACLOperation,
     ACLPermissionType,
     ACLResourcePatternType,
+    ConfigResource,
+    ConfigResourceType,
     ResourcePattern,
     ResourcePatternFilter,
     ResourceType,
@@ -104,6 +106,19 @@ def _admin(config: StackConfig) -> KafkaAdminClient:
     return admin_client(config, request_timeout_ms=15000)
 
 
+def _require_running_listener(admin: KafkaAdminClient) -> None:
+    """The broker must be running with the DEVICE listener, not just configured for it: a
+    credential no device could use is not created."""
+    broker_id = str(admin.describe_cluster()["brokers"][0]["broker_id"])
+    resource = ConfigResource(ConfigResourceType.BROKER, broker_id, None)
+    configs = admin.describe_configs([resource], config_filter="all")["broker"][broker_id]
+    if "DEVICE://" not in (configs.get("listeners", {}).get("value") or ""):
+        raise DeviceError(
+            "the running broker has no device listener; was Kafka restarted after "
+            "HEARTBEAT_DEVICE_LISTENER was set (`make down && make up`)?"
+        )
+
+
 def _check_not_principal(config: StackConfig, name: str) -> None:
     if name in principal_names(config):
         raise DeviceError(f"device name {name!r} is reserved (one of the stack's own principals)")
@@ -144,6 +159,7 @@ def add_device(config: StackConfig, name: str) -> Credential:
     password = secrets.token_urlsafe(32)
     admin = _admin(config)
     try:
+        _require_running_listener(admin)
         if admin.describe_user_scram_credentials().get(name):
             raise DeviceError(f"device {name!r} exists; `devices revoke {name}` first")
         upsert = UserScramCredentialUpsertion(

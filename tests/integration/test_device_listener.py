@@ -223,7 +223,8 @@ def test_the_client_probe_compose_test_runs(broker):
 
 
 def test_add_on_a_broker_started_without_the_listener_says_so_and_keeps_nothing(world):
-    """The setting changed but Kafka was not restarted: no authorizer, so no ACLs."""
+    """The setting changed but Kafka was not restarted: the running broker has no device
+    listener, so no credential is made that no device could use."""
     name = f"device-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "HEARTBEAT_DEVICE_LISTENER": "127.0.0.1:9"}  # the world's own broker
     added = subprocess.run(

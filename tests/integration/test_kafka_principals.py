@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import uuid
 from datetime import UTC, datetime
@@ -277,3 +278,12 @@ def test_a_cluster_formatted_before_principals_is_upgraded_with_its_data(world):
         assert device_client.login_refused(plaintext, topic)  # no longer anonymous
     finally:
         broker.stop()
+
+
+def test_the_admins_password_is_only_in_the_private_properties_file(world, stack):
+    properties = world.root / "kafka" / "server.properties"
+    assert stat.S_IMODE(properties.stat().st_mode) == 0o600
+    assert stack.kafka_admin_password in properties.read_text()  # the static JAAS user's
+    log = (world.root / "log" / "kafka.log").read_text(errors="replace")
+    assert "sasl.jaas.config" in log or "KafkaConfig values" in log  # the broker logged its config
+    assert stack.kafka_admin_password not in log

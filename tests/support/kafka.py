@@ -12,38 +12,10 @@ from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
-from heartbeat_contract.kafka_security import ADMIN, kafka_client_security
-from heartbeat_ops import principals
-from heartbeat_ops.config import load
+from tests.support.kafka_login import client_args, grant_topic
 from tests.support.stream_job import wait_for
 
-
-def client_args(servers: str) -> dict[str, str]:
-    """kafka-python arguments of the tests' own clients: the broker at `servers`, logged in as
-    the admin principal: the world's (its fixture exports HEARTBEAT_KAFKA_ADMIN_*), else, for a
-    benchmark against the live stack, the one in var/secrets.env."""
-    return {"bootstrap_servers": servers, **kafka_client_security(load(), ADMIN)}
-
-
-def grant_topic(admin: KafkaAdminClient, name: str) -> None:
-    """Give the stack's principals their rights on a test's own topic, as on the world's: an
-    alerts topic (its name says "alerts") to the job and notifier, any other as readings to
-    the producer and job. A job or producer under test is refused a topic without these."""
-    config = load()  # the principals' names, as client_args finds the admin's
-    if "alerts" in name:
-        acls = principals.alerts_topic_acls(config, name)
-    else:
-        acls = principals.readings_topic_acls(config, name)
-    principals.grant(admin, acls)
-
-
-def grant_notifier_group(servers: str, group: str) -> None:
-    """Let the notifier principal use a test's own consumer group."""
-    admin = KafkaAdminClient(**client_args(servers))
-    try:
-        principals.grant(admin, [principals.notifier_group_acl(load(), group)])
-    finally:
-        admin.close()
+__all__ = ["client_args", "grant_topic"]  # for callers that import them from here
 
 
 def create_topic(servers: str, name: str, partitions: int = 3) -> None:
