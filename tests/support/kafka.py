@@ -12,6 +12,7 @@ from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
+from tests.support import kafka_login
 from tests.support.kafka_login import client_args, grant_topic
 from tests.support.stream_job import wait_for
 
@@ -22,9 +23,10 @@ def create_topic(servers: str, name: str, partitions: int = 3) -> None:
     admin = KafkaAdminClient(**client_args(servers))
     try:
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-        grant_topic(admin, name)
+        reader = grant_topic(admin, name)
     finally:
         admin.close()
+    kafka_login.wait_visible(servers, reader, name)  # the broker applies ACLs just after
 
 
 def delete_topics(servers: str, *names: str) -> None:
