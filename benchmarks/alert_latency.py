@@ -28,6 +28,7 @@ from kafka import KafkaProducer
 
 from benchmarks.stream_job import Topics, _percentile, _query_id, _start_job
 from heartbeat_contract import encode_reading
+from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_ops import database
 from heartbeat_ops.config import StackConfig, load, var_dir
 from heartbeat_ops.programs import venv_bin
@@ -57,7 +58,7 @@ class Probes(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        producer = KafkaProducer(bootstrap_servers=self.stack.kafka_bootstrap_servers, acks="all",
+        producer = KafkaProducer(**kafka_client_args(self.stack, ADMIN), acks="all",
                                  linger_ms=0)  # fmt: skip
         first: dict[str, float] = {}
         began, tick = time.monotonic(), 0
@@ -105,7 +106,7 @@ def run() -> None:
     run_id = uuid.uuid4().hex[:6]
     customers = [f"alert-probe-{run_id}-{i:02d}" for i in range(ALERT_PROBES)]
     topics = Topics(stack)
-    readings, alerts = topics.new("alert-readings"), topics.new("alert-events", partitions=1)
+    readings, alerts = topics.new("alert-readings"), topics.new("alerts-events", partitions=1)
     workdir = var_dir() / "bench" / f"alert-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     workdir.mkdir(parents=True)
     receiver = WebhookReceiver().start()

@@ -35,11 +35,12 @@ def _valid(value: bytes) -> tuple[str, str, int] | None:
     return str(customer_id), timestamp, heart_rate
 
 
-def consume(bootstrap_servers: str, topic: str, dsn: str, table: str, seconds: float) -> float:
-    """Consume from the start of `topic` for `seconds`; return messages handled per second."""
+def consume(kafka_args: dict, topic: str, dsn: str, table: str, seconds: float) -> float:
+    """Consume from the start of `topic` for `seconds`; return messages handled per second.
+    `kafka_args`: where the broker is and who logs in (kafka-python arguments)."""
     consumer = KafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap_servers,
+        **kafka_args,
         group_id=f"naive-{table}",
         auto_offset_reset="earliest",
         enable_auto_commit=True,

@@ -23,9 +23,11 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from heartbeat_contract.alerts import OPEN, TACHYCARDIA, alert_event, encode_event
+from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_notifier.metrics import percentile
 from heartbeat_ops import database
 from heartbeat_ops.config import load
+from tests.support.kafka import grant_topic
 from tests.support.notifier import NotifierProcess, only_webhook_channel
 from tests.support.receivers import WebhookReceiver
 from tests.support.stream_job import wait_for
@@ -82,8 +84,9 @@ def run() -> None:
     stack = load().model_copy(update={"pg_database": DATABASE})
     database.bootstrap(stack)
     topic = f"bench-alerts-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin = KafkaAdminClient(**kafka_client_args(stack, ADMIN))
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+    grant_topic(admin, topic)  # the notifier principal reads it
     receiver = WebhookReceiver().start()
     conn = psycopg2.connect(stack.admin_dsn)
     conn.autocommit = True
@@ -91,7 +94,7 @@ def run() -> None:
         only_webhook_channel(cur, receiver.url("/bench"))
     log = Path(tempfile.mkdtemp(prefix="bench-notifier-")) / "notifier.log"
     notifier = NotifierProcess(stack, topic, f"bench-{uuid.uuid4().hex[:8]}", log)
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all",
+    producer = KafkaProducer(**kafka_client_args(stack, ADMIN), acks="all",
                              linger_ms=0)  # fmt: skip
     try:
         notifier.start()

@@ -25,12 +25,15 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaProducer
 from kafka.admin import NewTopic
 
+from heartbeat_ops.config import load
+from heartbeat_ops.principals import admin_client
 from heartbeat_producer.config import PublisherSettings, SimulationConfig
 from heartbeat_producer.simulator import Message, Simulator
 from heartbeat_producer.workers import auto_workers, shard_counts
+from tests.support.kafka import grant_topic
 
 READINGS = int(os.environ.get("BENCH_PRODUCER_READINGS", "200000"))
 UNLIMITED = 1e9  # readings/s: the pacer never waits
@@ -48,12 +51,13 @@ def run() -> None:
     print(f"{READINGS:,} readings, {CUSTOMERS} customers, default mix, acks=all, idempotent, "
           f"linger {publishing.linger_ms} ms, batch {publishing.batch_size // 1024} KiB, "
           f"{publishing.compression}; load before: {_load()}")  # fmt: skip
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = admin_client(load().model_copy(update={"kafka_bootstrap_servers": bootstrap}))
     topics: list[str] = []
 
     def fresh_topic() -> str:
         topics.append(f"bench-producer-{uuid.uuid4().hex[:8]}")
         admin.create_topics([NewTopic(topics[-1], num_partitions=3, replication_factor=1)])
+        grant_topic(admin, topics[-1])  # the producer principal writes it
         return topics[-1]
 
     try:
@@ -95,6 +99,7 @@ def client_rate(
     """(readings/s, CPU us per reading) of one KafkaProducer sending pre-encoded messages."""
     producer = KafkaProducer(
         bootstrap_servers=publishing.bootstrap_servers.split(","),
+        **publishing.security,
         acks="all",
         enable_idempotence=True,
         linger_ms=publishing.linger_ms,

@@ -46,11 +46,13 @@ from benchmarks import _batch_times
 from benchmarks._job_tree import JobTree, drop_database
 from benchmarks.naive_consumer import consume as naive_consume
 from heartbeat_contract import encode_reading
+from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_ops.config import StackConfig, load, var_dir
 from heartbeat_ops.programs import venv_bin
 from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Message, Simulator
+from tests.support.kafka import grant_topic
 from tests.support.sockets import free_ports
 from tests.support.stream_job import StreamJob, wait_for
 
@@ -94,12 +96,13 @@ class Topics:
     """Bench topics, deleted at the end."""
 
     def __init__(self, stack: StackConfig) -> None:
-        self.admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+        self.admin = KafkaAdminClient(**kafka_client_args(stack, ADMIN))
         self.names: list[str] = []
 
     def new(self, kind: str, partitions: int = 3) -> str:
         name = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
         self.admin.create_topics([NewTopic(name, partitions, 1)])
+        grant_topic(self.admin, name)  # the job and producer principals' rights on it
         self.names.append(name)
         return name
 
@@ -206,7 +209,7 @@ def naive_rate(stack: StackConfig, conn, topic: str) -> float:
         cur.execute(f"CREATE TABLE {table} (LIKE heart_rate_readings INCLUDING ALL)")
     try:
         dsn = stack.admin_dsn
-        return naive_consume(stack.kafka_bootstrap_servers, topic, dsn, table, NAIVE_SECONDS)
+        return naive_consume(kafka_client_args(stack, ADMIN), topic, dsn, table, NAIVE_SECONDS)
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP TABLE {table}")
@@ -319,7 +322,7 @@ class AlertProbe(threading.Thread):
         self.completing: dict[str, datetime] = {}
         self.received: dict[str, datetime] = {}
         self.consumer = KafkaConsumer(
-            alerts_topic, bootstrap_servers=stack.kafka_bootstrap_servers,
+            alerts_topic, **kafka_client_args(stack, ADMIN),
             auto_offset_reset="earliest", consumer_timeout_ms=500,
         )  # fmt: skip
         self.listener = threading.Thread(target=self._listen, daemon=True)
@@ -333,7 +336,7 @@ class AlertProbe(threading.Thread):
 
     def run(self) -> None:
         self.listener.start()
-        producer = KafkaProducer(bootstrap_servers=self.stack.kafka_bootstrap_servers, acks="all")
+        producer = KafkaProducer(**kafka_client_args(self.stack, ADMIN), acks="all")
         customers = [f"probe-{self.run_id}-{i:02d}" for i in range(ALERT_PROBES)]
         first: dict[str, datetime] = {}
         began = time.monotonic()

@@ -154,7 +154,9 @@ def psql(sql: str, **variables: str) -> list[list[str]]:
 END_OFFSETS = """
 import json, os
 from kafka import KafkaConsumer, TopicPartition
-c = KafkaConsumer(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"])
+from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
+from heartbeat_ops.config import load
+c = KafkaConsumer(**kafka_client_args(load(), ADMIN))
 topic = os.environ["KAFKA_TOPIC"]
 parts = [TopicPartition(topic, p) for p in sorted(c.partitions_for_topic(topic))]
 print(json.dumps({tp.partition: o for tp, o in c.end_offsets(parts).items()}))
@@ -289,11 +291,13 @@ import json, os, sys
 from datetime import UTC, datetime
 from kafka import KafkaProducer
 from heartbeat_contract.alerts import OPEN, TACHYCARDIA, alert_event, encode_event
+from heartbeat_contract.kafka_security import JOB, kafka_client_args
+from heartbeat_ops.config import load
 now = datetime.now(UTC)
 event = alert_event(customer_id=sys.argv[1], kind=TACHYCARDIA, status=OPEN, started_at=now,
                     last_reading_at=now, extreme_bpm=151, readings=12, threshold_bpm=120.0)
 key, value = encode_event(event)
-producer = KafkaProducer(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
+producer = KafkaProducer(**kafka_client_args(load(), JOB), acks="all")  # as the job does
 producer.send(os.environ["KAFKA_ALERTS_TOPIC"], key=key, value=value).get(timeout=60)
 producer.close()
 print(json.dumps(event))
@@ -443,8 +447,10 @@ import os, sys
 from datetime import UTC, datetime, timedelta
 from kafka import KafkaProducer
 from heartbeat_contract.message import encode_reading
+from heartbeat_contract.kafka_security import PRODUCER, kafka_client_args
+from heartbeat_ops.config import load
 customer, bpm = sys.argv[1], int(sys.argv[2])
-producer = KafkaProducer(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
+producer = KafkaProducer(**kafka_client_args(load(), PRODUCER), acks="all")
 start = datetime.now(UTC) - timedelta(seconds=90)
 for i in range(31):
     key, value = encode_reading(customer, start + timedelta(seconds=3 * i), bpm)

@@ -20,6 +20,7 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
+from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_ops import database, supervisor
 from heartbeat_ops.config import load, scrub_ambient_libpq, var_dir
 from tests.support import harness
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     topic = f"soak-{stamp}"
     workdir = var_dir() / "soak" / stamp
     workdir.mkdir(parents=True, exist_ok=True)
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin = KafkaAdminClient(**kafka_client_args(stack, ADMIN))
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
 
     job = harness.SupervisedJob(

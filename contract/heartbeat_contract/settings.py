@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(3, alias="KAFKA_PARTITIONS")
     kafka_controller_port: int = Field(9093, alias="KAFKA_CONTROLLER_PORT")
     kafka_heap: str = Field("512m", alias="KAFKA_HEAP")
+    # Kafka principals (README, "Kafka principals"): every client logs in on the internal
+    # listener; passwords are generated on first run. The admin is the broker's super user.
+    kafka_admin_user: str = Field("heartbeat-admin", alias="HEARTBEAT_KAFKA_ADMIN_USER")
+    kafka_admin_password: str = Field("", alias="HEARTBEAT_KAFKA_ADMIN_PASSWORD")
+    kafka_job_user: str = Field("heartbeat-job", alias="HEARTBEAT_KAFKA_JOB_USER")
+    kafka_job_password: str = Field("", alias="HEARTBEAT_KAFKA_JOB_PASSWORD")
+    kafka_producer_user: str = Field("heartbeat-producer", alias="HEARTBEAT_KAFKA_PRODUCER_USER")
+    kafka_producer_password: str = Field("", alias="HEARTBEAT_KAFKA_PRODUCER_PASSWORD")
+    kafka_notifier_user: str = Field("heartbeat-notifier", alias="HEARTBEAT_KAFKA_NOTIFIER_USER")
+    kafka_notifier_password: str = Field("", alias="HEARTBEAT_KAFKA_NOTIFIER_PASSWORD")
     # Devices from outside (README, "Devices from outside"): "" keeps the broker loopback-only;
     # HOST:PORT adds a SASL_SSL (SCRAM-SHA-512) listener there, with ACLs for device principals.
     device_listener: str = Field("", alias="HEARTBEAT_DEVICE_LISTENER")

@@ -14,6 +14,8 @@ import psycopg2
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from heartbeat_contract.kafka_security import NOTIFIER, kafka_client_args
+
 from . import api, ledger, pipeline_figures
 from .config import NotifierConfig
 from .database import Database
@@ -59,7 +61,7 @@ class Notifier:
         self.last_loop_at = time.monotonic()
         self.running = True
         self.consumer = KafkaConsumer(
-            bootstrap_servers=config.kafka_bootstrap_servers,
+            **kafka_client_args(config, NOTIFIER),
             group_id=config.notifier_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # a new group reads what the job published before

@@ -21,6 +21,7 @@ from . import (
     history_cli,
     nodes,
     notify_cli,
+    principals,
     supervisor,
     topics,
 )
@@ -72,10 +73,12 @@ def provision(config: StackConfig, steps: Steps) -> None:
     for topic in (config.kafka_topic, config.kafka_alerts_topic):
         steps.run(
             f"ensure topic {topic} ({config.kafka_partitions} partitions)",
-            lambda t=topic: topics.ensure_topic(
-                config.kafka_bootstrap_servers, t, config.kafka_partitions
-            ),
+            lambda t=topic: topics.ensure_topic(config, t, config.kafka_partitions),
         )
+    steps.run(
+        "ensure Kafka principals and ACLs (job, producer, notifier)",
+        lambda: ", ".join(principals.ensure_principals(config)),
+    )
 
 
 def cmd_provision(_: argparse.Namespace) -> int:

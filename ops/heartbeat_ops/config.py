@@ -28,7 +28,19 @@ GENERATED_SECRETS = (
     "SUPERSET_ADMIN_PASSWORD",
     "HEARTBEAT_NOTIFIER_PASSWORD",
     "HEARTBEAT_NOTIFIER_TOKEN",
+    "HEARTBEAT_KAFKA_ADMIN_PASSWORD",
+    "HEARTBEAT_KAFKA_JOB_PASSWORD",
+    "HEARTBEAT_KAFKA_PRODUCER_PASSWORD",
+    "HEARTBEAT_KAFKA_NOTIFIER_PASSWORD",
 )
+
+
+# The Kafka principals' names and passwords (heartbeat_contract.kafka_security), field -> variable.
+KAFKA_PRINCIPAL_FIELDS = {
+    f"kafka_{principal}_{part}": f"HEARTBEAT_KAFKA_{principal.upper()}_{part.upper()}"
+    for principal in ("admin", "job", "producer", "notifier")
+    for part in ("user", "password")
+}
 
 
 def var_dir() -> Path:
@@ -168,6 +180,7 @@ class StackConfig(Settings):
             "HEARTBEAT_NOTIFIER_USER": self.notifier_user,
             "HEARTBEAT_NOTIFIER_PASSWORD": self.notifier_password,
             "HEARTBEAT_NOTIFIER_TOKEN": self.notifier_token,
+            **{alias: str(getattr(self, field)) for field, alias in KAFKA_PRINCIPAL_FIELDS.items()},
             "SUPERSET_DB_USER": self.superset_db_user,
             "SUPERSET_DB_PASSWORD": self.superset_db_password,
             "SUPERSET_PORT": str(self.superset_port),

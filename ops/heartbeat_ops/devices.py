@@ -1,7 +1,7 @@
 """Device credentials for the external listener: a SCRAM-SHA-512 user plus the ACLs that let it
 write the readings topic and nothing else (README, "Devices from outside").
 
-Managed through the loopback listener, whose principal is the broker's super user; Kafka keeps
+Managed through the internal listener as the admin principal, the broker's super user; Kafka keeps
 only a salted hash of each password in its metadata, so a password is shown once, at `add`.
 """
 
@@ -18,6 +18,8 @@ from kafka.admin import (
     ACLOperation,
     ACLPermissionType,
     ACLResourcePatternType,
+    ConfigResource,
+    ConfigResourceType,
     ResourcePattern,
     ResourcePatternFilter,
     ResourceType,
@@ -28,6 +30,7 @@ from kafka.admin import (
 
 from . import tls
 from .config import StackConfig
+from .principals import admin_client, principal_names
 
 MECHANISM = "SCRAM-SHA-512"
 SCRAM_ITERATIONS = 8192
@@ -100,9 +103,25 @@ def require_listener(config: StackConfig) -> None:
 
 
 def _admin(config: StackConfig) -> KafkaAdminClient:
-    return KafkaAdminClient(
-        bootstrap_servers=config.kafka_bootstrap_servers, request_timeout_ms=15000
-    )
+    return admin_client(config, request_timeout_ms=15000)
+
+
+def _require_running_listener(admin: KafkaAdminClient) -> None:
+    """The broker must be running with the DEVICE listener, not just configured for it: a
+    credential no device could use is not created."""
+    broker_id = str(admin.describe_cluster()["brokers"][0]["broker_id"])
+    resource = ConfigResource(ConfigResourceType.BROKER, broker_id, None)
+    configs = admin.describe_configs([resource], config_filter="all")["broker"][broker_id]
+    if "DEVICE://" not in (configs.get("listeners", {}).get("value") or ""):
+        raise DeviceError(
+            "the running broker has no device listener; was Kafka restarted after "
+            "HEARTBEAT_DEVICE_LISTENER was set (`make down && make up`)?"
+        )
+
+
+def _check_not_principal(config: StackConfig, name: str) -> None:
+    if name in principal_names(config):
+        raise DeviceError(f"device name {name!r} is reserved (one of the stack's own principals)")
 
 
 def list_devices(config: StackConfig) -> dict[str, list[str]]:
@@ -123,7 +142,8 @@ def list_devices(config: StackConfig) -> dict[str, list[str]]:
         acls, _ = admin.describe_acls(everything)
     finally:
         admin.close()
-    topics: dict[str, list[str]] = {name: [] for name in users}
+    own = principal_names(config)  # the job, producer and notifier are not devices
+    topics: dict[str, list[str]] = {name: [] for name in users if name not in own}
     for acl in acls:
         name = acl.principal.removeprefix("User:")
         if name in topics:
@@ -135,9 +155,11 @@ def add_device(config: StackConfig, name: str) -> Credential:
     """Create the device's SCRAM credential and ACLs; refuses a name that already exists."""
     require_listener(config)
     check_name(name)
+    _check_not_principal(config, name)
     password = secrets.token_urlsafe(32)
     admin = _admin(config)
     try:
+        _require_running_listener(admin)
         if admin.describe_user_scram_credentials().get(name):
             raise DeviceError(f"device {name!r} exists; `devices revoke {name}` first")
         upsert = UserScramCredentialUpsertion(
@@ -169,6 +191,7 @@ def revoke_device(config: StackConfig, name: str) -> int:
     connections are refused from the next request); returns the ACLs removed."""
     require_listener(config)
     check_name(name)
+    _check_not_principal(config, name)
     admin = _admin(config)
     try:
         if not admin.describe_user_scram_credentials().get(name):

@@ -10,6 +10,8 @@ import psycopg2
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
+
 from . import supervisor
 from .config import StackConfig, var_dir
 
@@ -28,9 +30,7 @@ def postgres_ready(config: StackConfig) -> bool:
 
 def kafka_ready(config: StackConfig) -> bool:
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=config.kafka_bootstrap_servers, request_timeout_ms=3000
-        )
+        admin = KafkaAdminClient(**kafka_client_args(config, ADMIN), request_timeout_ms=3000)
     except KafkaError:
         return False
     try:

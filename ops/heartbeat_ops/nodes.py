@@ -10,6 +10,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from heartbeat_contract import kafka_security
+
 from . import tls
 from .config import StackConfig, var_dir
 from .programs import postgres_bin_dir, postgres_os_user
@@ -69,19 +71,44 @@ def prepare_postgres(config: StackConfig, var: Path) -> bool:
     return True
 
 
-def device_listener_properties(config: StackConfig, var: Path) -> list[str]:
-    """The DEVICE listener (README, "Devices from outside"): SASL_SSL with SCRAM-SHA-512, the
-    broker's PEM keystore, and the StandardAuthorizer. Devices get only their ACLs (devices.py);
-    the loopback PLAINTEXT and CONTROLLER listeners authenticate nobody, so their principal,
-    ANONYMOUS, is the super user: the internal clients (job, producer, notifier, ops) keep
-    working unchanged, and only processes that can reach the loopback port are trusted."""
+def security_properties(config: StackConfig) -> list[str]:
+    """Every listener authenticates (README, "Kafka principals"). INTERNAL (loopback natively,
+    the compose network in containers) takes SCRAM-SHA-512 for the job, producer and notifier
+    and PLAIN for the admin; CONTROLLER takes PLAIN only (a KRaft controller listener supports
+    no SCRAM). The admin is a static JAAS user, so it logs in before any SCRAM credential
+    exists (a new or an upgraded cluster) and is the broker's own identity towards the
+    controller and itself; it is the only super user. Nobody else gets anything without an ACL."""
+    admin_user, admin_password = kafka_security.credentials(config, kafka_security.ADMIN)
+    if not admin_password:
+        raise ValueError("HEARTBEAT_KAFKA_ADMIN_PASSWORD is empty: run `heartbeat-ops init` first")
+    plain = kafka_security.jaas_config(
+        kafka_security.PLAIN_LOGIN,
+        admin_user,
+        admin_password,
+        extra=f' user_{admin_user}="{admin_password}"',
+    )
     return [
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users=User:ANONYMOUS",
+        f"super.users=User:{admin_user}",
         "allow.everyone.if.no.acl.found=false",
+        "sasl.mechanism.controller.protocol=PLAIN",
+        "sasl.mechanism.inter.broker.protocol=PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+        f"listener.name.controller.plain.sasl.jaas.config={plain}",
+        "listener.name.internal.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512",
+        f"listener.name.internal.plain.sasl.jaas.config={plain}",
+        "listener.name.internal.scram-sha-512.sasl.jaas.config="
+        f"{kafka_security.SCRAM_LOGIN} required;",
+    ]
+
+
+def device_listener_properties(config: StackConfig, var: Path) -> list[str]:
+    """The DEVICE listener (README, "Devices from outside"): SASL_SSL with SCRAM-SHA-512 and
+    the broker's PEM keystore. Devices get only their ACLs (devices.py)."""
+    return [
         "listener.name.device.sasl.enabled.mechanisms=SCRAM-SHA-512",
         "listener.name.device.scram-sha-512.sasl.jaas.config="
-        "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        f"{kafka_security.SCRAM_LOGIN} required;",
         "listener.name.device.ssl.keystore.type=PEM",
         f"listener.name.device.ssl.keystore.location={tls.keystore_file(var)}",
         "listener.name.device.ssl.client.auth=none",
@@ -95,9 +122,9 @@ def kafka_properties(config: StackConfig, var: Path) -> str:
     """A single combined broker+controller node, bound to the host of KAFKA_BOOTSTRAP_SERVERS,
     keeping its log under `var`/data/kafka; plus the device listener when it is configured."""
     host, port, cport = config.kafka_host, config.kafka_port, config.kafka_controller_port
-    listeners = [f"PLAINTEXT://{host}:{port}", f"CONTROLLER://{host}:{cport}"]
+    listeners = [f"INTERNAL://{host}:{port}", f"CONTROLLER://{host}:{cport}"]
     advertised = list(listeners)
-    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    protocols = "CONTROLLER:SASL_PLAINTEXT,INTERNAL:SASL_PLAINTEXT"
     device: list[str] = []
     if config.device_listener:
         listeners.append(f"DEVICE://{config.device_listener}")
@@ -113,8 +140,9 @@ def kafka_properties(config: StackConfig, var: Path) -> str:
             f"listeners={','.join(listeners)}",
             f"advertised.listeners={','.join(advertised)}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
+            "inter.broker.listener.name=INTERNAL",
             f"listener.security.protocol.map={protocols}",
+            *security_properties(config),
             *device,
             f"log.dirs={var / 'data' / 'kafka'}",
             f"num.partitions={config.kafka_partitions}",
@@ -149,7 +177,11 @@ def prepare_kafka(config: StackConfig, var: Path) -> bool:
     if config.device_listener:
         device_host = config.device_address.rpartition(":")[0]
         tls.ensure_broker_certificate(var, [device_host, "localhost", "127.0.0.1"])
-    properties.write_text(kafka_properties(config, var))
+    # 0600: it holds the admin's password (the static JAAS user).
+    fd = os.open(properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(kafka_properties(config, var))
+    os.chmod(properties, 0o600)
     if (var / "data" / "kafka" / "meta.properties").exists():
         return False
     cluster_id = new_cluster_id()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from kafka import KafkaAdminClient
 from kafka.admin import NewPartitions, NewTopic
 
+from .config import StackConfig
+from .principals import admin_client
 
-def ensure_topic(bootstrap_servers: str, name: str, partitions: int) -> str:
+
+def ensure_topic(config: StackConfig, name: str, partitions: int) -> str:
     """Idempotent: returns 'created', 'grown' or 'exists'. Partitions are never reduced."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = admin_client(config)
     try:
         if name not in admin.list_topics():
             admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])

@@ -6,10 +6,11 @@ is a sensible live feed: 100 customers, one reading each per second, a few outli
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from heartbeat_contract.settings import Settings
+from heartbeat_contract.kafka_security import PRODUCER, kafka_client_security
+from heartbeat_contract.settings import Settings, read_env_file
 
 DEFAULT_BOOTSTRAP_SERVERS = Settings.model_fields["kafka_bootstrap_servers"].default
 DEFAULT_TOPIC = Settings.model_fields["kafka_topic"].default
@@ -63,6 +64,13 @@ class SimulationConfig:
             raise ValueError("invalid_rate + malformed_rate must not exceed 1")
 
 
+def producer_security() -> dict[str, str]:
+    """The producer principal's login (kafka-python arguments): its password from the
+    environment, else from the secrets generated on first run (var/secrets.env)."""
+    stored = read_env_file(Settings().var_dir / "secrets.env")
+    return kafka_client_security(Settings.resolve(stored), PRODUCER)
+
+
 @dataclass(frozen=True)
 class PublisherSettings:
     """How readings reach Kafka. Defaults come from the producer benchmark on this machine."""
@@ -79,6 +87,8 @@ class PublisherSettings:
     # below supervisord's stop timeout so a SIGTERM during a broker outage is still honoured.
     max_block_ms: int = 10_000
     client_id: str = "heartbeat-producer"
+    # Who the producer is on the broker (heartbeat_contract.kafka_security).
+    security: dict[str, str] = field(default_factory=producer_security)
 
     @classmethod
     def from_env(cls, **overrides: object) -> PublisherSettings:

@@ -93,6 +93,7 @@ class Publisher:
             "delivery_timeout_ms": settings.delivery_timeout_ms,
             "max_block_ms": settings.max_block_ms,
             "partitioner": CachingPartitioner(),
+            **settings.security,
         }
         config.update(overrides)
         self._producer = KafkaProducer(**config)

@@ -14,7 +14,7 @@ import pytest
 from heartbeat_contract.alerts import OPEN, TACHYCARDIA, alert_event
 from heartbeat_stream.config import JobConfig
 from heartbeat_stream.sinks import alert_outbox
-from tests.support import alert_events
+from tests.support import alert_events, kafka_login
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +25,7 @@ THREADS = 4
 @pytest.fixture
 def outbox(stack, app_db, fresh_topic, tmp_path):
     run = uuid.uuid4().hex[:8]
+    kafka_login.grant_job(stack.kafka_bootstrap_servers, stack.kafka_topic, fresh_topic)
     config = JobConfig.model_validate(stack.model_dump(by_alias=True)).model_copy(
         update={
             "kafka_alerts_topic": fresh_topic,

@@ -31,6 +31,7 @@ from heartbeat_contract.alerts import (
 from heartbeat_ops.config import StackConfig
 from heartbeat_stream.config import sink_id_for
 from tests.support.alert_events import deduplicated, read_to_end
+from tests.support.kafka import client_args
 from tests.support.sink_activity import kill_inside_the_batch_transaction
 from tests.support.stream_job import StreamJob, wait_for
 
@@ -47,7 +48,7 @@ RULES = {
 
 def new_topics(stack: StackConfig) -> tuple[str, str]:
     name = f"test-t18-{uuid.uuid4().hex[:10]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin = KafkaAdminClient(**client_args(stack.kafka_bootstrap_servers))
     admin.create_topics([
         NewTopic(name, num_partitions=3, replication_factor=1),
         NewTopic(f"{name}-alerts", num_partitions=1, replication_factor=1),
@@ -57,7 +58,7 @@ def new_topics(stack: StackConfig) -> tuple[str, str]:
 
 
 def drop_topics(stack: StackConfig, *names: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin = KafkaAdminClient(**client_args(stack.kafka_bootstrap_servers))
     admin.delete_topics(list(names))
     admin.close()
 
@@ -79,7 +80,7 @@ class Rig:
     job: StreamJob | None = None
 
     def send(self, rows: list[tuple[str, datetime, int]]) -> None:
-        producer = KafkaProducer(bootstrap_servers=self.stack.kafka_bootstrap_servers, acks="all")
+        producer = KafkaProducer(**client_args(self.stack.kafka_bootstrap_servers), acks="all")
         for who, moment, bpm in sorted(rows, key=lambda row: row[1]):
             key, value = encode_reading(who, moment, bpm)
             producer.send(self.topic, key=key, value=value)

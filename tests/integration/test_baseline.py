@@ -20,6 +20,7 @@ from heartbeat_ops import history
 from heartbeat_stream.config import JobConfig
 from heartbeat_stream.runtime import baseline
 from tests.support import figures
+from tests.support.kafka import client_args
 from tests.support.stream_job import wait_for
 
 pytestmark = pytest.mark.integration
@@ -162,7 +163,7 @@ def test_refresh_publishes_the_open_event_after_its_commit(stack, superuser, loa
     shifted = f"{full.customer_prefix}{history.SHIFTED + 1:04d}"
     with superuser, superuser.cursor() as cur:  # event ids are global: an episode is one event
         cur.execute("DELETE FROM alert_events WHERE customer_id LIKE %s", (f"tb{run}-%",))
-    producer = KafkaProducer(bootstrap_servers=config.kafka_bootstrap_servers, acks="all")
+    producer = KafkaProducer(**client_args(config.kafka_bootstrap_servers), acks="all")
     try:
         summary = baseline.refresh(config, producer, now=END)
     finally:
@@ -177,7 +178,7 @@ def test_refresh_publishes_the_open_event_after_its_commit(stack, superuser, loa
             cur.execute("DELETE FROM alert_events WHERE sink_id = %s", (config.sink_id,))
     assert summary.opened == summary.events == 1
     consumer = KafkaConsumer(
-        fresh_topic, bootstrap_servers=config.kafka_bootstrap_servers, auto_offset_reset="earliest"
+        fresh_topic, **client_args(config.kafka_bootstrap_servers), auto_offset_reset="earliest"
     )
     published = []
 

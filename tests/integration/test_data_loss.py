@@ -19,6 +19,7 @@ from kafka import KafkaAdminClient, TopicPartition
 from heartbeat_contract import encode_reading
 from tests.support import kafka
 from tests.support.db import superuser_query
+from tests.support.kafka import client_args
 from tests.support.stream_job import StreamJob, wait_for
 from tests.support.world import CUSTOMER_PREFIX
 
@@ -61,7 +62,7 @@ def delete_below(stack, positions: list[tuple[int, int]], topic: str) -> None:
     first = {partition: end for partition, end in ends.items()}
     for partition, offset in positions:
         first[partition] = min(first[partition], offset)
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin = KafkaAdminClient(**client_args(stack.kafka_bootstrap_servers))
     try:
         admin.delete_records({TopicPartition(topic, p): o for p, o in first.items()})
     finally:

@@ -28,6 +28,7 @@ from tests.support.device_broker import (
     DeviceBroker,
     tls_files,
 )
+from tests.support.kafka import client_args
 from tests.support.stream_job import StreamJob, wait_for
 from tests.support.world import CUSTOMER_PREFIX
 
@@ -73,7 +74,7 @@ def add_device(broker: DeviceBroker) -> dict[str, str]:
 
 
 def topic_names(servers: str) -> set[str]:
-    admin = KafkaAdminClient(bootstrap_servers=servers)
+    admin = KafkaAdminClient(**client_args(servers))
     try:
         return set(admin.list_topics())
     finally:
@@ -222,7 +223,8 @@ def test_the_client_probe_compose_test_runs(broker):
 
 
 def test_add_on_a_broker_started_without_the_listener_says_so_and_keeps_nothing(world):
-    """The setting changed but Kafka was not restarted: no authorizer, so no ACLs."""
+    """The setting changed but Kafka was not restarted: the running broker has no device
+    listener, so no credential is made that no device could use."""
     name = f"device-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "HEARTBEAT_DEVICE_LISTENER": "127.0.0.1:9"}  # the world's own broker
     added = subprocess.run(
@@ -230,7 +232,7 @@ def test_add_on_a_broker_started_without_the_listener_says_so_and_keeps_nothing(
     )
     assert added.returncode == 1
     assert "restarted after HEARTBEAT_DEVICE_LISTENER" in added.stderr
-    admin = KafkaAdminClient(bootstrap_servers=world.config.kafka_bootstrap_servers)
+    admin = KafkaAdminClient(**client_args(world.config.kafka_bootstrap_servers))
     try:
         assert name not in admin.describe_user_scram_credentials()
     finally:

@@ -26,6 +26,7 @@ from heartbeat_contract.alerts import (
 )  # fmt: skip
 from heartbeat_notifier.signing import verify
 from heartbeat_ops.config import var_dir
+from tests.support.kafka import client_args
 from tests.support.notifier import TOKEN, NotifierProcess
 from tests.support.receivers import BLOCK, SmtpReceiver, WebhookReceiver
 from tests.support.stream_job import wait_for
@@ -70,7 +71,7 @@ def notifier(stack, fresh_topic, tmp_path, smtp):
 
 @pytest.fixture
 def publish(stack, fresh_topic):
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+    producer = KafkaProducer(**client_args(stack.kafka_bootstrap_servers), acks="all")
 
     def send(event: dict[str, object]) -> dict[str, object]:
         key, value = encode_event(event)

@@ -19,6 +19,7 @@ from heartbeat_stream.config import JobConfig
 from heartbeat_stream.runtime.silence import SilenceCheck
 from heartbeat_stream.sinks.alert_store import AlertRules
 from heartbeat_stream.sinks.batch_commit import commit_batch
+from tests.support.kafka import client_args
 from tests.support.sink_rows import SinkRows
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ class Sink(SinkRows):
         self.topic = topic
         self.config = config
         self.conn = psycopg2.connect(stack.app_dsn)
-        self.producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+        self.producer = KafkaProducer(**client_args(stack.kafka_bootstrap_servers), acks="all")
         self.check = SilenceCheck(config)
         self.batch_id = 0
         self.run = uuid.uuid4().hex[:6]

@@ -19,6 +19,7 @@ from heartbeat_contract import encode_reading
 from heartbeat_stream.config import sink_id_for
 from tests.support import kafka
 from tests.support.figures import record
+from tests.support.kafka import client_args
 from tests.support.sink_rows import SinkRows
 from tests.support.stream_job import StreamJob, wait_for
 
@@ -35,7 +36,7 @@ class Feed:
 
     def __init__(self, stack, topic: str) -> None:
         self.topic = topic
-        self.producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap_servers, acks="all")
+        self.producer = KafkaProducer(**client_args(stack.kafka_bootstrap_servers), acks="all")
 
     def send(self, customer: str, at: datetime | None = None, bpm: int = 72) -> datetime:
         at = at or datetime.now(UTC)

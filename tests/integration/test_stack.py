@@ -8,6 +8,7 @@ import uuid
 import psycopg2
 import pytest
 
+from heartbeat_contract.kafka_security import JOB, spark_kafka_options
 from heartbeat_ops.config import ROOT
 from tests.support.db import superuser_query
 from tests.support.kafka import publish, read_to_end
@@ -53,7 +54,7 @@ def test_spark_reads_topic_as_batch(stack, fresh_topic, spark):
 
     frame = (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", stack.kafka_bootstrap_servers)
+        .options(**spark_kafka_options(stack, JOB))  # as the job reads
         .option("subscribe", fresh_topic)
         .option("startingOffsets", "earliest")
         .option("endingOffsets", "latest")

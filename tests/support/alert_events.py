@@ -8,11 +8,12 @@ import json
 from kafka import KafkaConsumer
 
 from tests.support import kafka
+from tests.support.kafka import client_args
 
 
 def read_to_end(bootstrap_servers: str, topic: str, timeout: float = 120.0) -> list[dict]:
     """Every event on `topic` so far, parsed; none while the topic does not exist yet."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers)
+    consumer = KafkaConsumer(**client_args(bootstrap_servers))
     try:
         exists = bool(consumer.partitions_for_topic(topic))
     finally:

@@ -15,7 +15,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from heartbeat_ops import health, topics
+from heartbeat_ops import health, principals, topics
 from heartbeat_ops.config import StackConfig
 from heartbeat_ops.nodes import prepare_kafka
 from heartbeat_ops.programs import kafka_program
@@ -78,7 +78,8 @@ class DeviceBroker:
 
         wait_for(ready, 120, "the device broker", poll=0.2)
         for topic in (READINGS_TOPIC, ALERTS_TOPIC):
-            topics.ensure_topic(self.config.kafka_bootstrap_servers, topic, 3)
+            topics.ensure_topic(self.config, topic, 3)
+        principals.ensure_principals(self.config)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

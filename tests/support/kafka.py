@@ -12,20 +12,26 @@ from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
+from tests.support import kafka_login
+from tests.support.kafka_login import client_args, grant_topic
 from tests.support.stream_job import wait_for
+
+__all__ = ["client_args", "grant_topic"]  # for callers that import them from here
 
 
 def create_topic(servers: str, name: str, partitions: int = 3) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=servers)
+    admin = KafkaAdminClient(**client_args(servers))
     try:
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        reader = grant_topic(admin, name)
     finally:
         admin.close()
+    kafka_login.wait_visible(servers, reader, name)  # the broker applies ACLs just after
 
 
 def delete_topics(servers: str, *names: str) -> None:
     """Delete those of `names` that exist (a test may never have created its alerts topic)."""
-    admin = KafkaAdminClient(bootstrap_servers=servers)
+    admin = KafkaAdminClient(**client_args(servers))
     try:
         existing = set(admin.list_topics())
         if present := [name for name in names if name in existing]:
@@ -51,7 +57,7 @@ def publish(
     """Send (key, value) pairs with acks=all and wait until the broker has them all; returns
     each message's (partition, offset), in order. `options` go to KafkaProducer (linger_ms,
     max_request_size, ...)."""
-    producer = KafkaProducer(bootstrap_servers=servers, acks="all", **options)
+    producer = KafkaProducer(**client_args(servers), acks="all", **options)
     try:
         futures = [producer.send(topic, key=key, value=value) for key, value in messages]
         producer.flush()
@@ -64,7 +70,7 @@ def publish(
 def end_offsets(servers: str, topic: str) -> dict[int, int] | None:
     """partition -> end offset of `topic`, or None while no broker answers."""
     try:
-        consumer = KafkaConsumer(bootstrap_servers=servers, request_timeout_ms=5000)
+        consumer = KafkaConsumer(**client_args(servers), request_timeout_ms=5000)
     except KafkaError:  # no broker reachable right now
         return None
     try:
@@ -86,7 +92,7 @@ def topic_end(servers: str, topic: str) -> int | None:
 def read_to_end(servers: str, topic: str, timeout: float = 120.0) -> list[ConsumerRecord]:
     """Every record of `topic` up to the end offsets it has now, in partition then offset
     order; no consumer group, so nothing is committed anywhere."""
-    consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client_args(servers), enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         assert partitions, f"topic {topic} does not exist"

@@ -15,6 +15,7 @@ import psycopg2
 from kafka import KafkaAdminClient
 from psycopg2 import sql
 
+from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_ops import supervisor
 from heartbeat_ops.config import StackConfig, load, scrub_ambient_libpq
 from tests.support.kafka import end_offsets
@@ -100,7 +101,7 @@ def take(config: StackConfig) -> LiveSnapshot:
             cur.execute(query, {"t": config.kafka_topic})
             rows[name] = cur.fetchone()[0]
     conn.close()
-    admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap_servers)
+    admin = KafkaAdminClient(**kafka_client_args(config, ADMIN))
     try:
         names = sorted(admin.list_topics())
     finally:

@@ -13,6 +13,7 @@ from psycopg2.extensions import cursor
 
 from heartbeat_notifier.signing import new_secret
 from heartbeat_ops.config import StackConfig, var_dir
+from tests.support import kafka_login
 from tests.support.receivers import free_port
 from tests.support.stream_job import wait_for
 
@@ -23,6 +24,7 @@ class NotifierProcess:
     def __init__(self, stack: StackConfig, topic: str, group: str, log_path: Path,
                  **overrides: str) -> None:  # fmt: skip
         self.port = free_port()
+        kafka_login.grant_notifier(stack.kafka_bootstrap_servers, topic, group)
         self.env = {
             **os.environ,
             **stack.environment(),

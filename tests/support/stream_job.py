@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from heartbeat_ops.config import ROOT, StackConfig
+from tests.support import kafka_login
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.25) -> None:
@@ -52,6 +53,9 @@ class StreamJob:
         }
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        kafka_login.grant_job(
+            self.env["KAFKA_BOOTSTRAP_SERVERS"], topic, self.env["KAFKA_ALERTS_TOPIC"]
+        )
 
     def start(self, **overrides: str) -> None:
         log = self.log_path.open("ab")

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from heartbeat_ops import database, health, topics
+from heartbeat_ops import database, health, principals, topics
 from heartbeat_ops.config import GENERATED_SECRETS, StackConfig, var_dir
 from heartbeat_ops.nodes import prepare_kafka, prepare_postgres
 from heartbeat_ops.programs import Program, kafka_program, postgres_program
@@ -38,6 +38,9 @@ _LOCATION_AND_CREDENTIALS = (
     "pg_user", "pg_password", "reader_user", "reader_password",
     "superset_db_user", "superset_db_password",
     "kafka_bootstrap_servers", "kafka_controller_port", "kafka_topic", "kafka_alerts_topic",
+    "kafka_admin_user", "kafka_admin_password", "kafka_job_user", "kafka_job_password",
+    "kafka_producer_user", "kafka_producer_password", "kafka_notifier_user",
+    "kafka_notifier_password",
 )  # fmt: skip
 
 
@@ -188,12 +191,12 @@ class World:
         return pid
 
     def provision(self) -> None:
-        """What `make up` provisions: roles, databases, migrations, then the topics."""
+        """What `make up` provisions: roles, databases, migrations, the topics, then the Kafka
+        principals and their ACLs."""
         database.bootstrap(self.config)
         for topic in (self.config.kafka_topic, self.config.kafka_alerts_topic):
-            topics.ensure_topic(
-                self.config.kafka_bootstrap_servers, topic, self.config.kafka_partitions
-            )
+            topics.ensure_topic(self.config, topic, self.config.kafka_partitions)
+        principals.ensure_principals(self.config)
 
     def start(self) -> float:
         """Both nodes up and provisioned; returns the seconds it took."""

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.unit
 
 
 def config(**update) -> StackConfig:
-    base = StackConfig.resolve({}).model_copy(update={"kafka_bootstrap_servers": "localhost:9092"})
+    base = StackConfig.resolve({}).model_copy(
+        update={"kafka_bootstrap_servers": "localhost:9092", "kafka_admin_password": "admin-pw"}
+    )
     return base.model_copy(update=update)
 
 
@@ -30,14 +32,38 @@ def properties(text: str) -> dict[str, str]:
     return {key: value for key, value in pairs if not key.startswith("#")}
 
 
-def test_off_by_default_the_broker_is_as_before(tmp_path):
+def test_off_by_default_the_broker_has_no_device_port(tmp_path):
     props = properties(kafka_properties(config(), tmp_path))
-    assert props["listeners"] == "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093"
-    assert "authorizer.class.name" not in props
+    assert props["listeners"] == "INTERNAL://localhost:9092,CONTROLLER://localhost:9093"
     assert "DEVICE" not in props["listener.security.protocol.map"]
 
 
-def test_device_listener_is_sasl_ssl_with_an_authorizer(tmp_path):
+def test_every_listener_authenticates_and_only_the_admin_is_super_user(tmp_path):
+    text = kafka_properties(config(), tmp_path)
+    props = properties(text)
+    assert props["listener.security.protocol.map"] == (
+        "CONTROLLER:SASL_PLAINTEXT,INTERNAL:SASL_PLAINTEXT"
+    )
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["super.users"] == "User:heartbeat-admin"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert "ANONYMOUS" not in text
+    # The KRaft controller listener supports PLAIN, not SCRAM: only the admin logs in there.
+    assert props["listener.name.controller.sasl.enabled.mechanisms"] == "PLAIN"
+    assert props["listener.name.internal.sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-512"
+    assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
+    assert props["inter.broker.listener.name"] == "INTERNAL"
+    jaas = props["listener.name.controller.plain.sasl.jaas.config"]
+    assert 'username="heartbeat-admin" password="admin-pw"' in jaas
+    assert 'user_heartbeat-admin="admin-pw"' in jaas
+
+
+def test_the_broker_needs_the_admin_password(tmp_path):
+    with pytest.raises(ValueError, match="HEARTBEAT_KAFKA_ADMIN_PASSWORD"):
+        kafka_properties(config(kafka_admin_password=""), tmp_path)
+
+
+def test_device_listener_is_sasl_ssl(tmp_path):
     props = properties(kafka_properties(config(device_listener="0.0.0.0:9094"), tmp_path))
     assert props["listeners"].endswith(",DEVICE://0.0.0.0:9094")
     assert props["listener.security.protocol.map"].endswith(",DEVICE:SASL_SSL")
@@ -47,11 +73,10 @@ def test_device_listener_is_sasl_ssl_with_an_authorizer(tmp_path):
         tmp_path / "tls" / "broker-keystore.pem"
     )
     assert props["authorizer.class.name"].endswith("StandardAuthorizer")
-    assert props["super.users"] == "User:ANONYMOUS"
-    assert props["allow.everyone.if.no.acl.found"] == "false"
-    # The internal listener stays plaintext on loopback.
-    assert "PLAINTEXT://localhost:9092" in props["listeners"].split(",")
-    assert "PLAINTEXT:PLAINTEXT" in props["listener.security.protocol.map"].split(",")
+    assert props["super.users"] == "User:heartbeat-admin"
+    # The internal listener stays on loopback, with SASL.
+    assert "INTERNAL://localhost:9092" in props["listeners"].split(",")
+    assert "INTERNAL:SASL_PLAINTEXT" in props["listener.security.protocol.map"].split(",")
 
 
 def test_advertised_address_replaces_a_wildcard_host(monkeypatch):

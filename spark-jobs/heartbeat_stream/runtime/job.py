@@ -14,6 +14,8 @@ import threading
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
+from heartbeat_contract.kafka_security import JOB, JOB_GROUP_PREFIX, spark_kafka_options
+
 from .. import config as job_config
 from ..sinks.alert_outbox import OutboxPublisher
 from ..sinks.readings_sink import ReadingsSink
@@ -27,10 +29,13 @@ log = logging.getLogger("heartbeat.job")
 
 
 def kafka_source(spark: SparkSession, config: job_config.JobConfig) -> DataFrame:
-    """The readings topic as a stream; offsets live in the checkpoint, not a consumer group."""
+    """The readings topic as a stream, read as the job's principal; offsets live in the
+    checkpoint, not a consumer group (the groups Spark names carry the job's prefix, the only
+    groups its ACLs allow)."""
     source = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", config.kafka_bootstrap_servers)
+        .options(**spark_kafka_options(config, JOB))
+        .option("groupIdPrefix", JOB_GROUP_PREFIX)
         .option("subscribe", config.kafka_topic)
         .option("startingOffsets", config.starting_offsets)
         .option("maxOffsetsPerTrigger", config.max_offsets_per_trigger)

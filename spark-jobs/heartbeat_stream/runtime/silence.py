@@ -27,6 +27,7 @@ from heartbeat_contract.alerts import (
     SEVERITY,
     alert_event,
 )
+from heartbeat_contract.kafka_security import JOB, kafka_client_args
 
 from ..config import JobConfig
 from ..sinks import alert_outbox
@@ -179,7 +180,7 @@ class SilenceCheck:
     def _extents(self) -> dict[int, PartitionExtent]:
         if self._consumer is None:
             self._consumer = KafkaConsumer(
-                bootstrap_servers=self.config.kafka_bootstrap_servers,
+                **kafka_client_args(self.config, JOB),
                 enable_auto_commit=False,
                 request_timeout_ms=10_000,
                 client_id="heartbeat-silence-check",

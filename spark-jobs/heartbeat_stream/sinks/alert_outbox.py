@@ -22,6 +22,7 @@ from kafka import KafkaProducer
 from psycopg2.extensions import connection, cursor
 
 from heartbeat_contract.alerts import RESOLVED, alert_event, encode_event
+from heartbeat_contract.kafka_security import JOB, kafka_client_args
 
 from .database import Database
 
@@ -120,14 +121,14 @@ class OutboxPublisher:
     def __init__(
         self,
         libpq_params: dict[str, object],
-        bootstrap_servers: str,
+        kafka_args: dict[str, str],
         topic: str,
         sink_id: str,
         producer: KafkaProducer | None = None,
     ) -> None:
         self.topic = topic
         self.sink_id = sink_id
-        self._bootstrap_servers = bootstrap_servers
+        self._kafka_args = kafka_args  # where the broker is and who the job is there
         self._database = Database(libpq_params)
         self._producer = producer
         self._owns_producer = producer is None
@@ -138,7 +139,7 @@ class OutboxPublisher:
         """The publisher of a job's outbox (heartbeat_stream.config.JobConfig)."""
         return cls(
             config.libpq_params,
-            config.kafka_bootstrap_servers,
+            kafka_client_args(config, JOB),
             config.kafka_alerts_topic,
             config.sink_id,
             producer,
@@ -149,9 +150,7 @@ class OutboxPublisher:
         Raises on a Kafka or PostgreSQL error, leaving the unsent rows pending."""
         with self._lock:
             if self._producer is None:
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self._bootstrap_servers, acks="all", retries=5
-                )
+                self._producer = KafkaProducer(**self._kafka_args, acks="all", retries=5)
             total = 0
             while True:
                 sent = self._database.run(
