@@ -104,10 +104,15 @@ class SupersetClient:
         return self.post("/api/v1/chart/data", query_context)
 
 
-def wait_healthy(base_url: str, timeout: float = 180.0) -> float:
-    """Poll /health until 200; returns the seconds waited."""
+def wait_healthy(
+    base_url: str, timeout: float = 180.0, process: subprocess.Popen | None = None
+) -> float:
+    """Poll /health until 200; returns the seconds waited. Fails at once if `process` (the
+    Superset being waited for) has exited."""
     started = time.monotonic()
     while True:
+        if process is not None and process.poll() is not None:
+            raise SupersetError(f"Superset exited with {process.returncode} before {base_url}")
         try:
             with urllib.request.urlopen(f"{base_url}/health", timeout=3) as response:
                 if response.status == 200:
@@ -135,7 +140,7 @@ def serving(environment: dict[str, str], log_path: Path, timeout: float = 300) -
         )
     try:
         try:
-            wait_healthy(url, timeout=timeout)
+            wait_healthy(url, timeout=timeout, process=process)
         except SupersetError as error:
             raise SupersetError(f"{error}; see {log_path}") from error
         yield url
