@@ -10,8 +10,10 @@
 # a `heartbeat-ops devices add` credential writes readings over SASL_SSL through the published
 # device port (landed once) and is refused reading, alerts, topics, groups, bad logins, plaintext
 # and, after `devices revoke`, logging in (tests/support/device_client.py); opens every dashboard
-# through the published Superset port in headless Chromium; down -v; checks nothing of the
-# project is left.
+# through the published Superset port in headless Chromium; adds a viewer with `heartbeat-ops
+# superset add-user` in the superset container and checks over HTTP that it sees both dashboards
+# and is refused SQL Lab, Explore and every write, and after `remove-user` cannot log in; down -v;
+# checks nothing of the project is left.
 # Fails (non-zero) as soon as a service cannot start. Timings go to var/compose/timings.txt.
 #
 # Published ports (127.0.0.1 only) default clear of the native stack's (make test runs alongside
@@ -106,6 +108,9 @@ timed "devices check" check devices
 
 say "the dashboard in headless Chromium, through 127.0.0.1:$SUPERSET_HOST_PORT"
 timed "browser check" bash docker/browser-check.sh
+
+say "a person's account: add-user in the superset container, the viewer over HTTP, remove-user"
+timed "accounts check" check accounts
 
 say "memory at steady load (RSS per container)"
 check rss | tee -a "$timings"

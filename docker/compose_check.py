@@ -8,6 +8,9 @@ Standard library only (the host's python3): it talks to the stack through `docke
   compose_check.py spark        the master's /json/ shows the job running on its workers
   compose_check.py notify       one alert event reaches a webhook receiver through the notifier
   compose_check.py devices      a device over SASL_SSL writes readings (landed once), nothing else
+  compose_check.py accounts     `heartbeat-ops superset add-user` in the superset container; the
+                                viewer over HTTP sees both dashboards and is refused the rest;
+                                after `remove-user` the login is refused
   compose_check.py rss          resident memory of each container's processes (ps RSS, summed)
   compose_check.py leftovers    no container, network or volume of the project is left
 """
@@ -19,6 +22,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -566,6 +570,70 @@ def cmd_devices() -> None:
     print(f"    after devices revoke: {refused['refused']}", flush=True)
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _bundle_dashboards() -> list[str]:
+    """The slugs of the bundle's dashboards (superset/bundle/dashboards/*.yaml)."""
+    folder = os.path.join(ROOT, "superset", "bundle", "dashboards")
+    slugs = []
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name)) as handle:
+            slugs += re.findall(r"^slug: *(\S+)$", handle.read(), flags=re.MULTILINE)
+    return slugs
+
+
+def _people(*args: str) -> str:
+    """`heartbeat-ops superset ...` where Superset is, as an operator runs it."""
+    return compose("exec", "-T", "superset", "heartbeat-ops", "superset", *args)
+
+
+def cmd_accounts() -> None:
+    """A viewer made by `heartbeat-ops superset add-user` in the superset container: over HTTP
+    against the published port it logs in through the form, sees both dashboards and every
+    chart's data, and gets 403 for SQL Lab, Explore and every write (tests/superset/
+    superset_api.py, the same check as tests/superset/test_people_accounts.py); after
+    `remove-user` its login is refused."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "superset"))
+    from superset_api import (
+        PersonSession,
+        SupersetClient,
+        logs_in,
+        viewer_over_http,
+        viewer_problems,
+    )
+
+    url = f"http://127.0.0.1:{os.environ.get('SUPERSET_HOST_PORT', '18088')}"
+    # The admin's password was generated into the stack's secrets volume (root-only file).
+    admin_password = compose("exec", "-T", "postgres", "sed", "-n",
+                             "s/^SUPERSET_ADMIN_PASSWORD=//p",
+                             "/var/lib/heartbeat/secrets.env").strip()  # fmt: skip
+    admin = SupersetClient(url, os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"),
+                           admin_password).login()  # fmt: skip
+    name = f"compose-viewer-{int(time.time())}"
+    added = _people("add-user", name, "--role", "viewer")
+    passwords = re.findall(r"^password: (\S+)$", added, flags=re.MULTILINE)
+    if len(passwords) != 1:
+        raise SystemExit(f"add-user printed no single password line:\n{added}")
+    password = passwords[0]
+    listed = [line.split() for line in _people("list-users").splitlines()[1:] if line.strip()]
+    if [name, "viewer"] not in [row[:2] for row in listed]:
+        raise SystemExit(f"list-users does not show {name} as a viewer: {listed}")
+    print(f"    add-user {name} --role viewer: a password printed once; listed", flush=True)
+    slugs = _bundle_dashboards()
+    report = viewer_over_http(url, name, password, admin, slugs)
+    problems = viewer_problems(report, slugs)
+    if problems:
+        raise SystemExit(f"the viewer over HTTP: {problems}\n{json.dumps(report)}")
+    charts = sum(len(statuses) - 2 for statuses in report["readable"].values())
+    print(f"    the viewer logged in; listed {report['listed']}, {charts} chart queries 200; "
+          f"403 for {', '.join([*report['refused'], *report['pages']])}", flush=True)  # fmt: skip
+    _people("remove-user", name)
+    if logs_in(url, name, password) or PersonSession(url).login(name, password):
+        raise SystemExit(f"{name} still logs in after remove-user")
+    print(f"    remove-user {name}: its login is refused (API and form)", flush=True)
+
+
 def cmd_rss() -> None:
     """RSS, not `docker stats`' cgroup usage (which counts the page cache too)."""
     total = 0
@@ -599,6 +667,7 @@ if __name__ == "__main__":
         "notify": cmd_notify,
         "threshold": cmd_threshold,
         "devices": cmd_devices,
+        "accounts": cmd_accounts,
         "rss": cmd_rss,
         "leftovers": cmd_leftovers,
     }

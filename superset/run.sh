@@ -6,6 +6,8 @@
 #   bash superset/run.sh          the above (what supervisord runs)
 #   bash superset/run.sh import   only ensure the admin and re-import the bundle, then exit
 #   bash superset/run.sh people ARGS   people's accounts (superset/people.py; heartbeat-ops superset)
+#   bash superset/run.sh reencrypt     re-encrypt stored secrets from the key on stdin to this
+#                                      stack's (superset/reencrypt.py; heartbeat-ops restore)
 #
 # Settings, all from the environment (supervisord passes heartbeat-ops' environment):
 #   SUPERSET_SECRET_KEY, SUPERSET_ADMIN_PASSWORD   required; natively read from var/secrets.env
@@ -57,6 +59,10 @@ cd "$SUPERSET_HOME"
 if [ "${1:-serve}" = "people" ]; then
   shift
   exec "${BIN}python" "$HERE/people.py" "$@"
+fi
+
+if [ "${1:-serve}" = "reencrypt" ]; then
+  exec "${BIN}python" "$HERE/reencrypt.py"
 fi
 
 if [ "${1:-serve}" = "import" ]; then

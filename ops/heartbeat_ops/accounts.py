@@ -69,10 +69,17 @@ def cmd_list_users(_: argparse.Namespace) -> int:
     if result.returncode != 0:
         return _relay(result)
     users = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    print(f"{'username':<24}{'roles':<20}{'active':<8}last login")
+    # Columns as wide as their longest value, a space at least between them: a long name never
+    # runs into its roles.
+    names = max([len("username"), *(len(u["username"]) for u in users)]) + 2
+    roles_width = max([len("roles"), *(len(",".join(u["roles"])) for u in users)]) + 2
+    print(f"{'username':<{names}}{'roles':<{roles_width}}{'active':<8}last login")
     for user in users:
         roles = ",".join(user["roles"])
-        print(f"{user['username']:<24}{roles:<20}{user['active']!s:<8}{user['last_login'] or '-'}")
+        print(
+            f"{user['username']:<{names}}{roles:<{roles_width}}{user['active']!s:<8}"
+            f"{user['last_login'] or '-'}"
+        )
     return 0
 
 

@@ -25,7 +25,7 @@ import psycopg2
 from psycopg2 import sql
 
 from . import database, supervisor
-from .config import GENERATED_SECRETS, StackConfig, load, read_env_file, secrets_file
+from .config import GENERATED_SECRETS, ROOT, StackConfig, load, read_env_file, secrets_file
 from .programs import postgres_bin_dir
 
 PRODUCT_DUMP = "heartbeat.dump"
@@ -234,9 +234,35 @@ def _restore_secrets(directory: Path) -> str:
         return "the stack's secrets equal the backup's"
     return (
         f"kept this stack's own secrets ({target}); the backup's are in {directory / SECRETS}"
-        " (the dumps hold no role password, and Superset's data connection is re-imported with"
-        " this stack's key at its next start)"
+        " (the dumps hold no role password; Superset's stored secrets are re-encrypted with"
+        " this stack's key below)"
     )
+
+
+def _align_superset_key(config: StackConfig, directory: Path) -> str:
+    """Superset's metadata keeps its connections' passwords encrypted with SUPERSET_SECRET_KEY:
+    a stack with a key of its own re-encrypts them from the backup's, or Superset cannot start
+    ("Invalid decryption key"). The backup's key goes to Superset on standard input."""
+    previous = read_env_file(directory / SECRETS).get("SUPERSET_SECRET_KEY", "")
+    if not previous or previous == _secrets(config).get("SUPERSET_SECRET_KEY"):
+        return "Superset's stored secrets already use this stack's SUPERSET_SECRET_KEY"
+    result = subprocess.run(
+        ["bash", str(ROOT / "superset" / "run.sh"), "reencrypt"],
+        input=previous + "\n",
+        env={**os.environ, **config.environment()},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise BackupError(
+            f"the databases are restored, but re-encrypting Superset's stored secrets with this"
+            f" stack's SUPERSET_SECRET_KEY failed ({reason}); Superset cannot start until it is"
+            f" done: run `heartbeat-ops restore {directory} --force` again where Superset's"
+            " virtualenv is installed"
+        )
+    return "re-encrypted Superset's stored secrets from the backup's key to this stack's"
 
 
 def _recreate(config: StackConfig, name: str, owner: str | None) -> None:
@@ -298,6 +324,7 @@ def restore(directory: Path, *, force: bool = False, report: Callable[[str], Non
           f"--role={config.superset_db_user}", "--exit-on-error",
           str(directory / SUPERSET_DUMP)], config)  # fmt: skip
     report(f"restored Superset's {config.superset_db_name}")
+    report(_align_superset_key(config, directory))
     applied = database.bootstrap(config)  # grants, login roles, any newer migration
     report(f"migrations applied after the backup's: {', '.join(applied) or 'none'}")
     report(_forget_job_position(config))

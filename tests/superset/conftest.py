@@ -10,17 +10,15 @@ test rows, and importing the bundle here never re-points the live dashboard's co
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg2
 import pytest
-from superset_api import SupersetClient, wait_healthy
+from superset_api import SupersetClient, SupersetError, serving
 
-from heartbeat_ops.config import ROOT, StackConfig
+from heartbeat_ops.config import StackConfig
 from heartbeat_stream.sinks.rollups import merge_sql
 from tests.support.sockets import free_ports
 from tests.support.world import World
@@ -51,35 +49,16 @@ def superset_env(world: World) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def superset(superset_env: dict[str, str], world: World) -> Iterator[SupersetAdmin]:
     """A Superset of the tests' own, started for the session and stopped after it."""
-    url = f"http://localhost:{superset_env['SUPERSET_PORT']}"
     log_path = world.root / "log" / "superset.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            ["bash", str(ROOT / "superset" / "run.sh")],
-            env=superset_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        try:
-            wait_healthy(url, timeout=300)
-        except Exception:
-            pytest.fail(f"the tests' Superset did not come up; see {log_path}")
-        yield SupersetAdmin(
-            url=url,
-            username=os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"),
-            password=world.secrets["SUPERSET_ADMIN_PASSWORD"],
-        )
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        with serving(superset_env, log_path) as url:
+            yield SupersetAdmin(
+                url=url,
+                username=os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"),
+                password=world.secrets["SUPERSET_ADMIN_PASSWORD"],
+            )
+    except SupersetError as error:
+        pytest.fail(f"the tests' Superset did not come up: {error}")
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,15 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import os
+import re
+import signal
 import subprocess
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +104,15 @@ class SupersetClient:
         return self.post("/api/v1/chart/data", query_context)
 
 
-def wait_healthy(base_url: str, timeout: float = 180.0) -> float:
-    """Poll /health until 200; returns the seconds waited."""
+def wait_healthy(
+    base_url: str, timeout: float = 180.0, process: subprocess.Popen | None = None
+) -> float:
+    """Poll /health until 200; returns the seconds waited. Fails at once if `process` (the
+    Superset being waited for) has exited."""
     started = time.monotonic()
     while True:
+        if process is not None and process.poll() is not None:
+            raise SupersetError(f"Superset exited with {process.returncode} before {base_url}")
         try:
             with urllib.request.urlopen(f"{base_url}/health", timeout=3) as response:
                 if response.status == 200:
@@ -113,6 +122,36 @@ def wait_healthy(base_url: str, timeout: float = 180.0) -> float:
         if time.monotonic() - started > timeout:
             raise SupersetError(f"{base_url}/health not 200 after {timeout:.0f}s")
         time.sleep(0.5)
+
+
+@contextmanager
+def serving(environment: dict[str, str], log_path: Path, timeout: float = 300) -> Iterator[str]:
+    """superset/run.sh (migrate, init, import, gunicorn) with `environment`, healthy: its URL.
+    Stopped, with everything it started, on leaving; its output goes to `log_path`."""
+    url = f"http://localhost:{environment['SUPERSET_PORT']}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            ["bash", str(ROOT / "superset" / "run.sh")],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        try:
+            wait_healthy(url, timeout=timeout, process=process)
+        except SupersetError as error:
+            raise SupersetError(f"{error}; see {log_path}") from error
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def run_import(
@@ -277,3 +316,166 @@ def metric_labels(chart: dict[str, Any]) -> list[str]:
     params = chart["form_data"]
     metrics = params.get("metrics") or ([params["metric"]] if params.get("metric") else [])
     return [_metric_label(m) for m in metrics]
+
+
+# --- a person's session over plain HTTP ----------------------------------------------------
+
+_CSRF_INPUT = re.compile(r'id="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*id="csrf_token"')
+
+
+def logs_in(base_url: str, username: str, password: str) -> bool:
+    """Superset's own login API accepts the pair (200 with a token; 401 otherwise)."""
+    body = {"username": username, "password": password, "provider": "db", "refresh": False}
+    try:  # the login alone: a viewer may not fetch the CSRF token the client's login() does
+        answer = SupersetClient(base_url, username, password)._request(
+            "POST", "/api/v1/security/login", body
+        )
+    except SupersetError as error:
+        if "-> 401" not in str(error):
+            raise
+        return False
+    return bool(answer["access_token"])
+
+
+class PersonSession:
+    """What a person's browser holds after the login form: a session cookie and the CSRF token
+    Superset puts in its pages. Requests answer (status, body text); nothing raises on 4xx, the
+    status is the finding."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.csrf = ""
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def request(
+        self, method: str, path: str, body: Any = None, form: dict[str, str] | None = None
+    ) -> tuple[int, str]:
+        headers = {"Referer": self.base_url + "/"}
+        data = None
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        elif body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.csrf and method != "GET":
+            headers["X-CSRFToken"] = self.csrf
+        request = urllib.request.Request(
+            self.base_url + path, data=data, headers=headers, method=method
+        )
+        try:
+            with self.opener.open(request, timeout=120) as response:
+                return response.status, response.read().decode(errors="replace")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
+
+    def _page_csrf(self, path: str) -> str:
+        status, text = self.request("GET", path)
+        found = _CSRF_INPUT.search(text)
+        if status != 200 or not found:
+            raise SupersetError(f"GET {path} -> {status}: no csrf_token in the page")
+        return found.group(1) or found.group(2)
+
+    def login(self, username: str, password: str) -> bool:
+        """The login form, as a browser posts it; True when Superset then knows who we are."""
+        self.csrf = self._page_csrf("/login/")
+        form = {"username": username, "password": password, "csrf_token": self.csrf}
+        self.request("POST", "/login/", form=form)
+        if self.request("GET", "/api/v1/me/")[0] != 200:
+            return False
+        self.csrf = self._page_csrf("/dashboard/list/")  # the logged-in pages' token
+        return True
+
+
+def refusal_calls(admin: SupersetClient, slug: str = DASHBOARD_SLUG) -> list[dict[str, Any]]:
+    """What a viewer must be refused (403), as requests a logged-in page can send: SQL Lab's
+    execution, writes to a chart, a dataset and a dashboard, the database list, Explore's data.
+    The ids come from the admin's view. A body with an unknown field means the admin's same
+    request fails validation (400/422) instead: it passed the permission check."""
+    chart = admin.dashboard_charts(slug)[0]
+    dataset_id = int(str(chart["form_data"]["datasource"]).split("__")[0])
+    database_id = admin.get("/api/v1/database/")["result"][0]["id"]
+    bogus = {"not_a_field": 1}
+    return [
+        {"what": "run SQL", "method": "POST", "path": "/api/v1/sqllab/execute/",
+         "body": {"database_id": database_id, "sql": "SELECT 1", "runAsync": False}},
+        {"what": "edit a chart", "method": "PUT", "path": f"/api/v1/chart/{chart['id']}",
+         "body": bogus},
+        {"what": "create a chart", "method": "POST", "path": "/api/v1/chart/", "body": bogus},
+        {"what": "edit a dataset", "method": "PUT", "path": f"/api/v1/dataset/{dataset_id}",
+         "body": bogus},
+        {"what": "edit a dashboard", "method": "PUT", "path": f"/api/v1/dashboard/{slug}",
+         "body": bogus},
+        {"what": "list databases", "method": "GET", "path": "/api/v1/database/"},
+        {"what": "explore a chart", "method": "GET",
+         "path": f"/api/v1/explore/?slice_id={chart['id']}"},
+    ]  # fmt: skip
+
+
+def editor_pages(admin: SupersetClient, slug: str = DASHBOARD_SLUG) -> list[str]:
+    """SQL Lab's editor and Explore's chart editor (of the dashboard's first chart)."""
+    return ["/sqllab/", f"/explore/?slice_id={admin.dashboard_charts(slug)[0]['id']}"]
+
+
+def viewer_over_http(
+    base_url: str, username: str, password: str, admin: SupersetClient, slugs: list[str]
+) -> dict[str, Any]:
+    """A viewer as plain HTTP sees Superset: logged in through the form; which dashboards are
+    listed; the status of each dashboard and of every chart's data query (readable: 200); the
+    status of every refusal call and editor page (refused: 403)."""
+    person = PersonSession(base_url)
+    report: dict[str, Any] = {"logged_in": person.login(username, password)}
+    if not report["logged_in"]:
+        return report
+    status, text = person.request("GET", "/api/v1/dashboard/?q=(page_size:100)")
+    listed = json.loads(text)["result"] if status == 200 else []
+    report["listed"] = sorted(dashboard["slug"] for dashboard in listed)
+    report["readable"] = {}
+    for slug in slugs:
+        statuses = [person.request("GET", f"/api/v1/dashboard/{slug}")[0]]
+        status, text = person.request("GET", f"/api/v1/dashboard/{slug}/charts")
+        statuses.append(status)
+        for chart in json.loads(text)["result"] if status == 200 else []:
+            body = build_query_context(chart)
+            statuses.append(person.request("POST", "/api/v1/chart/data", body)[0])
+        report["readable"][slug] = statuses
+    report["refused"] = {
+        call["what"]: person.request(call["method"], call["path"], call.get("body"))[0]
+        for call in refusal_calls(admin)
+    }
+    report["pages"] = {path: person.request("GET", path)[0] for path in editor_pages(admin)}
+    return report
+
+
+def viewer_problems(report: dict[str, Any], slugs: list[str]) -> list[str]:
+    """What is wrong in a viewer_over_http report ([]: logged in, exactly `slugs` listed, each
+    dashboard and chart query answered 200, every refusal and editor page answered 403)."""
+    if not report["logged_in"]:
+        return ["the viewer could not log in through the form"]
+    problems = []
+    if report["listed"] != sorted(slugs):
+        problems.append(f"dashboards listed {report['listed']}, expected {sorted(slugs)}")
+    for slug, statuses in report["readable"].items():
+        if len(statuses) < 3 or set(statuses) != {200}:
+            problems.append(f"dashboard {slug}: statuses {statuses} (dashboard, charts, data)")
+    for what, status in {**report["refused"], **report["pages"]}.items():
+        if status != 403:
+            problems.append(f"{what}: HTTP {status}, expected 403")
+    return problems
+
+
+def dashboard_numbers(
+    client: SupersetClient, slug: str, time_range: str, customers: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """What every chart of a dashboard shows for `time_range` (and `customers`, the customer
+    filter): slice name -> its query's columns and rows, as the dashboard's frontend gets them."""
+    numbers = {}
+    for chart in client.dashboard_charts(slug):
+        body = build_query_context(chart, time_range=time_range, customers=customers)
+        result = client.chart_data(body)["result"][0]
+        if result.get("error"):
+            raise SupersetError(f"{slug}: {chart['slice_name']}: {result['error']}")
+        numbers[chart["slice_name"]] = {"colnames": result["colnames"], "data": result["data"]}
+    return numbers

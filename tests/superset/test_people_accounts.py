@@ -12,7 +12,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from superset_api import BROWSER_DIR, SupersetClient, SupersetError, open_in_browser
+from superset_api import (
+    BROWSER_DIR,
+    SupersetClient,
+    logs_in,
+    open_in_browser,
+    refusal_calls,
+    viewer_over_http,
+    viewer_problems,
+)
 from test_superset_browser import browser_tooling  # noqa: F401 (the fixture)
 from test_superset_dashboard import CUSTOMER_CHARTS, CUSTOMER_DASHBOARD_SLUG, EXPECTED_CHARTS
 
@@ -33,19 +41,6 @@ def ops(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Complete
         text=True,
         timeout=300,
     )
-
-
-def logs_in(url: str, username: str, password: str) -> bool:
-    """Superset's own login API accepts the pair (200 with a token; 401 otherwise)."""
-    try:
-        answer = SupersetClient(url, username, password)._request(
-            "POST", "/api/v1/security/login",
-            {"username": username, "password": password, "provider": "db", "refresh": False},
-        )  # fmt: skip
-    except SupersetError as error:
-        assert "-> 401" in str(error), error
-        return False
-    return bool(answer["access_token"])
 
 
 def listed(env: dict[str, str]) -> dict[str, str]:
@@ -171,25 +166,9 @@ def _statuses(report: dict) -> dict[str, int]:
 def test_viewer_is_refused_sql_lab_editing_and_other_data(superset_client, superset, viewer):
     """By HTTP status, from a logged-in browser page with its CSRF token: SQL Lab's execution,
     every write and the database list answer 403 to the viewer; the admin's same requests pass
-    the permission check (a body with an unknown field fails validation instead: 400/422)."""
-    chart = superset_client.dashboard_charts()[0]
-    dataset_id = int(str(chart["form_data"]["datasource"]).split("__")[0])
-    (database,) = superset_client.get("/api/v1/database/")["result"]
-    bogus = {"not_a_field": 1}
-    calls = [
-        {"what": "run SQL", "method": "POST", "path": "/api/v1/sqllab/execute/",
-         "body": {"database_id": database["id"], "sql": "SELECT 1", "runAsync": False}},
-        {"what": "edit a chart", "method": "PUT", "path": f"/api/v1/chart/{chart['id']}",
-         "body": bogus},
-        {"what": "create a chart", "method": "POST", "path": "/api/v1/chart/", "body": bogus},
-        {"what": "edit a dataset", "method": "PUT", "path": f"/api/v1/dataset/{dataset_id}",
-         "body": bogus},
-        {"what": "edit a dashboard", "method": "PUT",
-         "path": "/api/v1/dashboard/heart-rate-monitoring", "body": bogus},
-        {"what": "list databases", "method": "GET", "path": "/api/v1/database/"},
-        {"what": "explore a chart", "method": "GET",
-         "path": f"/api/v1/explore/?slice_id={chart['id']}"},
-    ]  # fmt: skip
+    the permission check (a body with an unknown field fails validation instead: 400/422).
+    The calls are superset_api.refusal_calls, which `make compose-test` sends too."""
+    calls = refusal_calls(superset_client)
     screenshots = var_dir() / "screenshots"
     name, password = viewer
     viewer_report = _visit(superset, name, password, [], screenshots / "viewer-api", calls)
@@ -258,3 +237,16 @@ def test_a_person_who_used_their_account_can_be_removed(superset, superset_env):
     assert released and int(released[1]) > 0, removed.stdout
     assert name not in listed(superset_env)
     assert not logs_in(superset.url, name, "used-by-a-person-1")
+
+
+def test_viewer_over_plain_http(superset, superset_client, sample_data, viewer):
+    """The check `make compose-test` runs against the compose Superset (superset_api
+    .viewer_over_http), here against the tests' own: form login, both dashboards listed and
+    every chart's data readable, the refusals 403; the admin's same session is the control."""
+    name, password = viewer
+    report = viewer_over_http(superset.url, name, password, superset_client, list(DASHBOARDS))
+    assert viewer_problems(report, list(DASHBOARDS)) == [], report
+    admin = viewer_over_http(superset.url, superset.username, superset.password,
+                             superset_client, list(DASHBOARDS))  # fmt: skip
+    assert admin["logged_in"] and set(DASHBOARDS) <= set(admin["listed"]), admin
+    assert admin["refused"]["run SQL"] == 200 and admin["pages"]["/sqllab/"] == 200, admin

@@ -1,11 +1,15 @@
 """Backups (issue 21): load data (the history loader, alert settings, episodes, a notification
 channel, Superset's metadata), `heartbeat-ops backup`, then a fresh PostgreSQL cluster of its own
 (a wiped machine: new initdb, new generated passwords, provisioned as `make infra` does),
-`heartbeat-ops restore`: row counts, rollups = SQL, episodes, per-customer settings equal; a
-second restore into the now non-empty database is refused without --force.
+`heartbeat-ops restore`: row counts, rollups = SQL, episodes, per-customer settings equal, and
+both dashboards show the same numbers through Superset; a second restore into the now non-empty
+database is refused without --force.
 
 The source is a database of its own in the tests' world, so the shared test database is never
-replaced."""
+replaced. Its Superset metadata is a copy of the tests' Superset's (migrated, bundle imported):
+a Superset on the source shows the dashboards before the backup, and another on the restored
+stack (its restored metadata, that stack's own secrets) after; every chart's query is compared,
+for one fixed time range and one customer."""
 
 from __future__ import annotations
 
@@ -15,17 +19,22 @@ import stat
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
 import pytest
 from psycopg2 import sql
+from superset_api import SupersetClient, dashboard_numbers, serving
+from test_superset_dashboard import CUSTOMER_DASHBOARD_SLUG, DASHBOARD_SLUG
 
 from heartbeat_ops import database
 from heartbeat_ops.backup import row_counts
-from heartbeat_ops.config import ROOT, StackConfig
+from heartbeat_ops.config import ROOT, StackConfig, var_dir
+from heartbeat_ops.programs import postgres_bin_dir
 from tests.support import figures
 from tests.support.rollups import rollup_mismatches
+from tests.support.sockets import free_ports
 from tests.support.world import World
 
 pytestmark = pytest.mark.integration
@@ -44,6 +53,11 @@ COMPARED = {
 }
 # What the restore itself changes: the job's batch bookkeeping is forgotten (README).
 FORGOTTEN = ("sink_progress", "stage_messages")
+# The customer the customer dashboard is opened for: one with its own alert settings.
+CUSTOMER = "B0001"
+# Columns that count from the present (an open episode's age): the one thing a dashboard shows
+# that moves with the clock, whatever the time range.
+CLOCK_COLUMNS = {"age", "age_s"}
 
 
 def ops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -61,6 +75,8 @@ def environment(world: World, config: StackConfig, var: Path) -> dict[str, str]:
         "SUPERSET_DB_NAME": config.superset_db_name,
         "HEARTBEAT_VAR_DIR": str(var),
         "HEARTBEAT_CHECKPOINT_DIR": str(var / "checkpoints" / "stream"),
+        # Superset's virtualenv stays the installed one (run.sh looks under the var folder).
+        "SUPERSET_VENV": str(var_dir() / "superset-venv"),
     }
 
 
@@ -86,14 +102,68 @@ def snapshot(config: StackConfig, database_name: str | None = None) -> dict[str,
     return seen
 
 
+def superset_environment(env: dict[str, str], home: Path) -> dict[str, str]:
+    """A Superset of this test's own on `env`'s stack: a free port, its own home."""
+    (port,) = free_ports(1)
+    return {**env, "SUPERSET_PORT": str(port), "SUPERSET_HOME": str(home),
+            "SUPERSET_WORKERS": "1", "SUPERSET_BIND_HOST": "127.0.0.1"}  # fmt: skip
+
+
+def fixed_range(end: datetime) -> str:
+    """Superset's absolute range syntax: the half day of history, whole hours, fixed."""
+    stop = end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = stop - timedelta(hours=14)
+    return f"{start:%Y-%m-%dT%H:%M:%S} : {stop:%Y-%m-%dT%H:%M:%S}"
+
+
+def shown(env: dict[str, str], home: Path, time_range: str) -> dict[str, object]:
+    """Both dashboards' numbers as a Superset started on `env`'s stack shows them (the main one,
+    and the customer one for CUSTOMER), its clock-dependent columns left out; then stopped."""
+    log = home / "superset.log"
+    with serving(superset_environment(env, home), log) as url:
+        client = SupersetClient(url, env.get("SUPERSET_ADMIN_USERNAME", "admin"),
+                                env["SUPERSET_ADMIN_PASSWORD"]).login()  # fmt: skip
+        numbers = {
+            DASHBOARD_SLUG: dashboard_numbers(client, DASHBOARD_SLUG, time_range),
+            CUSTOMER_DASHBOARD_SLUG: dashboard_numbers(
+                client, CUSTOMER_DASHBOARD_SLUG, time_range, [CUSTOMER]
+            ),
+        }
+    for charts in numbers.values():
+        for chart in charts.values():
+            chart["data"] = [
+                {k: v for k, v in row.items() if k not in CLOCK_COLUMNS} for row in chart["data"]
+            ]
+    return numbers
+
+
+def copy_superset_metadata(stack: StackConfig, config: StackConfig) -> None:
+    """The tests' Superset's metadata (migrated, the bundle imported) into `config`'s Superset
+    database, owned by the Superset role as provisioning makes it."""
+    env = {**os.environ, "PGPASSWORD": stack.pg_superuser_password}
+    location = ["-h", stack.pg_host, "-p", str(stack.pg_port), "-U", stack.pg_superuser]
+    dump = subprocess.run(
+        [str(postgres_bin_dir() / "pg_dump"), *location, "-Fc", stack.superset_db_name],
+        env=env, capture_output=True, check=True, timeout=300,
+    )  # fmt: skip
+    subprocess.run(
+        [str(postgres_bin_dir() / "pg_restore"), *location, "-d", config.superset_db_name,
+         "--no-owner", f"--role={config.superset_db_user}", "--exit-on-error"],
+        env=env, input=dump.stdout, capture_output=True, check=True, timeout=300,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def source(world: World, stack: StackConfig, tmp_path_factory) -> Iterator[dict[str, object]]:
+def source(
+    world: World, stack: StackConfig, superset, tmp_path_factory
+) -> Iterator[dict[str, object]]:
     """A provisioned stack's databases with a small history, settings, a channel and Superset
-    metadata; dropped afterwards."""
+    metadata, and both dashboards as a Superset on it shows them; dropped afterwards."""
     config = stack.model_copy(
         update={"pg_database": SOURCE_DATABASE, "superset_db_name": SOURCE_SUPERSET}
     )
     database.bootstrap(config)
+    copy_superset_metadata(stack, config)
     env = environment(world, config, tmp_path_factory.mktemp("source-var"))
     loaded = ops(env, "load-history", "--customers", "12", "--days", "0.5", "--interval", "30",
                  "--tag", TAG, "--prefix", "B")  # fmt: skip
@@ -114,7 +184,11 @@ def source(world: World, stack: StackConfig, tmp_path_factory) -> Iterator[dict[
         cur.execute("CREATE TABLE ab_user_marker (username text PRIMARY KEY)")
         cur.execute("INSERT INTO ab_user_marker VALUES ('nurse'), ('analyst')")
     conn.close()
-    yield {"config": config, "env": env, "before": snapshot(config)}
+    time_range = fixed_range(datetime.now(UTC))
+    began = time.monotonic()
+    dashboards = shown(env, tmp_path_factory.mktemp("source-superset"), time_range)
+    yield {"config": config, "env": env, "before": snapshot(config), "time_range": time_range,
+           "dashboards": dashboards, "dashboards_s": time.monotonic() - began}  # fmt: skip
     admin = psycopg2.connect(stack.superuser_dsn)
     admin.autocommit = True
     with admin.cursor() as cur:
@@ -154,7 +228,8 @@ def test_backup_restore_into_a_fresh_stack(source, fresh_world, tmp_path):
     assert manifest["row_counts"] == before["counts"]
     assert manifest["migrations"] == [f"{int(v):03d}_{n}" for v, n, *_ in
                                       before["schema_migrations"]]  # fmt: skip
-    assert manifest["superset_row_counts"] == {"ab_user_marker": 2}
+    assert manifest["superset_row_counts"]["ab_user_marker"] == 2
+    assert manifest["superset_row_counts"]["slices"] >= 2  # the dashboards' charts
     assert {"sink_id": "backup", "topic": "readings", "partition": 0,
             "next_offset": 1234} in manifest["read_positions"]  # fmt: skip
     assert stat.S_IMODE((backup_dir / "secrets.env").stat().st_mode) == 0o600
@@ -202,6 +277,28 @@ def test_backup_restore_into_a_fresh_stack(source, fresh_world, tmp_path):
     assert after["hour_rollups"] == before["hour_rollups"]
     superset = snapshot_superset(target)
     assert superset == [("analyst",), ("nurse",)]
+    # Both dashboards, through a Superset on the restored metadata and data, with this stack's
+    # own secrets: every chart shows what it showed before the backup.
+    began = time.monotonic()
+    dashboards = shown(env, tmp_path / "restored-superset", source["time_range"])
+    figures.record(
+        "backup and restore: dashboards compared",
+        charts=sum(len(charts) for charts in dashboards.values()),
+        rows=sum(len(c["data"]) for charts in dashboards.values() for c in charts.values()),
+        before_s=round(source["dashboards_s"], 1),
+        after_s=round(time.monotonic() - began, 1),
+    )
+    before_dashboards = source["dashboards"]
+    assert {slug: set(charts) for slug, charts in dashboards.items()} == {
+        slug: set(charts) for slug, charts in before_dashboards.items()
+    }
+    # Not a comparison of nothing: the range holds the whole history, the customer's settings.
+    total = before_dashboards[DASHBOARD_SLUG]["Total readings"]["data"]
+    assert total == [{"total_readings": before["counts"]["heart_rate_readings"]}]
+    assert before_dashboards[CUSTOMER_DASHBOARD_SLUG]["Alert settings"]["data"], "no settings"
+    for slug, charts in dashboards.items():
+        for name, chart in charts.items():
+            assert chart == before_dashboards[slug][name], (slug, name)
     # The least-privilege roles work on the restored database: the job writes, the reader reads.
     with psycopg2.connect(target.reader_dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM heart_rate_readings")
