@@ -67,10 +67,13 @@ def publish(
         producer.close()
 
 
-def end_offsets(servers: str, topic: str) -> dict[int, int] | None:
-    """partition -> end offset of `topic`, or None while no broker answers."""
+def end_offsets(
+    servers: str, topic: str, login: dict[str, str] | None = None
+) -> dict[int, int] | None:
+    """partition -> end offset of `topic`, or None while no broker answers. `login`: the
+    client's arguments when not the tests' own (the live stack's admin: its own password)."""
     try:
-        consumer = KafkaConsumer(**client_args(servers), request_timeout_ms=5000)
+        consumer = KafkaConsumer(**(login or client_args(servers)), request_timeout_ms=5000)
     except KafkaError:  # no broker reachable right now
         return None
     try:

@@ -101,12 +101,17 @@ def take(config: StackConfig) -> LiveSnapshot:
             cur.execute(query, {"t": config.kafka_topic})
             rows[name] = cur.fetchone()[0]
     conn.close()
-    admin = KafkaAdminClient(**kafka_client_args(config, ADMIN))
+    # The live stack's own admin login: by the end of the run the environment (and so the
+    # tests' own clients) points at the world's broker and credentials.
+    login = kafka_client_args(config, ADMIN)
+    admin = KafkaAdminClient(**login)
     try:
         names = sorted(admin.list_topics())
     finally:
         admin.close()
-    offsets = {name: end_offsets(config.kafka_bootstrap_servers, name) or {} for name in names}
+    offsets = {
+        name: end_offsets(config.kafka_bootstrap_servers, name, login) or {} for name in names
+    }
     return LiveSnapshot(_pids(), databases, roles, rows, offsets)
 
 
