@@ -25,21 +25,22 @@ const logInOnce = async (page, url, username, password, timeoutMs) => {
   await page.locator('input[name="username"], #username').first().fill(username);
   await page.locator('input[type="password"]').first().fill(password);
   await Promise.all([
-    page.waitForURL((u) => !u.pathname.startsWith("/login"), { timeout: timeoutMs }),
+    page.waitForNavigation({ waitUntil: "domcontentloaded", timeout: timeoutMs }).catch(() => {}),
     page.locator('button[type="submit"], input[type="submit"]').first().click(),
   ]);
-  // The login page's event-log beacon, sent before the form with the anonymous cookie, can be
-  // answered after the login with an anonymous session cookie that replaces the new one (seen
-  // once in CI: the welcome page drawn, then every API call 401). Let the page settle, then
-  // ask Superset who we are.
+  // The login page's event-log beacon, sent as the form leaves with the anonymous cookie, can
+  // be answered after the login with an anonymous session cookie that replaces the new one:
+  // then the welcome page, or every API call after it, bounces back to /login (seen in CI and
+  // in compose-test). Let the page settle, then ask Superset who we are.
   await page.waitForLoadState("networkidle", { timeout: 15000 }).catch(() => {});
   return (await page.request.get(`${url}/api/v1/me/`)).status() === 200;
 };
 
-// Logs in; tries once more if the session was lost. Returns whether it had to retry; throws when
-// the second session is lost too (a refused password throws from waitForURL's timeout).
+// Logs in, trying again while the session is lost (a wrong password fails every try). Returns
+// how many extra tries it took; throws when none kept a session.
 export const logIn = async (page, { url, username, password, timeoutMs }) => {
-  if (await logInOnce(page, url, username, password, timeoutMs)) return false;
-  if (await logInOnce(page, url, username, password, timeoutMs)) return true;
-  throw new Error("logged in, but the session was lost twice");
+  for (let retries = 0; retries < 3; retries += 1) {
+    if (await logInOnce(page, url, username, password, timeoutMs)) return retries;
+  }
+  throw new Error(`no session after 3 logins as ${username}: refused, or lost each time`);
 };
