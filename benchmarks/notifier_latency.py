@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaProducer
 from kafka.admin import NewTopic
 
 from heartbeat_contract.alerts import OPEN, TACHYCARDIA, alert_event, encode_event
@@ -27,6 +27,7 @@ from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_notifier.metrics import percentile
 from heartbeat_ops import database
 from heartbeat_ops.config import load
+from heartbeat_ops.principals import admin_client
 from tests.support.kafka import grant_topic
 from tests.support.notifier import NotifierProcess, only_webhook_channel
 from tests.support.receivers import WebhookReceiver
@@ -84,7 +85,7 @@ def run() -> None:
     stack = load().model_copy(update={"pg_database": DATABASE})
     database.bootstrap(stack)
     topic = f"bench-alerts-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(**kafka_client_args(stack, ADMIN))
+    admin = admin_client(stack)
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
     grant_topic(admin, topic)  # the notifier principal reads it
     receiver = WebhookReceiver().start()

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
 from benchmarks import _batch_times
@@ -48,6 +48,7 @@ from benchmarks.naive_consumer import consume as naive_consume
 from heartbeat_contract import encode_reading
 from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_ops.config import StackConfig, load, var_dir
+from heartbeat_ops.principals import admin_client
 from heartbeat_ops.programs import venv_bin
 from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.publisher import send_all
@@ -96,7 +97,7 @@ class Topics:
     """Bench topics, deleted at the end."""
 
     def __init__(self, stack: StackConfig) -> None:
-        self.admin = KafkaAdminClient(**kafka_client_args(stack, ADMIN))
+        self.admin = admin_client(stack)
         self.names: list[str] = []
 
     def new(self, kind: str, partitions: int = 3) -> str:

@@ -17,12 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_ops import database, supervisor
 from heartbeat_ops.config import load, scrub_ambient_libpq, var_dir
+from heartbeat_ops.principals import admin_client
 from tests.support import harness
 from tests.support.ledger import Expected, wait_until_balanced
 from tests.support.sockets import descendants
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     topic = f"soak-{stamp}"
     workdir = var_dir() / "soak" / stamp
     workdir.mkdir(parents=True, exist_ok=True)
-    admin = KafkaAdminClient(**kafka_client_args(stack, ADMIN))
+    admin = admin_client(stack)
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
 
     job = harness.SupervisedJob(

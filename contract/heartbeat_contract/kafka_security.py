@@ -38,6 +38,9 @@ def credentials(settings: Settings, principal: Principal) -> tuple[str, str]:
     )
 
 
+LOGIN_MODULES = {PLAIN: PLAIN_LOGIN, SCRAM: SCRAM_LOGIN}
+
+
 def mechanism(principal: Principal) -> str:
     return PLAIN if principal == ADMIN else SCRAM
 
@@ -70,10 +73,10 @@ def kafka_client_args(settings: Settings, principal: Principal) -> dict[str, str
 def spark_kafka_options(settings: Settings, principal: Principal) -> dict[str, str]:
     """The `kafka.`-prefixed options of Spark's Kafka source and sink for `principal`."""
     user, password = credentials(settings, principal)
-    module = PLAIN_LOGIN if principal == ADMIN else SCRAM_LOGIN
+    chosen = mechanism(principal)
     return {
         "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
         "kafka.security.protocol": INTERNAL_PROTOCOL,
-        "kafka.sasl.mechanism": mechanism(principal),
-        "kafka.sasl.jaas.config": jaas_config(module, user, password),
+        "kafka.sasl.mechanism": chosen,
+        "kafka.sasl.jaas.config": jaas_config(LOGIN_MODULES[chosen], user, password),
     }

@@ -7,13 +7,11 @@ import urllib.request
 from collections.abc import Callable
 
 import psycopg2
-from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
-
-from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 
 from . import supervisor
 from .config import StackConfig, var_dir
+from .principals import admin_client
 
 
 class NotReady(RuntimeError):
@@ -30,7 +28,7 @@ def postgres_ready(config: StackConfig) -> bool:
 
 def kafka_ready(config: StackConfig) -> bool:
     try:
-        admin = KafkaAdminClient(**kafka_client_args(config, ADMIN), request_timeout_ms=3000)
+        admin = admin_client(config, request_timeout_ms=3000)
     except KafkaError:
         return False
     try:

@@ -58,24 +58,25 @@ def _topic(name: str) -> ResourcePattern:
     return ResourcePattern(ResourceType.TOPIC, name, ACLResourcePatternType.LITERAL)
 
 
-def readings_topic_acls(config: StackConfig, topic: str) -> list[ACL]:
-    """The producer writes the readings topic, the job reads it; nobody else is granted it."""
+def _topic_acls(config: StackConfig, topic: str, writer: Principal, reader: Principal) -> list[ACL]:
+    """`writer` writes `topic`, `reader` reads it, both may describe it; nobody else."""
+    pattern = _topic(topic)
     return [
-        _allow(config, PRODUCER, ACLOperation.WRITE, _topic(topic)),
-        _allow(config, PRODUCER, ACLOperation.DESCRIBE, _topic(topic)),
-        _allow(config, JOB, ACLOperation.READ, _topic(topic)),
-        _allow(config, JOB, ACLOperation.DESCRIBE, _topic(topic)),
+        _allow(config, writer, ACLOperation.WRITE, pattern),
+        _allow(config, writer, ACLOperation.DESCRIBE, pattern),
+        _allow(config, reader, ACLOperation.READ, pattern),
+        _allow(config, reader, ACLOperation.DESCRIBE, pattern),
     ]
+
+
+def readings_topic_acls(config: StackConfig, topic: str) -> list[ACL]:
+    """The producer writes the readings topic, the job reads it."""
+    return _topic_acls(config, topic, writer=PRODUCER, reader=JOB)
 
 
 def alerts_topic_acls(config: StackConfig, topic: str) -> list[ACL]:
     """The job writes the alerts topic (its outbox), the notifier reads it."""
-    return [
-        _allow(config, JOB, ACLOperation.WRITE, _topic(topic)),
-        _allow(config, JOB, ACLOperation.DESCRIBE, _topic(topic)),
-        _allow(config, NOTIFIER, ACLOperation.READ, _topic(topic)),
-        _allow(config, NOTIFIER, ACLOperation.DESCRIBE, _topic(topic)),
-    ]
+    return _topic_acls(config, topic, writer=JOB, reader=NOTIFIER)
 
 
 def notifier_group_acl(config: StackConfig, group: str) -> ACL:
