@@ -25,7 +25,15 @@ import psycopg2
 from psycopg2 import sql
 
 from . import database, supervisor
-from .config import GENERATED_SECRETS, ROOT, StackConfig, load, read_env_file, secrets_file
+from .config import (
+    GENERATED_SECRETS,
+    ROOT,
+    StackConfig,
+    load,
+    read_env_file,
+    secrets_file,
+    write_private,
+)
 from .programs import postgres_bin_dir
 
 PRODUCT_DUMP = "heartbeat.dump"
@@ -144,13 +152,6 @@ def _secrets(config: StackConfig) -> dict[str, str]:
     return {name: value for name, value in values.items() if value}
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(path, 0o600)
-
-
 def backup(config: StackConfig, directory: Path) -> dict[str, object]:
     """Write the dumps, the secrets (0600) and the manifest into a new or empty `directory`."""
     if directory.exists() and any(directory.iterdir()):
@@ -172,7 +173,7 @@ def _write_backup(config: StackConfig, directory: Path) -> dict[str, object]:
     _run([_pg_tool("pg_dump"), *_location(config, config.superset_db_name), "-Fc",
           "-f", str(directory / SUPERSET_DUMP)], config)  # fmt: skip
     secret_values = _secrets(config)
-    _write_private(
+    write_private(
         directory / SECRETS,
         "# The stack's generated secrets at backup time (heartbeat-ops backup). Keep private.\n"
         + "".join(f"{name}={value}\n" for name, value in sorted(secret_values.items())),
@@ -228,7 +229,7 @@ def _restore_secrets(directory: Path) -> str:
     target = secrets_file()
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        _write_private(target, (directory / SECRETS).read_text())
+        write_private(target, (directory / SECRETS).read_text())
         return f"installed the backup's secrets as {target} (0600)"
     if read_env_file(target) == read_env_file(directory / SECRETS):
         return "the stack's secrets equal the backup's"

@@ -13,7 +13,7 @@ from pathlib import Path
 from heartbeat_contract import kafka_security
 
 from . import tls
-from .config import StackConfig, var_dir
+from .config import StackConfig, var_dir, write_private
 from .programs import postgres_bin_dir, postgres_os_user
 
 
@@ -177,11 +177,7 @@ def prepare_kafka(config: StackConfig, var: Path) -> bool:
     if config.device_listener:
         device_host = config.device_address.rpartition(":")[0]
         tls.ensure_broker_certificate(var, [device_host, "localhost", "127.0.0.1"])
-    # 0600: it holds the admin's password (the static JAAS user).
-    fd = os.open(properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(kafka_properties(config, var))
-    os.chmod(properties, 0o600)
+    write_private(properties, kafka_properties(config, var))  # the admin's password is in it
     if (var / "data" / "kafka" / "meta.properties").exists():
         return False
     cluster_id = new_cluster_id()
