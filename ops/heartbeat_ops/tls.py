@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .config import write_private
+
 CA_DAYS = 3650
 BROKER_DAYS = 825  # the longest lifetime common TLS clients accept for a server certificate
 
@@ -98,10 +100,9 @@ def ensure_broker_certificate(var: Path, hosts: list[str]) -> bool:
             "-CAkey", str(folder / "ca.key"), "-set_serial", str(int.from_bytes(os.urandom(8))),
             "-days", str(BROKER_DAYS), "-sha256", "-extfile", str(extensions), "-out", str(cert),
         )  # fmt: skip
-    fd = os.open(keystore, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:  # key first, then the chain up to the CA
-        handle.write(key.read_text() + cert.read_text() + ca_file(var).read_text())
-    for path in (key, cert, keystore):
+    # The key first, then the chain up to the CA.
+    write_private(keystore, key.read_text() + cert.read_text() + ca_file(var).read_text())
+    for path in (key, cert):
         _private(path)
     names_file.write_text(names + "\n")
     _private(names_file)
