@@ -79,7 +79,20 @@ NOT_PER_CUSTOMER = {"rejected_readings", "rejected_readings_latest", "pipeline_m
 LAST_30_DAYS = 'DATEADD(DATETIME("now"), -30, day) : now'
 RANGES = {"1 hour": LAST_HOUR, "30 days": LAST_30_DAYS}
 EMPTY_RANGE = 'DATEADD(DATETIME("now"), 1, day) : DATEADD(DATETIME("now"), 2, day)'
-DASHBOARDS = ("heart-rate-monitoring", "customer-detail")
+DASHBOARDS = ("heart-rate-monitoring", "customer-detail", "pipeline-operations")
+MAIN_DASHBOARD, CUSTOMER_DASHBOARD, OPERATIONS_DASHBOARD = DASHBOARDS
+
+
+def _customer_filters(slug: str) -> list[tuple[str, str]]:
+    """(label, customer) for each Customer filter setting a dashboard is measured with: the customer
+    dashboard always shows one customer, Pipeline Operations has no Customer filter."""
+    if slug == CUSTOMER_DASHBOARD:
+        return [("customer", ONE_CUSTOMER)]
+    if slug == OPERATIONS_DASHBOARD:
+        return [("all", "")]
+    return [("all", ""), ("customer", ONE_CUSTOMER)]
+
+
 QUERY_TARGET_MS, RENDER_TARGET_S = 200, 3.0
 SLOW_MS = 1500
 LIVE = os.environ.get("BENCH_SUPERSET_LIVE") == "1"
@@ -188,10 +201,12 @@ def _chart_rows(client: SupersetClient, reader, slug: str) -> None:
     )
     for chart in charts:
         table = tables[int(chart["form_data"]["datasource"].split("__")[0])]
-        customer_charts = slug != DASHBOARDS[0]
-        variants = [("all", None)] if not customer_charts else []
-        if table not in NOT_PER_CUSTOMER or customer_charts:
-            variants.append(("customer", [ONE_CUSTOMER]))
+        variants = [
+            (label, [customer] if customer else None)
+            for label, customer in _customer_filters(slug)
+            # every chart of the customer dashboard is measured for its one customer
+            if slug == CUSTOMER_DASHBOARD or not (customer and table in NOT_PER_CUSTOMER)
+        ]
         for range_label, time_range in RANGES.items():
             for label, customers in variants:
                 body = build_query_context(chart, time_range=time_range, customers=customers)
@@ -228,7 +243,7 @@ def _chart_rows(client: SupersetClient, reader, slug: str) -> None:
 def _reference(client: SupersetClient) -> None:
     """Superset's floor: a chart-data request of the main dashboard whose query finds nothing."""
     chart = next(
-        c for c in client.dashboard_charts(DASHBOARDS[0]) if c["slice_name"] == "Total readings"
+        c for c in client.dashboard_charts(MAIN_DASHBOARD) if c["slice_name"] == "Total readings"
     )
     body = build_query_context(chart, time_range=EMPTY_RANGE)
     times = [_timed(lambda: client.chart_data(body))[0] for _ in range(REPEATS)]
@@ -258,10 +273,7 @@ def _renders(
     screenshots = var_dir() / "screenshots"
     figures: Renders = {}
     for (who, username, password), slug in itertools.product(accounts, slugs):
-        customer_dashboard = slug != DASHBOARDS[0]
-        variants = [("customer", ONE_CUSTOMER)] if customer_dashboard else []
-        if not customer_dashboard:
-            variants = [("all", ""), ("customer", ONE_CUSTOMER)]
+        variants = _customer_filters(slug)
         for range_label, time_range in (("1 hour", ""), ("30 days", "Last month")):
             for label, customer in variants:
                 seconds, revisits = [], []

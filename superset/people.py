@@ -19,7 +19,7 @@ import json
 import sys
 
 VIEWER_ROLE = "Heartbeat Viewer"
-VIEWER_DASHBOARDS = ("heart-rate-monitoring", "customer-detail")
+VIEWER_DASHBOARDS = ("heart-rate-monitoring", "customer-detail", "pipeline-operations")
 # heartbeat-ops' names for the roles people get.
 ROLES = {"viewer": VIEWER_ROLE, "editor": "Alpha", "admin": "Admin"}
 

@@ -210,6 +210,12 @@ def bootstrap(config: StackConfig) -> list[str]:
                 sql.Identifier(config.reader_user)
             )
         )
+        # No JIT for the dashboards' queries: each runs in milliseconds, and the planner's cost
+        # estimate of the customer picker (heart_rate_customer_priority) passes jit_above_cost,
+        # so every customer dashboard visit waited ~60 ms for LLVM to compile it first.
+        cur.execute(
+            sql.SQL("ALTER ROLE {} SET jit = off").format(sql.Identifier(config.reader_user))
+        )
         # The alert rules' global defaults, for the dashboards' effective thresholds.
         alert_defaults.write(cur, config)
         # The raw readings' partitions around today exist before anything writes; the job keeps

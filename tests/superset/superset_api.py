@@ -32,7 +32,9 @@ LAST_HOUR = 'DATEADD(DATETIME("now"), -1, hour) : now'
 
 
 class SupersetError(RuntimeError):
-    pass
+    def __init__(self, message: str, *, token_expired: bool = False) -> None:
+        super().__init__(message)
+        self.token_expired = token_expired
 
 
 class SupersetClient:
@@ -49,6 +51,17 @@ class SupersetClient:
         )
 
     def _request(self, method: str, path: str, body: Any = None, timeout: float = 60) -> Any:
+        """The JSON answer. An access token lives 15 minutes and a slow suite holds one client
+        longer: an expired token is renewed by logging in again, once."""
+        try:
+            return self._send(method, path, body, timeout)
+        except SupersetError as error:
+            if not (self.token and error.token_expired):
+                raise
+            self.login()
+            return self._send(method, path, body, timeout)
+
+    def _send(self, method: str, path: str, body: Any, timeout: float) -> Any:
         headers = {"Accept": "application/json", "Referer": self.base_url}
         data = None
         if body is not None:
@@ -66,9 +79,13 @@ class SupersetClient:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")[:2000]
-            raise SupersetError(f"{method} {path} -> {error.code}: {detail}") from error
+            raise SupersetError(
+                f"{method} {path} -> {error.code}: {detail}",
+                token_expired=error.code == 401 and "Token has expired" in detail,
+            ) from error
 
     def login(self) -> SupersetClient:
+        self.token = self.csrf = None
         answer = self._request(
             "POST",
             "/api/v1/security/login",

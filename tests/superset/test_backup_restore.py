@@ -2,7 +2,7 @@
 channel, Superset's metadata), `heartbeat-ops backup`, then a fresh PostgreSQL cluster of its own
 (a wiped machine: new initdb, new generated passwords, provisioned as `make infra` does),
 `heartbeat-ops restore`: row counts, rollups = SQL, episodes, per-customer settings equal, and
-both dashboards show the same numbers through Superset; a second restore into the now non-empty
+every dashboard shows the same numbers through Superset; a second restore into the now non-empty
 database is refused without --force.
 
 The source is a database of its own in the tests' world, so the shared test database is never
@@ -26,7 +26,11 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 from superset_api import SupersetClient, dashboard_numbers, serving
-from test_superset_dashboard import CUSTOMER_DASHBOARD_SLUG, DASHBOARD_SLUG
+from test_superset_dashboard import (
+    CUSTOMER_DASHBOARD_SLUG,
+    DASHBOARD_SLUG,
+    OPERATIONS_DASHBOARD_SLUG,
+)
 
 from heartbeat_ops import database
 from heartbeat_ops.backup import row_counts
@@ -124,14 +128,18 @@ def fixed_range(end: datetime) -> str:
 
 
 def shown(env: dict[str, str], home: Path, time_range: str) -> dict[str, object]:
-    """Both dashboards' numbers as a Superset started on `env`'s stack shows them (the main one,
-    and the customer one for CUSTOMER), its clock-dependent columns left out; then stopped."""
+    """Every dashboard's numbers as a Superset started on `env`'s stack shows them (the main one,
+    pipeline operations, and the customer one for CUSTOMER), its clock-dependent columns left
+    out; then stopped."""
     log = home / "superset.log"
     with serving(superset_environment(env, home), log) as url:
         client = SupersetClient(url, env.get("SUPERSET_ADMIN_USERNAME", "admin"),
                                 env["SUPERSET_ADMIN_PASSWORD"]).login()  # fmt: skip
         numbers = {
             DASHBOARD_SLUG: dashboard_numbers(client, DASHBOARD_SLUG, time_range),
+            OPERATIONS_DASHBOARD_SLUG: dashboard_numbers(
+                client, OPERATIONS_DASHBOARD_SLUG, time_range
+            ),
             CUSTOMER_DASHBOARD_SLUG: dashboard_numbers(
                 client, CUSTOMER_DASHBOARD_SLUG, time_range, [CUSTOMER]
             ),
@@ -165,7 +173,7 @@ def source(
     world: World, stack: StackConfig, superset, tmp_path_factory
 ) -> Iterator[dict[str, object]]:
     """A provisioned stack's databases with a small history, settings, a channel and Superset
-    metadata, and both dashboards as a Superset on it shows them; dropped afterwards."""
+    metadata, and every dashboard as a Superset on it shows them; dropped afterwards."""
     config = stack.model_copy(
         update={"pg_database": SOURCE_DATABASE, "superset_db_name": SOURCE_SUPERSET}
     )
@@ -284,7 +292,7 @@ def test_backup_restore_into_a_fresh_stack(source, fresh_world, tmp_path):
     assert after["hour_rollups"] == before["hour_rollups"]
     superset = snapshot_superset(target)
     assert superset == [("analyst",), ("nurse",)]
-    # Both dashboards, through a Superset on the restored metadata and data, with this stack's
+    # Every dashboard, through a Superset on the restored metadata and data, with this stack's
     # own secrets: every chart shows what it showed before the backup.
     began = time.monotonic()
     dashboards = shown(env, tmp_path / "restored-superset", source["time_range"])

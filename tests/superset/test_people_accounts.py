@@ -22,14 +22,24 @@ from superset_api import (
     viewer_problems,
 )
 from test_superset_browser import browser_tooling  # noqa: F401 (the fixture)
-from test_superset_dashboard import CUSTOMER_CHARTS, CUSTOMER_DASHBOARD_SLUG, EXPECTED_CHARTS
+from test_superset_dashboard import (
+    CUSTOMER_CHARTS,
+    CUSTOMER_DASHBOARD_SLUG,
+    EXPECTED_CHARTS,
+    OPERATIONS_CHARTS,
+    OPERATIONS_DASHBOARD_SLUG,
+)
 
 from heartbeat_ops.config import ROOT, var_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 OPS = ROOT / "var" / "venv" / "bin" / "heartbeat-ops"
-DASHBOARDS = {"heart-rate-monitoring": EXPECTED_CHARTS, CUSTOMER_DASHBOARD_SLUG: CUSTOMER_CHARTS}
+DASHBOARDS = {
+    "heart-rate-monitoring": EXPECTED_CHARTS,
+    CUSTOMER_DASHBOARD_SLUG: CUSTOMER_CHARTS,
+    OPERATIONS_DASHBOARD_SLUG: OPERATIONS_CHARTS,
+}
 
 
 def ops(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -63,6 +63,23 @@ def test_reader_can_read_the_dashboard_tables(reader, superuser_dsn):
     assert seen == expected
 
 
+def test_reader_sessions_never_wait_for_jit(reader, superuser_dsn):
+    """The customer picker's plan costs more than jit_above_cost: the superuser's session would
+    compile it with LLVM (tens of ms per visit), the dashboards' role never does."""
+    query = "EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM heart_rate_customer_priority"
+    with psycopg2.connect(superuser_dsn) as admin, admin.cursor() as cur:
+        cur.execute("SET jit_above_cost = 0")  # the cluster's default JIT, whatever the data
+        cur.execute(query)
+        assert "JIT" in cur.fetchone()[0][0]
+    with reader.cursor() as cur:
+        cur.execute("SHOW jit")
+        assert cur.fetchone()[0] == "off"
+        cur.execute("SET jit_above_cost = 0")
+        cur.execute(query)
+        assert "JIT" not in cur.fetchone()[0][0]
+    reader.rollback()
+
+
 @pytest.mark.parametrize("statement", WRITES.values(), ids=WRITES.keys())
 def test_reader_sessions_are_read_only(reader, statement):
     with reader.cursor() as cur, pytest.raises(errors.ReadOnlySqlTransaction):

@@ -15,7 +15,8 @@ from test_superset_dashboard import (
     CUSTOMER_CHARTS,
     CUSTOMER_DASHBOARD_SLUG,
     EXPECTED_CHARTS,
-    NOT_PER_CUSTOMER,
+    OPERATIONS_CHARTS,
+    OPERATIONS_DASHBOARD_SLUG,
 )
 
 from heartbeat_ops.config import var_dir
@@ -73,6 +74,16 @@ def test_dashboard_renders_without_errors(superset, sample_data, browser_tooling
     _open_dashboard(superset, var_dir() / "screenshots" / "dashboard.png", EXPECTED_CHARTS)
 
 
+def test_operations_dashboard_renders_without_errors(superset, sample_data, browser_tooling):
+    """Alert delivery, quarantine and pipeline health, on their own dashboard."""
+    _open_dashboard(
+        superset,
+        var_dir() / "screenshots" / "operations.png",
+        OPERATIONS_CHARTS,
+        slug=OPERATIONS_DASHBOARD_SLUG,
+    )
+
+
 @pytest.fixture(scope="module")
 def visit_for_a_customer(superset, sample_data, browser_tooling) -> dict:
     """One visit serves two tests: the dashboard opened with the Customer filter set, then the
@@ -87,17 +98,14 @@ def visit_for_a_customer(superset, sample_data, browser_tooling) -> dict:
 
 
 def test_customer_filter_reaches_only_per_customer_charts(sample_data, visit_for_a_customer):
-    """With the Customer filter set, per-customer charts query one customer; the quarantine and
-    pipeline charts (tables without a customer) are out of its scope and still render."""
+    """With the Customer filter set, every chart of the main dashboard (all per customer) queries
+    that one customer."""
     report, customer = visit_for_a_customer, sample_data.customers[0]
     requests = report["chart_data_requests"]
     on_the_dashboard = requests[: len(requests) - len(report["followed"]["requests"])]
     asked = _customers_asked(report, on_the_dashboard)
     assert set(asked) == set(EXPECTED_CHARTS)
-    assert asked == {
-        name: (set() if table in NOT_PER_CUSTOMER else {customer})
-        for name, (_, table) in EXPECTED_CHARTS.items()
-    }
+    assert asked == {name: {customer} for name in EXPECTED_CHARTS}
 
 
 def test_customer_dashboard_renders_for_one_customer(superset, sample_data, browser_tooling):

@@ -1,5 +1,5 @@
-"""The dashboard as code: the bundle imports idempotently, the dashboard holds every chart with its
-filters, and every chart's query returns the right rows from the read-only connection."""
+"""The dashboards as code: the bundle imports idempotently, each dashboard holds every chart with
+its filters, and every chart's query returns the right rows from the read-only connection."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ EXPECTED_CHARTS = {
     "Open episodes (critical first, then oldest)": ("table", "heart_rate_alerts_open"),
     "Silent devices": ("table", "heart_rate_silent_open"),
     "Open episodes (unacknowledged first)": ("table", "alert_attention_open"),
+}
+# The Pipeline Operations dashboard: alert delivery, quarantine and the job's health, kept off the
+# main dashboard so that the one a person on call opens stays quick on a first visit.
+OPERATIONS_DASHBOARD_SLUG = "pipeline-operations"
+OPERATIONS_CHARTS = {
     "Dead deliveries": ("table", "notify_dead_deliveries_latest"),
     "Quarantined readings by reason": ("pie", "rejected_readings"),
     "Latest quarantined readings": ("table", "rejected_readings_latest"),
@@ -73,9 +78,15 @@ NOT_TIME_RANGED = {
     "Daily resting heart rate",
     "Personal baseline",
 }
-# The tables, views and virtual datasets the main dashboard's charts read; only the customer
-# dashboard's series reads raw readings (one customer, up to 6 hours).
-CHART_DATASETS = {table for _, table in EXPECTED_CHARTS.values()}
+# Each dashboard's slug, title, charts and the charts outside its Customer filter (None: it has no
+# Customer filter).
+DASHBOARDS = {
+    DASHBOARD_SLUG: ("Heart Rate Monitoring", EXPECTED_CHARTS, set()),
+    OPERATIONS_DASHBOARD_SLUG: ("Pipeline Operations", OPERATIONS_CHARTS, None),
+}
+# The tables, views and virtual datasets the main and operations dashboards' charts read; only the
+# customer dashboard's series reads raw readings (one customer, up to 6 hours).
+CHART_DATASETS = {table for _, table in [*EXPECTED_CHARTS.values(), *OPERATIONS_CHARTS.values()]}
 # Every dataset of the bundle: the charts', the customer pickers' and the physical tables kept
 # for exploring (raw readings, minute rollups and their bins, all episodes).
 DATASETS = (
@@ -91,6 +102,7 @@ DATASETS = (
     }
 )
 NOT_PER_CUSTOMER = {"rejected_readings", "rejected_readings_latest", "pipeline_metrics"}
+ALL_CHARTS = [*EXPECTED_CHARTS, *OPERATIONS_CHARTS, *CUSTOMER_CHARTS]
 BUNDLE = ROOT / "superset" / "bundle"
 
 
@@ -102,8 +114,9 @@ def _inventory(client) -> dict[str, int]:
         "databases": client.count("database"),
         "this dashboard": client.count("dashboard", "slug", DASHBOARD_SLUG),
         "customer dashboard": client.count("dashboard", "slug", CUSTOMER_DASHBOARD_SLUG),
+        "operations dashboard": client.count("dashboard", "slug", OPERATIONS_DASHBOARD_SLUG),
     }
-    for name in [*EXPECTED_CHARTS, *CUSTOMER_CHARTS]:
+    for name in ALL_CHARTS:
         counts[f"chart {name}"] = client.count("chart", "slice_name", name)
     for table in DATASETS:
         counts[f"dataset {table}"] = client.count("dataset", "table_name", table)
@@ -130,49 +143,67 @@ def test_bundle_import_twice_changes_nothing(superset_client, superset_env):
     assert after == before
     assert after["this dashboard"] == 1
     assert after["customer dashboard"] == 1
-    assert all(after[f"chart {name}"] == 1 for name in [*EXPECTED_CHARTS, *CUSTOMER_CHARTS])
+    assert after["operations dashboard"] == 1
+    assert all(after[f"chart {name}"] == 1 for name in ALL_CHARTS)
     assert all(after[f"dataset {table}"] == 1 for table in DATASETS)
 
 
-def test_dashboard_has_every_chart_and_filter(superset_client):
-    dashboard = superset_client.get(f"/api/v1/dashboard/{DASHBOARD_SLUG}")["result"]
-    assert dashboard["dashboard_title"] == "Heart Rate Monitoring"
+@pytest.mark.parametrize("slug", DASHBOARDS)
+def test_dashboard_has_every_chart_and_filter(superset_client, slug):
+    title, expected, customer_excluded = DASHBOARDS[slug]
+    dashboard = superset_client.get(f"/api/v1/dashboard/{slug}")["result"]
+    assert dashboard["dashboard_title"] == title
     metadata = json.loads(dashboard["json_metadata"])
     assert metadata["refresh_frequency"] == 10
 
-    charts = superset_client.dashboard_charts()
+    charts = superset_client.dashboard_charts(slug)
     found = {chart["slice_name"]: chart for chart in charts}
-    assert set(found) == set(EXPECTED_CHARTS)
-    for name, (viz, _) in EXPECTED_CHARTS.items():
+    assert set(found) == set(expected)
+    for name, (viz, _) in expected.items():
         assert found[name]["form_data"]["viz_type"] == viz, name
-    # The average's axis spans the data (a change of a few bpm shows), not 0..max.
-    assert found["Average heart rate over time"]["form_data"]["truncateYAxis"] is True
 
     datasets = {
         d["id"]: d["table_name"]
-        for d in superset_client.get(f"/api/v1/dashboard/{DASHBOARD_SLUG}/datasets")["result"]
+        for d in superset_client.get(f"/api/v1/dashboard/{slug}/datasets")["result"]
     }
-    assert set(datasets.values()) == CHART_DATASETS
-    for name, (_, table) in EXPECTED_CHARTS.items():
+    assert set(datasets.values()) == {table for _, table in expected.values()}
+    for name, (_, table) in expected.items():
         dataset_id = int(found[name]["form_data"]["datasource"].split("__")[0])
         assert datasets[dataset_id] == table, name
 
     filters = {f["name"]: f for f in metadata["native_filter_configuration"]}
     assert filters["Time range"]["filterType"] == "filter_time"
+    # Open episodes, silent devices and dead deliveries are the present: the time range does not
+    # reach them (ids remapped on import).
+    assert set(filters["Time range"]["scope"]["excluded"]) == {
+        found[name]["id"] for name in expected if name in NOT_TIME_RANGED
+    }
+    if customer_excluded is None:
+        assert "Customer" not in filters
+        return
     customer = filters["Customer"]
     assert customer["filterType"] == "filter_select"
     assert customer["targets"][0]["column"]["name"] == "customer_id"
-    # The customer filter skips the charts whose tables have no customer (ids remapped on import).
-    excluded = set(customer["scope"]["excluded"])
-    assert excluded == {
-        found[name]["id"]
-        for name, (_, table) in EXPECTED_CHARTS.items()
-        if table in NOT_PER_CUSTOMER
+    # The customer filter skips the charts whose tables have no customer.
+    assert set(customer["scope"]["excluded"]) == {
+        found[name]["id"] for name, (_, table) in expected.items() if table in NOT_PER_CUSTOMER
     }
-    # Open episodes and silent devices are the present: the time range does not reach them.
-    assert set(filters["Time range"]["scope"]["excluded"]) == {
-        found[name]["id"] for name in EXPECTED_CHARTS if name in NOT_TIME_RANGED
-    }
+
+
+def test_the_main_dashboard_is_about_customers_and_links_to_operations(superset_client):
+    """Every chart of the main dashboard is per customer (quarantine and pipeline health moved to
+    Pipeline Operations), and its layout links there."""
+    assert not {table for _, table in EXPECTED_CHARTS.values()} & NOT_PER_CUSTOMER
+    dashboard = superset_client.get(f"/api/v1/dashboard/{DASHBOARD_SLUG}")["result"]
+    markdown = [
+        item["meta"]["code"]
+        for item in json.loads(dashboard["position_json"]).values()
+        if isinstance(item, dict) and item.get("type") == "MARKDOWN"
+    ]
+    assert any(f"/superset/dashboard/{OPERATIONS_DASHBOARD_SLUG}/" in code for code in markdown)
+    # The average's axis spans the data (a change of a few bpm shows), not 0..max.
+    charts = {c["slice_name"]: c for c in superset_client.dashboard_charts()}
+    assert charts["Average heart rate over time"]["form_data"]["truncateYAxis"] is True
 
 
 def test_data_connection_is_the_read_only_role(superset_client, stack):
@@ -188,8 +219,10 @@ def test_data_connection_is_the_read_only_role(superset_client, stack):
 def test_every_chart_query_returns_rows(superset_client, sample_data):
     """POST /api/v1/chart/data with each chart's query, filtered to the sample's customers where
     the chart is per customer (as the dashboard's customer filter does)."""
-    for chart in superset_client.dashboard_charts():
-        _, table = EXPECTED_CHARTS[chart["slice_name"]]
+    charts = [*superset_client.dashboard_charts(), *operations_charts(superset_client).values()]
+    assert len(charts) == len(EXPECTED_CHARTS) + len(OPERATIONS_CHARTS)
+    for chart in charts:
+        _, table = {**EXPECTED_CHARTS, **OPERATIONS_CHARTS}[chart["slice_name"]]
         customers = None if table in NOT_PER_CUSTOMER else sample_data.customers
         answer = superset_client.chart_data(
             build_query_context(chart, time_range=LAST_HOUR, customers=customers)
@@ -227,11 +260,11 @@ def test_pipeline_health_charts_ignore_the_notifiers_rows(
                 """,
                 {"id": query_id, "huge": huge},
             )
+        operations = operations_charts(superset_client)
         charts = [
             c
-            for c in superset_client.dashboard_charts()
-            if EXPECTED_CHARTS[c["slice_name"]][1] == "pipeline_metrics"
-            and c["slice_name"] != NOTIFIER_CHART
+            for name, c in operations.items()
+            if OPERATIONS_CHARTS[name][1] == "pipeline_metrics" and name != NOTIFIER_CHART
         ]
         assert len(charts) == 3
         for chart in charts:
@@ -243,10 +276,10 @@ def test_pipeline_health_charts_ignore_the_notifiers_rows(
             values = [row[label] for row in result["data"] if row.get(label) is not None]
             assert values, chart["slice_name"]  # the sample's job rows are there
             assert max(values) < huge, (chart["slice_name"], max(values))
-        # The notifier's own chart reads its rows (no job row comes near these figures).
-        (notifier,) = [
-            c for c in superset_client.dashboard_charts() if c["slice_name"] == NOTIFIER_CHART
-        ]
+        # The notifier's own chart reads its rows (no job row comes near these figures). The
+        # suite's running notifier writes rows of its own into the same minutes, which the chart
+        # averages in: the inserted figure shows, diluted by a handful of small values at most.
+        notifier = operations[NOTIFIER_CHART]
         result = superset_client.chart_data(build_query_context(notifier, time_range=LAST_HOUR))[
             "result"
         ][0]
@@ -254,11 +287,16 @@ def test_pipeline_health_charts_ignore_the_notifiers_rows(
         assert "query_name = 'notifier'" in result["query"], result["query"]
         for label in metric_labels(notifier):
             values = [row[label] for row in result["data"] if row.get(label) is not None]
-            assert values and max(values) == huge, (label, values[:5])
+            assert values and huge / 100 < max(values) <= huge, (label, values[:5])
     finally:
         with conn, conn.cursor() as cur:
             cur.execute("DELETE FROM pipeline_metrics WHERE query_id = %s", (query_id,))
         conn.close()
+
+
+def operations_charts(client) -> dict[str, dict]:
+    """The Pipeline Operations dashboard's charts by name."""
+    return {c["slice_name"]: c for c in client.dashboard_charts(OPERATIONS_DASHBOARD_SLUG)}
 
 
 def _big_number(superset_client, charts, name, customers):
@@ -395,7 +433,8 @@ def test_purpose_limited_tables_never_reach_their_row_limit(
             {"tag": tag, "rows": kept + 30},
         )
     try:
-        chart = next(c for c in superset_client.dashboard_charts() if c["slice_name"] == name)
+        charts = {c["slice_name"]: c for c in superset_client.dashboard_charts()}
+        chart = {**charts, **operations_charts(superset_client)}[name]
         result = superset_client.chart_data(build_query_context(chart, time_range=LAST_HOUR))[
             "result"
         ][0]
