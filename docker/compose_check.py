@@ -277,6 +277,30 @@ finally:
     admin.close()
 """
 
+# Polls once a second, in one process (a `docker-compose exec` per poll takes seconds on a
+# loaded machine), until node argv[1] is back in the ISR of every partition it holds.
+CAUGHT_UP = """
+import json, sys, time
+from kafka.errors import KafkaError
+from heartbeat_ops.config import load
+from heartbeat_ops.principals import admin_client
+node, timeout = int(sys.argv[1]), float(sys.argv[2])
+admin = admin_client(load(), request_timeout_ms=10000)
+started, behind = time.monotonic(), ["not asked yet"]
+while behind and time.monotonic() - started < timeout:
+    try:
+        behind = [f"{t['name']}/{p['partition_index']}"
+                  for t in admin.describe_topics(list(admin.list_topics()))
+                  for p in t["partitions"]
+                  if node in p["replica_nodes"] and node not in p["isr_nodes"]]
+    except KafkaError as error:
+        behind = [repr(error)]
+    if behind:
+        time.sleep(1)
+admin.close()
+print(json.dumps({"behind": behind}))
+"""
+
 # The load's readings: rows, distinct (customer, event time) (the simulator never repeats one
 # for a customer, so a difference is a reading stored twice), and the batch commits (each batch
 # moves its readings in one transaction: one ingested_at per commit).
@@ -331,7 +355,7 @@ def cmd_broker_loss() -> None:
     topic = os.environ.get("KAFKA_TOPIC", "heart-rate-readings")
     rate = int(os.environ.get("LOSS_RATE", "200"))
     outage = float(os.environ.get("LOSS_OUTAGE_SECONDS", "30"))
-    seconds = int(os.environ.get("LOSS_LOAD_SECONDS", "100"))
+    seconds = int(os.environ.get("LOSS_LOAD_SECONDS", "150"))
     job_before = _job_identity()
     compose("stop", "producer")  # only the counted load from here on
     replicas = _replicas(KAFKA_NODES[0])
@@ -345,7 +369,9 @@ def cmd_broker_loss() -> None:
         ["docker-compose", "run", "--rm", "--no-deps", "-T", "producer", "sh", "-c",
          f"heartbeat-producer --duration {seconds} --rate {rate} --customers 50 "
          f"--customer-prefix {prefix} --invalid-rate 0 --malformed-rate 0 --critical-rate 0 "
-         "--log-level WARNING --ledger /tmp/ledger.json && cat /tmp/ledger.json"],
+         # Long enough to settle what is in flight when the load ends, stalled or not.
+         "--flush-timeout 300 --log-level WARNING --ledger /tmp/ledger.json; status=$?; "
+         "cat /tmp/ledger.json; exit $status"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -370,24 +396,25 @@ def cmd_broker_loss() -> None:
         started_at = time.time()
         print(f"    docker start {victim} after {down_for:.0f} s down", flush=True)
 
-        def caught_up() -> bool:
-            current = _replicas(via)
-            behind = [k for k, p in current.items()
-                      if victim_id in p["replicas"] and victim_id not in p["isr"]]  # fmt: skip
-            return not behind
-
-        poll(f"{victim} back in the ISR of every partition it holds", caught_up, 600, 3)
+        caught_up = _last_line(
+            compose("exec", "-T", via, "python", "-c", CAUGHT_UP, str(victim_id), "600")
+        )
+        if json.loads(caught_up)["behind"]:
+            raise SystemExit(f"{victim} did not catch up in 600 s: {caught_up}")
         print(
-            f"    catch-up: {victim} in every ISR {time.time() - started_at:.0f} s after its start",
+            f"    catch-up: {victim} back in the ISR of every partition it holds within "
+            f"{time.time() - started_at:.0f} s of its start",
             flush=True,
         )
-        out, err = load.communicate(timeout=seconds + 600)
+        out, err = load.communicate(timeout=seconds + 900)
     finally:
         if load.poll() is None:
             load.kill()
-    if load.returncode != 0:
+    ledger = json.loads(out[out.index("{") :]) if "{" in out else {}
+    summary = {k: ledger.get(k) for k in ("generated", "sent", "failed", "unconfirmed")}
+    print(f"    the load's producer: {summary}", flush=True)
+    if load.returncode != 0 or not ledger:
         raise SystemExit(f"the load's producer failed ({load.returncode}):\n{err[-3000:]}")
-    ledger = json.loads(out[out.index("{") :])
     if ledger["failed"] or ledger["unconfirmed"] or ledger["outcomes"] != {"valid": ledger["sent"]}:
         raise SystemExit(f"the producer lost acknowledgements: {ledger}")
     ends = topic_end_offsets(via)
