@@ -435,11 +435,10 @@ def cmd_broker_loss() -> None:
     gaps = [(float(gap), float(at)) for gap, at in psql(LOAD_GAPS, prefix=prefix)]
     before = sorted(gap for gap, at in gaps if at < killed_at)
     stall, stall_end = max(gaps)
-    typical = before[len(before) // 2] if before else float("nan")
+    typical = f"{before[len(before) // 2]:.1f} s" if before else "n/a: under two commits"
     print(
         f"    stall: longest gap between batch commits {stall:.1f} s, ending "
-        f"{stall_end - killed_at:+.0f} s after the kill (median gap before the kill "
-        f"{typical:.1f} s)",
+        f"{stall_end - killed_at:+.0f} s after the kill (median gap before the kill {typical})",
         flush=True,
     )
     job_after = _job_identity()
