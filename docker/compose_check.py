@@ -719,14 +719,21 @@ def _device_client(state: str, mode: str, *args: str) -> dict:
     """tests/support/device_client.py in the product's image on the host's network: a device
     dialling the published device port, as one on another machine would."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = docker(
+    try:
+        out = _docker_run_device(root, state, mode, *args)
+    except subprocess.CalledProcessError as error:  # say why, not only the exit status
+        raise SystemExit(f"the device client failed ({mode}):\n{error.stderr[-3000:]}") from error
+    return _last_json_line(out)
+
+
+def _docker_run_device(root: str, state: str, mode: str, *args: str) -> str:
+    return docker(
         "run", "--rm", "--network", "host", "--user", "heartbeat",
         "-v", f"{root}/tests/support/device_client.py:/device/client.py:ro",
         "-v", f"{state}:/device/state:ro",
         "--entrypoint", "/opt/heartbeat/venv/bin/python", "heartbeat:latest",
         "/device/client.py", mode, "/device/state/device.json", *args,
     )  # fmt: skip
-    return _last_json_line(out)
 
 
 def cmd_devices() -> None:
