@@ -3,9 +3,11 @@
 #
 # Installs docker.io, docker-compose and debootstrap if missing; starts dockerd if none runs (and
 # then stops it and undoes its host changes at the end); makes the base image; builds; up -d with
-# two Spark workers; waits until every service is healthy; publishes valid and invalid readings
-# through the producer's container and checks each lands exactly once; checks on the Spark
-# master's /json/ that the job runs on the standalone cluster; sends one alert event through the
+# two Spark workers and three Kafka nodes; waits until every service is healthy; publishes valid
+# and invalid readings through the producer's container and checks each lands exactly once;
+# checks on the Spark master's /json/ that the job runs on the standalone cluster; kills the
+# Kafka node leading a readings partition under steady load and checks every acknowledged
+# reading lands once, the job runs through and the node catches up (prints the stall); sends one alert event through the
 # notifier to a webhook receiver container and verifies its signature; a kafka-python device with
 # a `heartbeat-ops devices add` credential writes readings over SASL_SSL through the published
 # device port (landed once) and is refused reading, alerts, topics, groups, bad logins, plaintext
@@ -31,6 +33,10 @@ export SUPERSET_HOST_PORT="${SUPERSET_HOST_PORT:-18088}"  # compose's default, f
 export HEARTBEAT_ALERT_HIGH_BPM="${HEARTBEAT_ALERT_HIGH_BPM:-130}"
 # The device listener, published on loopback for the device check (README, "Devices from outside").
 export HEARTBEAT_DEVICE_LISTENER="${HEARTBEAT_DEVICE_LISTENER:-127.0.0.1:19094}"
+# Kafka nodes 2 and 3 publish theirs on the next ports (node N: port + N - 1; compose cannot add).
+device_host="${HEARTBEAT_DEVICE_LISTENER%:*}" device_port="${HEARTBEAT_DEVICE_LISTENER##*:}"
+export KAFKA_2_DEVICE_LISTENER="${KAFKA_2_DEVICE_LISTENER:-$device_host:$((device_port + 1))}"
+export KAFKA_3_DEVICE_LISTENER="${KAFKA_3_DEVICE_LISTENER:-$device_host:$((device_port + 2))}"
 export SPARK_WORKERS="${SPARK_WORKERS:-2}"
 export COMPOSE_HTTP_TIMEOUT=300
 # Secrets come from the stack's own first start, never from the caller's shell.
@@ -98,6 +104,8 @@ say "readings through the producer's container land exactly once"
 timed "pipeline check" check pipeline
 say "the job runs on the Spark standalone cluster"
 check spark
+say "a Kafka node killed under load: nothing lost or doubled, the job runs through, the node catches up"
+timed "broker-loss check" check broker-loss
 say "a setting from the caller's environment reaches the job in its container"
 timed "threshold check" check threshold
 say "one alert reaches a webhook receiver through the notifier, signed"
@@ -114,3 +122,4 @@ timed "accounts check" check accounts
 
 say "memory at steady load (RSS per container)"
 check rss | tee -a "$timings"
+check kafka-rss | tee -a "$timings"

@@ -6,6 +6,9 @@ Standard library only (the host's python3): it talks to the stack through `docke
   compose_check.py healthy      every service healthy (init exited 0); fails fast on a crash
   compose_check.py pipeline     readings published through the producer land exactly once
   compose_check.py spark        the master's /json/ shows the job running on its workers
+  compose_check.py broker-loss  under steady load one Kafka node is killed and started again:
+                                every acknowledged reading lands once, the job never stops,
+                                the ingestion stall and the node's catch-up time are printed
   compose_check.py notify       one alert event reaches a webhook receiver through the notifier
   compose_check.py devices      a device over SASL_SSL writes readings (landed once), nothing else
   compose_check.py accounts     `heartbeat-ops superset add-user` in the superset container; the
@@ -30,6 +33,7 @@ import urllib.request
 
 PROJECT = os.environ["COMPOSE_PROJECT_NAME"]
 ONE_SHOT = {"init"}
+KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")  # node N is kafka-N (docker-compose.yml)
 # A service restarted this often is crash-looping: fail now instead of at the deadline.
 MAX_RESTARTS = 2
 
@@ -180,8 +184,8 @@ UNION ALL SELECT reason, count(*) FROM rejected_readings GROUP BY reason
 """
 
 
-def topic_end_offsets() -> dict[int, int]:
-    out = compose("exec", "-T", "kafka", "python", "-c", END_OFFSETS)
+def topic_end_offsets(via: str = KAFKA_NODES[0]) -> dict[int, int]:
+    out = compose("exec", "-T", via, "python", "-c", END_OFFSETS)
     return {int(p): int(o) for p, o in json.loads(out).items()}
 
 
@@ -252,6 +256,207 @@ def cmd_pipeline() -> None:
         raise SystemExit(f"landed {landed}, expected {expected}")
     print(f"    each landed exactly once, in the right table: {landed}", flush=True)
     compose("start", "producer")
+
+
+# Every partition of the product's topics and Kafka's own: leader, replicas, in-sync replicas.
+REPLICAS = """
+import json, os
+from heartbeat_ops.config import load
+from heartbeat_ops.principals import admin_client
+admin = admin_client(load(), request_timeout_ms=10000)
+try:
+    names = set(admin.list_topics())
+    wanted = [os.environ["KAFKA_TOPIC"], os.environ["KAFKA_ALERTS_TOPIC"], "__consumer_offsets"]
+    out = {}
+    for topic in admin.describe_topics([t for t in wanted if t in names]):
+        for p in topic["partitions"]:
+            out[f"{topic['name']}/{p['partition_index']}"] = {
+                "leader": p["leader_id"], "replicas": p["replica_nodes"], "isr": p["isr_nodes"]}
+    print(json.dumps(out))
+finally:
+    admin.close()
+"""
+
+# Polls once a second, in one process (a `docker-compose exec` per poll takes seconds on a
+# loaded machine), until node argv[1] is back in the ISR of every partition it holds.
+CAUGHT_UP = """
+import json, sys, time
+from kafka.errors import KafkaError
+from heartbeat_ops.config import load
+from heartbeat_ops.principals import admin_client
+node, timeout = int(sys.argv[1]), float(sys.argv[2])
+admin = admin_client(load(), request_timeout_ms=10000)
+started, behind = time.monotonic(), ["not asked yet"]
+while behind and time.monotonic() - started < timeout:
+    try:
+        behind = [f"{t['name']}/{p['partition_index']}"
+                  for t in admin.describe_topics(list(admin.list_topics()))
+                  for p in t["partitions"]
+                  if node in p["replica_nodes"] and node not in p["isr_nodes"]]
+    except KafkaError as error:
+        behind = [repr(error)]
+    if behind:
+        time.sleep(1)
+admin.close()
+print(json.dumps({"behind": behind}))
+"""
+
+# The load's readings: rows, distinct (customer, event time) (the simulator never repeats one
+# for a customer, so a difference is a reading stored twice), and the batch commits (each batch
+# moves its readings in one transaction: one ingested_at per commit).
+LOAD_ROWS = """
+SELECT count(*), count(DISTINCT (customer_id, "timestamp")), count(DISTINCT ingested_at)
+FROM heart_rate_readings WHERE customer_id LIKE :'prefix' || '%'
+"""
+LOAD_GAPS = """
+WITH commits AS (SELECT DISTINCT ingested_at AS at FROM heart_rate_readings
+                 WHERE customer_id LIKE :'prefix' || '%'),
+     gaps AS (SELECT at, extract(epoch FROM at - lag(at) OVER (ORDER BY at)) AS gap FROM commits)
+SELECT gap, extract(epoch FROM at) FROM gaps WHERE gap IS NOT NULL ORDER BY at
+"""
+
+
+def _replicas(via: str) -> dict[str, dict]:
+    return json.loads(_last_line(compose("exec", "-T", via, "python", "-c", REPLICAS)))
+
+
+def _last_line(out: str) -> str:
+    return [line for line in out.splitlines() if line.strip()][-1]
+
+
+def _container(service: str) -> dict:
+    (found,) = [c for c in containers() if _service(c) == service]
+    return found
+
+
+def _job_identity() -> tuple[str, str, int]:
+    """(Spark application id, container start, restarts): equal before and after means the
+    job ran through without a restart."""
+    url = f"http://127.0.0.1:{os.environ.get('SPARK_MASTER_UI_HOST_PORT', '18080')}/json/"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        apps = [a for a in json.load(response)["activeapps"] if a["name"] == "heartbeat-stream"]
+    if len(apps) != 1:
+        raise SystemExit(f"expected one running heartbeat-stream on the master, found {apps}")
+    job = _container("stream-job")
+    return apps[0]["id"], job["State"]["StartedAt"], job["RestartCount"]
+
+
+def _load_rows(prefix: str) -> tuple[int, int, int]:
+    ((rows, distinct, commits),) = psql(LOAD_ROWS, prefix=prefix)
+    return int(rows), int(distinct), int(commits)
+
+
+def cmd_broker_loss() -> None:
+    """Steady load from the producer's container; the leader of the readings topic's partition
+    0 is killed (`docker kill`), the load goes on, the node is started again and must catch up
+    (back in every ISR). Then: every acknowledged reading stored exactly once (the ledger's sent
+    = stored, no duplicate), the job ran through (same Spark app, no container restart), and
+    the longest gap between the load's batch commits (the stall) is printed."""
+    topic = os.environ.get("KAFKA_TOPIC", "heart-rate-readings")
+    rate = int(os.environ.get("LOSS_RATE", "200"))
+    outage = float(os.environ.get("LOSS_OUTAGE_SECONDS", "30"))
+    seconds = int(os.environ.get("LOSS_LOAD_SECONDS", "150"))
+    job_before = _job_identity()
+    compose("stop", "producer")  # only the counted load from here on
+    replicas = _replicas(KAFKA_NODES[0])
+    victim_id = replicas[f"{topic}/0"]["leader"]
+    victim = f"kafka-{victim_id}"
+    via = next(node for node in KAFKA_NODES if node != victim)
+    led = sorted(k for k, p in replicas.items() if p["leader"] == victim_id and "__" not in k)
+    print(f"    {victim} (node {victim_id}) leads {', '.join(led)}", flush=True)
+    prefix = f"LOSS{int(time.time())}-"
+    load = subprocess.Popen(
+        ["docker-compose", "run", "--rm", "--no-deps", "-T", "producer", "sh", "-c",
+         f"heartbeat-producer --duration {seconds} --rate {rate} --customers 50 "
+         f"--customer-prefix {prefix} --invalid-rate 0 --malformed-rate 0 --critical-rate 0 "
+         # Long enough to settle what is in flight when the load ends, stalled or not.
+         "--flush-timeout 300 --log-level WARNING --ledger /tmp/ledger.json; status=$?; "
+         "cat /tmp/ledger.json; exit $status"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        poll(
+            f"{rate * 10} readings of the load stored (steady before the kill)",
+            lambda: _load_rows(prefix)[0] >= rate * 10,
+            300,
+        )
+        stored_at_kill = _load_rows(prefix)[0]
+        docker("kill", _container(victim)["Id"])
+        killed_at = time.time()
+        print(f"    docker kill {victim} at +0 s ({stored_at_kill} readings stored)", flush=True)
+        poll(
+            f"{int(rate * outage)} more readings stored while {victim} is down",
+            lambda: _load_rows(prefix)[0] - stored_at_kill >= rate * outage,
+            outage * 10,
+        )
+        if _container(victim)["State"]["Running"]:
+            raise SystemExit(f"{victim} came back by itself: the outage was not one")
+        down_for = time.time() - killed_at
+        docker("start", _container(victim)["Id"])
+        started_at = time.time()
+        print(f"    docker start {victim} after {down_for:.0f} s down", flush=True)
+
+        caught_up = _last_line(
+            compose("exec", "-T", via, "python", "-c", CAUGHT_UP, str(victim_id), "420")
+        )  # within compose()'s own 600 s limit
+        if json.loads(caught_up)["behind"]:
+            raise SystemExit(f"{victim} did not catch up in 420 s: {caught_up}")
+        print(
+            f"    catch-up: {victim} back in the ISR of every partition it holds within "
+            f"{time.time() - started_at:.0f} s of its start",
+            flush=True,
+        )
+        out, err = load.communicate(timeout=seconds + 900)
+    finally:
+        if load.poll() is None:
+            load.kill()
+    ledger = json.loads(out[out.index("{") :]) if "{" in out else {}
+    summary = {k: ledger.get(k) for k in ("generated", "sent", "failed", "unconfirmed")}
+    print(f"    the load's producer: {summary}", flush=True)
+    if load.returncode != 0 or not ledger:
+        raise SystemExit(f"the load's producer failed ({load.returncode}):\n{err[-3000:]}")
+    if ledger["failed"] or ledger["unconfirmed"] or ledger["outcomes"] != {"valid": ledger["sent"]}:
+        raise SystemExit(f"the producer lost acknowledgements: {ledger}")
+    ends = topic_end_offsets(via)
+    poll(
+        f"all {sum(ends.values())} messages of {topic} landed once",
+        lambda: every_offset_landed_once(topic, ends),
+        600,
+    )
+    rows, distinct, commits = _load_rows(prefix)
+    duplicates = rows - distinct
+    print(
+        f"    ledger: sent {ledger['sent']}, failed {ledger['failed']}, stored {rows}, "
+        f"duplicates {duplicates}, in {commits} batch commits",
+        flush=True,
+    )
+    if rows != ledger["sent"] or duplicates:
+        raise SystemExit(f"sent {ledger['sent']} but stored {rows} ({duplicates} duplicates)")
+    gaps = [(float(gap), float(at)) for gap, at in psql(LOAD_GAPS, prefix=prefix)]
+    before = sorted(gap for gap, at in gaps if at < killed_at)
+    stall, stall_end = max(gaps)
+    typical = f"{before[len(before) // 2]:.1f} s" if before else "n/a: under two commits"
+    print(
+        f"    stall: longest gap between batch commits {stall:.1f} s, ending "
+        f"{stall_end - killed_at:+.0f} s after the kill (median gap before the kill {typical})",
+        flush=True,
+    )
+    job_after = _job_identity()
+    if job_after != job_before:
+        raise SystemExit(f"the job restarted: {job_before} -> {job_after}")
+    print(f"    the job ran through: Spark app {job_after[0]}, no restart", flush=True)
+    compose("start", "producer")
+
+
+def cmd_kafka_rss() -> None:
+    """Resident memory of the Kafka nodes alone (rss prints every container's)."""
+    total = 0
+    for node in KAFKA_NODES:
+        rows = docker("top", _container(node)["Id"], "-o", "pid,rss").splitlines()[1:]
+        rss = sum(int(row.split()[1]) for row in rows) // 1024
+        total += rss
+        print(f"rss {node:<40} {rss:>6} MiB", flush=True)
+    print(f"rss {'kafka nodes total':<40} {total:>6} MiB", flush=True)
 
 
 def cmd_spark() -> None:
@@ -409,7 +614,7 @@ def cmd_notify() -> None:
         print(f"    webhook channel {added['id']} -> {url}", flush=True)
         poll("the notifier sees the channel", lambda: _notifier_channels() > channels_before, 60)
         event = _last_json_line(
-            compose("exec", "-T", "kafka", "python", "-c", PUBLISH_ALERT, customer)
+            compose("exec", "-T", KAFKA_NODES[0], "python", "-c", PUBLISH_ALERT, customer)
         )
         print(f"    published open event {event['event_id']} for {customer}", flush=True)
 
@@ -479,8 +684,8 @@ def cmd_threshold() -> None:
     high = int(os.environ["HEARTBEAT_ALERT_HIGH_BPM"])
     stamp = int(time.time())
     above, between = f"COMPOSE-HIGH-{stamp}", f"COMPOSE-BETWEEN-{stamp}"
-    compose("exec", "-T", "kafka", "python", "-c", PUBLISH_RUN, above, str(high + 10))
-    compose("exec", "-T", "kafka", "python", "-c", PUBLISH_RUN, between, str(high - 5))
+    compose("exec", "-T", KAFKA_NODES[0], "python", "-c", PUBLISH_RUN, above, str(high + 10))
+    compose("exec", "-T", KAFKA_NODES[0], "python", "-c", PUBLISH_RUN, between, str(high - 5))
     rows = poll(
         f"a tachycardia episode at {high + 10} bpm",
         lambda: psql(EPISODE, customer=above),
@@ -514,14 +719,21 @@ def _device_client(state: str, mode: str, *args: str) -> dict:
     """tests/support/device_client.py in the product's image on the host's network: a device
     dialling the published device port, as one on another machine would."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = docker(
+    try:
+        out = _docker_run_device(root, state, mode, *args)
+    except subprocess.CalledProcessError as error:  # say why, not only the exit status
+        raise SystemExit(f"the device client failed ({mode}):\n{error.stderr[-3000:]}") from error
+    return _last_json_line(out)
+
+
+def _docker_run_device(root: str, state: str, mode: str, *args: str) -> str:
+    return docker(
         "run", "--rm", "--network", "host", "--user", "heartbeat",
         "-v", f"{root}/tests/support/device_client.py:/device/client.py:ro",
         "-v", f"{state}:/device/state:ro",
         "--entrypoint", "/opt/heartbeat/venv/bin/python", "heartbeat:latest",
         "/device/client.py", mode, "/device/state/device.json", *args,
     )  # fmt: skip
-    return _last_json_line(out)
 
 
 def cmd_devices() -> None:
@@ -533,10 +745,10 @@ def cmd_devices() -> None:
     state = os.path.abspath(os.environ.get("DEVICE_CHECK_STATE", "var/compose/device"))
     os.makedirs(state, exist_ok=True)
     name = f"compose-device-{int(time.time())}"
-    config = json.loads(compose("exec", "-T", "kafka", "heartbeat-ops", "devices", "add", name,
-                                "--json"))  # fmt: skip
+    config = json.loads(compose("exec", "-T", KAFKA_NODES[0], "heartbeat-ops", "devices", "add",
+                                name, "--json"))  # fmt: skip
     print(f"    devices add {name}: {config['bootstrap_servers']} over SASL_SSL", flush=True)
-    ca = compose("exec", "-T", "kafka", "heartbeat-ops", "devices", "ca")
+    ca = compose("exec", "-T", KAFKA_NODES[0], "heartbeat-ops", "devices", "ca")
     with open(f"{state}/ca.pem", "w") as handle:
         handle.write(ca)
     with open(f"{state}/device.json", "w") as handle:
@@ -550,7 +762,7 @@ def cmd_devices() -> None:
     report = _device_client(state, "probe", topic, alerts, str(count), customer)
     print(f"    refused as they must be: {report['refused']}", flush=True)
     # kafka-python sees a refused login as a closed connection; the broker logs why.
-    broker_log = compose("logs", "--no-color", "kafka")
+    broker_log = compose("logs", "--no-color", *KAFKA_NODES)
     refusals = [line for line in broker_log.splitlines() if "Failed authentication with" in line]
     for reason in ("invalid credentials with SASL mechanism SCRAM-SHA-512", "SSL handshake failed"):
         if not any(reason in line for line in refusals):
@@ -565,7 +777,7 @@ def cmd_devices() -> None:
     if sorted((int(p), int(o)) for p, o in landed) != sent:
         raise SystemExit(f"device readings landed as {sorted(landed)}, sent {sent}")
     print(f"    each of the device's {count} readings landed exactly once", flush=True)
-    compose("exec", "-T", "kafka", "heartbeat-ops", "devices", "revoke", name)
+    compose("exec", "-T", KAFKA_NODES[0], "heartbeat-ops", "devices", "revoke", name)
     refused = _device_client(state, "refused", topic)
     print(f"    after devices revoke: {refused['refused']}", flush=True)
 
@@ -663,6 +875,8 @@ if __name__ == "__main__":
     commands = {
         "healthy": cmd_healthy,
         "pipeline": cmd_pipeline,
+        "broker-loss": cmd_broker_loss,
+        "kafka-rss": cmd_kafka_rss,
         "spark": cmd_spark,
         "notify": cmd_notify,
         "threshold": cmd_threshold,

@@ -9,6 +9,7 @@ then `stored` values (the secrets generated on first run), then the defaults bel
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
@@ -73,6 +74,15 @@ class Settings(BaseSettings):
     kafka_partitions: int = Field(3, alias="KAFKA_PARTITIONS")
     kafka_controller_port: int = Field(9093, alias="KAFKA_CONTROLLER_PORT")
     kafka_heap: str = Field("512m", alias="KAFKA_HEAP")
+    # A Kafka cluster (README, "A Kafka cluster"): node N is the N-th address of
+    # KAFKA_BOOTSTRAP_SERVERS; several addresses make every node a broker and a controller voter.
+    kafka_node_id: int = Field(1, ge=1, alias="HEARTBEAT_KAFKA_NODE_ID")
+    # Copies of every partition the topics and Kafka's internal topics keep; writes need
+    # min(2, this) of them in sync (min.insync.replicas). 1: the single native broker.
+    kafka_replication_factor: int = Field(1, ge=1, alias="HEARTBEAT_KAFKA_REPLICATION_FACTOR")
+    # The KRaft cluster id every node formats its storage with; "": generated on first run
+    # into the secrets file (var/secrets.env), so all nodes of a stack share it.
+    kafka_cluster_id: str = Field("", alias="HEARTBEAT_KAFKA_CLUSTER_ID")
     # Kafka principals (README, "Kafka principals"): every client logs in on the internal
     # listener; passwords are generated on first run. The admin is the broker's super user.
     kafka_admin_user: str = Field("heartbeat-admin", alias="HEARTBEAT_KAFKA_ADMIN_USER")
@@ -222,6 +232,14 @@ class Settings(BaseSettings):
             host, _, port = value.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{value!r} is not HOST:PORT (e.g. 0.0.0.0:9094)")
+        return value
+
+    @field_validator("kafka_cluster_id")
+    @classmethod
+    def _kafka_uuid(cls, value: str) -> str:
+        # Kafka's Uuid in URL-safe base64: the format tool refuses anything else, late.
+        if value and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", value):
+            raise ValueError(f"{value!r} is not a KRaft cluster id (22 URL-safe base64 characters)")
         return value
 
     @field_validator("var_dir")

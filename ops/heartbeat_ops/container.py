@@ -45,15 +45,15 @@ def serve_postgres() -> None:
     _exec_as(postgres_os_user(), [*program.command, "-c", "listen_addresses=*"])
 
 
-# The device listener's port inside the kafka container; compose publishes it on the host
-# address HEARTBEAT_DEVICE_LISTENER names.
+# The device listener's port inside the container of Kafka node 1 (node N: + N - 1); compose
+# publishes node N's on the host address HEARTBEAT_DEVICE_LISTENER names, its port + N - 1.
 CONTAINER_DEVICE_PORT = 9094
 
 
 def container_device_config(config: StackConfig) -> StackConfig:
     """In a container, HEARTBEAT_DEVICE_LISTENER is the host's address compose publishes: the
     broker binds every interface of the container and advertises that address (or
-    HEARTBEAT_DEVICE_ADVERTISED) to devices."""
+    HEARTBEAT_DEVICE_ADVERTISED) to devices; node N both at the port + N - 1."""
     if not config.device_listener:
         return config
     advertised = config.device_advertised or config.device_listener
@@ -99,6 +99,8 @@ def _http_ready(url: str, status: str | None) -> bool:
 def cmd_ready(args: argparse.Namespace) -> int:
     if args.target == "kafka":
         ok = health.kafka_ready(load())
+    elif args.target == "kafka-node":
+        ok = health.kafka_node_ready(load())
     elif args.target == "postgres":
         ok = health.postgres_ready(load())
     else:
@@ -111,7 +113,13 @@ def add_commands(sub) -> None:
     serve = sub.add_parser("serve", help="(containers) prepare and run postgres or kafka")
     serve.add_argument("program", choices=["postgres", "kafka"])
     serve.set_defaults(func=cmd_serve)
-    ready = sub.add_parser("ready", help="(containers) healthcheck: postgres, kafka or a URL")
-    ready.add_argument("target", help="postgres, kafka, or an http:// URL that must answer 200")
+    ready = sub.add_parser(
+        "ready", help="(containers) healthcheck: postgres, kafka, kafka-node or a URL"
+    )
+    ready.add_argument(
+        "target",
+        help="postgres, kafka (the cluster), kafka-node (this node, HEARTBEAT_KAFKA_NODE_ID), "
+        "or an http:// URL that must answer 200",
+    )
     ready.add_argument("--status", help="the URL's JSON must have this `status` (e.g. ALIVE)")
     ready.set_defaults(func=cmd_ready)

@@ -107,16 +107,18 @@ def _admin(config: StackConfig) -> KafkaAdminClient:
 
 
 def _require_running_listener(admin: KafkaAdminClient) -> None:
-    """The broker must be running with the DEVICE listener, not just configured for it: a
-    credential no device could use is not created."""
-    broker_id = str(admin.describe_cluster()["brokers"][0]["broker_id"])
-    resource = ConfigResource(ConfigResourceType.BROKER, broker_id, None)
-    configs = admin.describe_configs([resource], config_filter="all")["broker"][broker_id]
-    if "DEVICE://" not in (configs.get("listeners", {}).get("value") or ""):
-        raise DeviceError(
-            "the running broker has no device listener; was Kafka restarted after "
-            "HEARTBEAT_DEVICE_LISTENER was set (`make down && make up`)?"
-        )
+    """Every running broker must have the DEVICE listener, not just be configured for it: a
+    credential no device could use is not created, and a device writes to every partition's
+    leader, whichever node that is."""
+    for broker in admin.describe_cluster()["brokers"]:
+        broker_id = str(broker["broker_id"])
+        resource = ConfigResource(ConfigResourceType.BROKER, broker_id, None)
+        configs = admin.describe_configs([resource], config_filter="all")["broker"][broker_id]
+        if "DEVICE://" not in (configs.get("listeners", {}).get("value") or ""):
+            raise DeviceError(
+                f"running broker {broker_id} has no device listener; was Kafka restarted after "
+                "HEARTBEAT_DEVICE_LISTENER was set (`make down && make up`)?"
+            )
 
 
 def _check_not_principal(config: StackConfig, name: str) -> None:
@@ -179,7 +181,7 @@ def add_device(config: StackConfig, name: str) -> Credential:
     finally:
         admin.close()
     return Credential(
-        bootstrap_servers=config.device_address,
+        bootstrap_servers=config.device_addresses,  # every node's: any one may be down
         sasl_plain_username=name,
         sasl_plain_password=password,
         ssl_cafile=str(tls.ca_file(config.var_dir)),

@@ -40,6 +40,13 @@ def kafka_ready(config: StackConfig) -> bool:
         admin.close()
 
 
+def kafka_node_ready(config: StackConfig) -> bool:
+    """This node (HEARTBEAT_KAFKA_NODE_ID) answers on its own address, not merely some node of
+    the cluster: a container's healthcheck must not pass on its neighbours' health."""
+    host, port = config.kafka_host, config.kafka_port
+    return kafka_ready(config.model_copy(update={"kafka_bootstrap_servers": f"{host}:{port}"}))
+
+
 def http_ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=3) as response:

@@ -8,10 +8,13 @@ devices dial change. Kafka reads the key and chain as one PEM keystore (ssl.keys
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .config import write_private
@@ -73,9 +76,28 @@ def ensure_ca(var: Path) -> bool:
     return True
 
 
+@contextmanager
+def _exclusive(var: Path) -> Iterator[None]:
+    """The nodes of a Kafka cluster share one TLS folder (one CA devices trust) and start at
+    the same moment: one of them at a time makes or checks the material."""
+    folder = tls_dir(var)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def ensure_broker_certificate(var: Path, hosts: list[str]) -> bool:
     """Issue the broker's key pair for `hosts` unless the current one names exactly them;
     True if issued now. Writes the keystore Kafka reads."""
+    with _exclusive(var):
+        return _ensure_broker_certificate(var, hosts)
+
+
+def _ensure_broker_certificate(var: Path, hosts: list[str]) -> bool:
     ensure_ca(var)
     folder = tls_dir(var)
     names = subject_alt_names(hosts)

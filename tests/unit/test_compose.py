@@ -66,7 +66,8 @@ def test_product_services_run_the_same_entrypoints_as_make_up():
     assert 'CMD ["bash", "/app/superset/run.sh"]' in superset_cmd
     assert SERVICES["init"]["command"] == ["heartbeat-ops", "provision"]
     assert SERVICES["postgres"]["command"] == ["heartbeat-ops", "serve", "postgres"]
-    assert SERVICES["kafka"]["command"] == ["heartbeat-ops", "serve", "kafka"]
+    for node in KAFKA_NODES:
+        assert SERVICES[node]["command"] == ["heartbeat-ops", "serve", "kafka"]
 
 
 def test_job_runs_on_the_standalone_cluster():
@@ -79,24 +80,47 @@ def test_job_runs_on_the_standalone_cluster():
     assert "container_name" not in worker and "ports" not in worker
 
 
-DEVICE_PORT = "${HEARTBEAT_DEVICE_LISTENER:-127.0.0.1:}:9094"
+# Node N's device listener: container port 9094 + N - 1, published where its variable says.
+DEVICE_PORTS = {
+    "kafka-1": "${HEARTBEAT_DEVICE_LISTENER:-127.0.0.1:}:9094",
+    "kafka-2": "${KAFKA_2_DEVICE_LISTENER:-127.0.0.1:}:9095",
+    "kafka-3": "${KAFKA_3_DEVICE_LISTENER:-127.0.0.1:}:9096",
+}
 
 
 def test_published_ports_bind_to_localhost_and_are_configurable():
     published = [port for service in SERVICES.values() for port in service.get("ports", [])]
     assert published
-    others = [port for port in published if port != DEVICE_PORT]
+    others = [port for port in published if port not in DEVICE_PORTS.values()]
     assert all(re.fullmatch(r"127\.0\.0\.1:\$\{[A-Z_]+_HOST_PORT:-\d+\}:\d+", p) for p in others)
 
 
 def test_device_listener_is_published_where_its_setting_says_and_keeps_its_tls():
     # Unset, the port goes to a random loopback port (nothing listens behind it).
-    assert SERVICES["kafka"]["ports"] == [DEVICE_PORT]
-    assert "kafka-tls:/var/lib/heartbeat/tls" in SERVICES["kafka"]["volumes"]
+    for node, port in DEVICE_PORTS.items():
+        assert SERVICES[node]["ports"] == [port]
+        # One CA and key pair for every node: devices trust one CA whichever node they reach.
+        assert "kafka-tls:/var/lib/heartbeat/tls" in SERVICES[node]["volumes"]
+        assert SERVICES[node]["environment"]["HEARTBEAT_DEVICE_LISTENER"] == (
+            "${HEARTBEAT_DEVICE_LISTENER:-}"
+        )
     assert "kafka-tls" in COMPOSE["volumes"]
-    assert SERVICES["kafka"]["environment"]["HEARTBEAT_DEVICE_LISTENER"] == (
-        "${HEARTBEAT_DEVICE_LISTENER:-}"
-    )
+
+
+KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
+
+
+def test_three_kafka_nodes_each_with_its_id_its_log_and_its_healthcheck():
+    bootstrap = SERVICES["init"]["environment"]["KAFKA_BOOTSTRAP_SERVERS"].split(",")
+    assert bootstrap == [f"{node}:9092" for node in KAFKA_NODES]  # node N is the N-th address
+    for number, node in enumerate(KAFKA_NODES, start=1):
+        service = SERVICES[node]
+        assert service["hostname"] == node
+        assert service["environment"]["HEARTBEAT_KAFKA_NODE_ID"] == str(number)
+        assert f"{node}-data:/var/lib/heartbeat/data/kafka" in service["volumes"]
+        assert service["healthcheck"]["test"][-2:] == ["ready", "kafka-node"]
+    replication = SERVICES["init"]["environment"]["HEARTBEAT_KAFKA_REPLICATION_FACTOR"]
+    assert replication == "${HEARTBEAT_KAFKA_REPLICATION_FACTOR:-3}"
 
 
 def test_health_restart_and_dependencies():
@@ -109,15 +133,17 @@ def test_health_restart_and_dependencies():
         name: {dep: spec["condition"] for dep, spec in service.get("depends_on", {}).items()}
         for name, service in SERVICES.items()
     }
-    assert conditions["init"] == {"postgres": "service_healthy", "kafka": "service_healthy"}
+    assert conditions["init"] == {
+        "postgres": "service_healthy",
+        **dict.fromkeys(KAFKA_NODES, "service_healthy"),
+    }
     for name in ("stream-job", "producer", "superset", "notifier"):
         assert conditions[name]["init"] == "service_completed_successfully"
 
 
 def test_data_lives_in_named_volumes():
-    assert {"state", "pgdata", "kafkadata", "checkpoints", "superset-home"} <= set(
-        COMPOSE["volumes"]
-    )
+    assert {"state", "pgdata", "checkpoints", "superset-home"} <= set(COMPOSE["volumes"])
+    assert {f"{node}-data" for node in KAFKA_NODES} <= set(COMPOSE["volumes"])
     # The driver's checkpoint survives a re-created container (the job keeps no executor state).
     assert "checkpoints:/var/lib/heartbeat/checkpoints" in SERVICES["stream-job"]["volumes"]
 
@@ -134,7 +160,7 @@ def test_every_variable_compose_sets_is_documented():
 # Compose parity: what each service reads reaches it, and compose passes nothing no one reads.
 SETTINGS = {field.alias: field for field in Settings.model_fields.values()}
 # Services that run the stack's own Python (every setting of the model reaches them).
-PRODUCT_SERVICES = ("postgres", "kafka", "init", "stream-job", "producer", "notifier")
+PRODUCT_SERVICES = ("postgres", *KAFKA_NODES, "init", "stream-job", "producer", "notifier")
 # Set by the image, not by compose: where the container keeps its state.
 IMAGE_ENV = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", _dockerfile_env("Dockerfile")))
 SUPERSET_IMAGE_ENV = set(
@@ -143,7 +169,7 @@ SUPERSET_IMAGE_ENV = set(
 # Where the stack is inside the compose network: never taken from the caller's shell, where
 # the same names point at the native stack.
 FIXED = {
-    "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka-1:9092,kafka-2:9092,kafka-3:9092",
     "KAFKA_CONTROLLER_PORT": "9093",
     "HEARTBEAT_PG_HOST": "postgres",
     "HEARTBEAT_PG_PORT": "5432",
@@ -156,6 +182,12 @@ COMPOSE_DEFAULTS = {
     "PRODUCER_CUSTOMERS": "100",  # a small demo population
     "PRODUCER_MALFORMED_RATE": "0",
     "HEARTBEAT_DASHBOARD_URL": "http://localhost:18088",  # Superset as published on the host
+    "HEARTBEAT_KAFKA_REPLICATION_FACTOR": "3",  # three nodes: a copy on each
+}
+# Fixed per service: which Kafka node a container is.
+FIXED_PER_SERVICE = {
+    (node, "HEARTBEAT_KAFKA_NODE_ID"): str(number)
+    for number, node in enumerate(("kafka-1", "kafka-2", "kafka-3"), start=1)
 }
 # Read by a process, set by compose or the entrypoint, not a user's setting.
 PLUMBING = {
@@ -201,9 +233,11 @@ def test_the_image_sets_only_where_state_lives():
 
 
 def test_settings_pass_through_with_the_models_default_or_a_stated_one():
-    for service in SERVICES.values():
+    for service_name, service in SERVICES.items():
         for name, value in (service.get("environment") or {}).items():
-            if name in FIXED:
+            if (service_name, name) in FIXED_PER_SERVICE:
+                assert str(value) == FIXED_PER_SERVICE[service_name, name], (service_name, name)
+            elif name in FIXED:
                 assert str(value) == FIXED[name], f"{name} must be fixed in compose"
             elif name in SETTINGS:
                 default = compose_default(name, value)

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from heartbeat_ops import nodes
+from heartbeat_ops import config, nodes
 
 pytestmark = pytest.mark.unit
 
@@ -18,7 +18,7 @@ def test_a_cluster_id_never_starts_with_a_dash(monkeypatch):
     plain = uuid.UUID(bytes=bytes(16))
     assert base64.urlsafe_b64encode(dashed.bytes).decode().startswith("-")
     draws = iter([dashed, plain])
-    monkeypatch.setattr(nodes.uuid, "uuid4", lambda: next(draws))
+    monkeypatch.setattr(config.uuid, "uuid4", lambda: next(draws))
     assert nodes.new_cluster_id() == base64.urlsafe_b64encode(plain.bytes).rstrip(b"=").decode()
 
 
