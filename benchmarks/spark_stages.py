@@ -85,13 +85,16 @@ def _spark():
 
 
 def spark_rates(stack: StackConfig, topic: str, db: StackConfig) -> dict[str, dict]:
-    """The three Spark stages on one core, each over the whole topic."""
+    """The three Spark stages on one core, each over the whole topic. A session already active
+    in this process (the tests' own, with the same jars) is used as it is, and left running."""
+    from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
     from heartbeat_stream.sinks.readings_sink import stage_rows
     from heartbeat_stream.transforms.validation import parse_messages, with_processing_time
 
-    spark = _spark()
+    active = SparkSession.getActiveSession()
+    spark = active or _spark()
     try:
         kafka = (
             spark.read.format("kafka")
@@ -123,7 +126,8 @@ def spark_rates(stack: StackConfig, topic: str, db: StackConfig) -> dict[str, di
             "stage_write": median_rate(BACKLOG, stage_write),
         }
     finally:
-        spark.stop()
+        if active is None:
+            spark.stop()
 
 
 def _connect(db: StackConfig):
