@@ -87,14 +87,14 @@ KAFKA_LOG_BYTES = (
 )  # fmt: skip
 
 # Bytes of each relation family, tables and their partitions together (heart_rate_readings is
-# partitioned by day: its partitions hold the rows).
+# partitioned by day: its partitions hold the rows; a plain table is its own family).
 STORAGE = """
 WITH family AS (
-    SELECT t.relname AS family, p.relid
-    FROM pg_class t, pg_partition_tree(t.oid) p
+    SELECT t.relname AS family, coalesce(p.relid, t.oid) AS relid
+    FROM pg_class t LEFT JOIN LATERAL pg_partition_tree(t.oid) p ON true
     WHERE t.relname IN ('heart_rate_readings', 'heart_rate_minute', 'heart_rate_hour',
                         'heart_rate_hour_total', 'rejected_readings')
-      AND t.relnamespace = 'public'::regnamespace
+      AND t.relnamespace = 'public'::regnamespace AND t.relkind IN ('r', 'p')
 )
 SELECT family, sum(pg_table_size(relid)), sum(pg_indexes_size(relid)),
        sum(pg_total_relation_size(relid))
