@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +46,11 @@ class Measured:
 
     @classmethod
     def from_results(cls, workers: dict, stages: dict) -> Measured:
-        """From the two benchmarks' JSON: storage and the commit lap from the first drain of
-        spark_workers (one worker), the per-core rates and COPY from spark_stages."""
-        first = workers["drains"][0]
-        size = first["storage"]
+        """From the two benchmarks' JSON: storage from spark_workers' first drain, the commit
+        lap's rate as the median over its drains (PostgreSQL's work, the same whatever the
+        workers), the per-core rates and COPY from spark_stages."""
+        drains = workers["drains"]
+        size = drains[0]["storage"]
 
         def per_row(name: str) -> float:
             return size[name]["total_bytes"] / size[name]["rows"]
@@ -60,7 +62,7 @@ class Measured:
             minute_row_bytes=per_row("heart_rate_minute"),
             hour_row_bytes=per_row("heart_rate_hour"),
             copy_rows_per_s=stages["copy"],
-            commit_rows_per_s=first["lap_rates"]["commit"],
+            commit_rows_per_s=statistics.median(d["lap_rates"]["commit"] for d in drains),
             stage_rows_per_core=spark["stage_write"]["median"],
             read_rows_per_core=spark["read"]["median"],
             classify_rows_per_core=spark["classify"]["median"],

@@ -70,7 +70,10 @@ def _results(tmp_path):
         "date": "2026-12-01 18:00 UTC",
         "backlog": 1000,
         "kafka_log_bytes": 9_700,
-        "drains": [{"storage": storage, "lap_rates": {"stage": 9_000.0, "commit": 40_000.0}}],
+        "drains": [
+            {"storage": storage, "lap_rates": {"stage": 9_000.0, "commit": 30_000.0}},
+            {"storage": {}, "lap_rates": {"stage": 9_000.0, "commit": 50_000.0}},
+        ],
     }
     stages = {
         "date": "2026-12-01 18:30 UTC",
