@@ -53,7 +53,8 @@ class Measured:
         size = drains[0]["storage"]
 
         def per_row(name: str) -> float:
-            return size[name]["total_bytes"] / size[name]["rows"]
+            rows = size[name]["rows"]
+            return size[name]["total_bytes"] / rows if rows else 0.0
 
         spark = stages["spark"]
         return cls(
@@ -137,6 +138,11 @@ def inputs_markdown(m: Measured) -> list[str]:
     ]
 
 
+def _measured(value: float, text: str) -> str:
+    """`text`, or "not measured" when its input is 0 (a benchmark that did not record it)."""
+    return text if value > 0 else "not measured"
+
+
 def plans_markdown(m: Measured) -> list[str]:
     plans = [plan(n, m) for n in CUSTOMER_COUNTS]
     rows = [
@@ -161,9 +167,9 @@ def plans_markdown(m: Measured) -> list[str]:
         (f"PostgreSQL raw readings, GB kept ({RAW_RETENTION_DAYS} + 1 days)",
          lambda p: f"{p.pg_raw_gb_retained:,.0f}"),
         ("PostgreSQL rollups, GB/day (1,440 minute + 24 hour rows per customer)",
-         lambda p: f"{p.pg_rollup_gb_per_day:,.2f}"),
+         lambda p: _measured(m.minute_row_bytes, f"{p.pg_rollup_gb_per_day:,.2f}")),
         ("PostgreSQL rollups, GB per year (kept forever)",
-         lambda p: f"{p.pg_rollup_gb_per_year:,.0f}"),
+         lambda p: _measured(m.minute_row_bytes, f"{p.pg_rollup_gb_per_year:,.0f}")),
     ]  # fmt: skip
     header = "| | " + " | ".join(f"{p.customers:,} customers" for p in plans) + " |"
     lines = [header, "|---" * (len(plans) + 1) + "|"]
