@@ -21,7 +21,7 @@ SPARK_PHASES = (
     "latestOffset", "queryPlanning", "getBatch", "walCommit", "addBatch", "commitOffsets",
     "triggerExecution",
 )  # fmt: skip
-_SINK_BATCH = re.compile(r"heartbeat\.sink batch (\d+): (\d+) valid, (\d+) quarantined.*\((.*)\)$")
+SINK_BATCH = re.compile(r"heartbeat\.sink batch (\d+): (\d+) valid, (\d+) quarantined.*\((.*)\)$")
 _LAP = re.compile(r"([a-z ]+?) (\d+(?:\.\d+)?)s$")
 
 
@@ -57,13 +57,13 @@ def sink_laps(log_text: str) -> list[dict[str, float]]:
     """The sink's laps (stage, commit, publish, total: seconds) of each batch with messages."""
     laps = []
     for line in log_text.splitlines():
-        match = _SINK_BATCH.search(line)
+        match = SINK_BATCH.search(line)
         if match and int(match[2]) + int(match[3]) > 0:
-            laps.append(dict(_parse_laps(match[4])))
+            laps.append(dict(parse_laps(match[4])))
     return laps
 
 
-def _parse_laps(text: str) -> Iterator[tuple[str, float]]:
+def parse_laps(text: str) -> Iterator[tuple[str, float]]:
     for part in text.split(", "):
         lap = _LAP.match(part.strip())
         if lap:

@@ -4,6 +4,7 @@ the tests' own world, and must print its figures; a benchmark broken by a change
 Imported only (tests/unit/test_benchmark_modules.py): alert_latency (at least a minute of load
 through the job and the notifier) and superset_queries (needs Superset). stream_job runs its
 drain only (a small backlog, no live runs): one Spark job start, the slowest part of this file.
+spark_workers is not run here: it builds an image and starts a compose project (minutes).
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from benchmarks import notifier_latency, partitioned_insert, producer_rate, stream_job
+from benchmarks import (
+    notifier_latency,
+    partitioned_insert,
+    producer_rate,
+    spark_stages,
+    stream_job,
+)
 from benchmarks._job_tree import JobTree, drop_database
 
 pytestmark = pytest.mark.integration
@@ -50,6 +57,16 @@ def test_stream_job_drain_smallest(stack, monkeypatch, capsys) -> None:
     assert "streaming job: " in out and "after its first batch" in out
     assert "Spark per batch, p50/p95 ms" in out and "addBatch" in out
     assert "the sink's laps" in out and "commit" in out
+
+
+def test_spark_stages_smallest(stack, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(spark_stages, "BACKLOG", 2000)
+    monkeypatch.setattr(spark_stages, "ROUNDS", 1)
+    spark_stages.run()
+    out = capsys.readouterr().out
+    for stage in ("read", "classify", "stage_write"):
+        assert f"one core, {stage}: median" in out
+    assert "rollup merge of " in out and "into existing ones" in out
 
 
 def test_baseline_tree_is_provisioned_by_its_own_migrations(stack) -> None:

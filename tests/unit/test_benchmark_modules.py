@@ -16,8 +16,9 @@ from benchmarks import _batch_times
 pytestmark = pytest.mark.unit
 
 MODULES = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__))
-# Imported by benchmarks, not benchmarks themselves (`make bench` skips them).
-HELPERS = {"naive_consumer"}
+# Imported by benchmarks, or computing from their output (cost_model: docs/scaling.md's table),
+# not benchmarks themselves (`make bench` skips them).
+HELPERS = {"naive_consumer", "cost_model"}
 
 
 @pytest.mark.parametrize("name", MODULES)
