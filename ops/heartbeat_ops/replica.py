@@ -134,8 +134,11 @@ def base_backup(config: StackConfig, var: Path) -> bool:
     data = data_dir(var)
     if (data / "PG_VERSION").exists():
         return False
-    shutil.rmtree(data, ignore_errors=True)
-    data.mkdir(parents=True)
+    # Emptied, not removed: in a container the folder is a volume's mount point.
+    if data.exists():
+        for child in data.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    data.mkdir(parents=True, exist_ok=True)
     os.chmod(data, 0o700)
     user = postgres_os_user()
     _chown(data, user)
