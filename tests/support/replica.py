@@ -31,7 +31,9 @@ class Replica:
     def start(self) -> None:
         program = postgres_replica_program(self.config, self.world.root)
         self.process = self.world._spawn(program)  # the world's logs and pid files
-        self.world._wait_ready(program.name, self.process, replica.replica_ready)
+        # _wait_ready passes the world's config (no replica in it): check the replica's.
+        ready = lambda _world_config: replica.replica_ready(self.config)  # noqa: E731
+        self.world._wait_ready(program.name, self.process, ready)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
