@@ -12,7 +12,7 @@ ALTER TABLE pipeline_metrics
 -- replication state: its caller needs no statistics role.
 CREATE FUNCTION heartbeat_replica_lag()
 RETURNS TABLE (slot_name text, streaming boolean, lag_bytes bigint, lag_seconds double precision)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT s.slot_name::text,
            r.pid IS NOT NULL,
            pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(r.replay_lsn, s.restart_lsn))::bigint,

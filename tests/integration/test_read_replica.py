@@ -210,6 +210,16 @@ def test_the_notifiers_role_reads_only_the_lag(stack: StackConfig, standby: Repl
             assert {row[0] for row in cur.fetchall()} == {None}
             cur.execute("SELECT pg_has_role(current_user, 'pg_read_all_stats', 'member')")
             assert cur.fetchone()[0] is False
+            cur.execute(
+                "SELECT has_function_privilege('public', f, 'EXECUTE'),"
+                " has_function_privilege('heartbeat_readonly', f, 'EXECUTE'),"
+                " has_function_privilege('heartbeat_writer', f, 'EXECUTE'), p.prosecdef,"
+                " p.proconfig FROM (SELECT 'heartbeat_replica_lag()'::regprocedure AS f) x"
+                " JOIN pg_proc p ON p.oid = x.f"
+            )
+            public, reader, writer, definer, settings = cur.fetchone()
+            assert (public, reader, writer, definer) == (False, False, False, True)
+            assert "search_path=pg_catalog, pg_temp" in settings
             assert replica_lag.record(
                 cur, run_id="test", ended_at=_now(cur), seconds=10.0
             ) == 1  # fmt: skip
