@@ -108,10 +108,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     ensure_secrets()
     config = load()
     checks = _readiness_checks(config)
+    hba = var_dir() / "data" / "postgres" / "pg_hba.conf"
+    hba_before = hba.read_text() if hba.exists() else None
     steps.run(
         "prepare PostgreSQL data folder",
         lambda: "initialised" if nodes.prepare_postgres(config, var_dir()) else "kept",
     )
+    hba_changed = hba_before is not None and hba.read_text() != hba_before
     steps.run(
         "prepare Kafka storage",
         lambda: "formatted" if nodes.prepare_kafka(config, var_dir()) else "kept",
@@ -122,6 +125,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     supervisor.ctl("start", *INFRASTRUCTURE)
     provision(config, steps)
+    if hba_changed:  # replication rules of an existing cluster (README, "Read replica")
+        replica.reload_configuration(config)
     if config.pg_replica:
         start_replica(config, steps, checks["postgres-replica"])
     elif replica.forget(var_dir()):

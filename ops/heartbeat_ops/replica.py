@@ -114,11 +114,21 @@ def provision(config: StackConfig) -> str:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_reload_conf()")  # pg_hba as prepare_postgres left it
             if not config.pg_replica:
                 return "slot dropped (replica off)" if drop_idle_slot(cur) else "replica off"
             ensure_replication_role(cur, config)
             return f"slot {SLOT_NAME} created" if ensure_slot(cur) else f"slot {SLOT_NAME} kept"
+    finally:
+        conn.close()
+
+
+def reload_configuration(config: StackConfig) -> None:
+    """A primary that was already running reads the pg_hba prepare_postgres just changed."""
+    conn = psycopg2.connect(config.superuser_dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_reload_conf()")
     finally:
         conn.close()
 
