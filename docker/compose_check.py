@@ -102,12 +102,15 @@ def _up_running() -> bool:
 
 
 def all_healthy() -> bool:
+    # Whether `up` has ended is read before the listing, so a service it created after the
+    # listing (superset, created last once postgres-replica is healthy) is not taken as missing.
+    up_ended = not _up_running()
     current = containers()
     wanted = dict.fromkeys(compose("config", "--services").split(), 1)
     wanted["spark-worker"] = int(os.environ.get("SPARK_WORKERS", "1"))
     created = [_service(c) for c in current]
     pending = [f"{s} not created" for s, n in wanted.items() if created.count(s) < n]
-    if pending and not _up_running():
+    if pending and up_ended:
         raise SystemExit(f"docker-compose up ended with services missing: {pending}")
     for c in current:
         name, state = c["Name"].lstrip("/"), c["State"]
