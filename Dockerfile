@@ -50,12 +50,14 @@ RUN useradd --system --uid 10001 --create-home --home-dir /home/heartbeat heartb
 # Folders a volume is mounted on are made here, owned by the user who writes them: a new named
 # volume takes the owner of the folder it is mounted on.
 RUN mkdir -p /var/lib/heartbeat/build /var/lib/heartbeat/checkpoints /var/lib/heartbeat/kafka \
-      /var/lib/heartbeat/data/kafka /var/lib/heartbeat/data/postgres /opt/heartbeat \
+      /var/lib/heartbeat/data/kafka /var/lib/heartbeat/data/postgres \
+      /var/lib/heartbeat/data/postgres-replica /opt/heartbeat \
  && ln -s /opt/heartbeat/jars /var/lib/heartbeat/jars \
  && chown heartbeat:heartbeat /var/lib/heartbeat/build /var/lib/heartbeat/checkpoints \
       /var/lib/heartbeat/kafka /var/lib/heartbeat/data/kafka \
  && chown postgres:postgres /var/lib/heartbeat/data/postgres \
- && chmod 700 /var/lib/heartbeat/data/postgres
+      /var/lib/heartbeat/data/postgres-replica \
+ && chmod 700 /var/lib/heartbeat/data/postgres /var/lib/heartbeat/data/postgres-replica
 COPY --from=jars /jars /opt/heartbeat/jars
 ENV PATH=/opt/heartbeat/venv/bin:$PATH \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -11,7 +11,9 @@
 # notifier to a webhook receiver container and verifies its signature; a kafka-python device with
 # a `heartbeat-ops devices add` credential writes readings over SASL_SSL through the published
 # device port (landed once) and is refused reading, alerts, topics, groups, bad logins, plaintext
-# and, after `devices revoke`, logging in (tests/support/device_client.py); opens every dashboard
+# and, after `devices revoke`, logging in (tests/support/device_client.py); checks the read
+# replica streams, Superset's connection points at it and a primary's row shows there within a
+# printed bound, with its lag in pipeline_metrics; opens every dashboard
 # through the published Superset port in headless Chromium; adds a viewer with `heartbeat-ops
 # superset add-user` in the superset container and checks over HTTP that it sees both dashboards
 # and is refused SQL Lab, Explore and every write, and after `remove-user` cannot log in; down -v;
@@ -42,7 +44,8 @@ export COMPOSE_HTTP_TIMEOUT=300
 # Secrets come from the stack's own first start, never from the caller's shell.
 unset POSTGRES_PASSWORD PGPASSWORD HEARTBEAT_READER_PASSWORD SUPERSET_DB_PASSWORD \
       SUPERSET_SECRET_KEY SUPERSET_ADMIN_PASSWORD HEARTBEAT_KAFKA_ADMIN_PASSWORD \
-      HEARTBEAT_KAFKA_JOB_PASSWORD HEARTBEAT_KAFKA_PRODUCER_PASSWORD HEARTBEAT_KAFKA_NOTIFIER_PASSWORD
+      HEARTBEAT_KAFKA_JOB_PASSWORD HEARTBEAT_KAFKA_PRODUCER_PASSWORD HEARTBEAT_KAFKA_NOTIFIER_PASSWORD \
+      HEARTBEAT_REPLICATION_PASSWORD
 # The build trusts the host's CAs (a TLS-intercepting proxy's among them): docker/ca/README.md.
 EXTRA_CA="${COMPOSE_EXTRA_CA:-/etc/ssl/certs/ca-certificates.crt}"
 
@@ -113,6 +116,9 @@ timed "notify check" check notify
 
 say "a device over SASL_SSL on $HEARTBEAT_DEVICE_LISTENER: writes readings, refused the rest"
 timed "devices check" check devices
+
+say "the read replica: streaming, Superset reads it, a primary's row shows there, lag recorded"
+timed "replica check" check replica
 
 say "the dashboard in headless Chromium, through 127.0.0.1:$SUPERSET_HOST_PORT"
 timed "browser check" bash docker/browser-check.sh

@@ -11,6 +11,8 @@ Standard library only (the host's python3): it talks to the stack through `docke
                                 the ingestion stall and the node's catch-up time are printed
   compose_check.py notify       one alert event reaches a webhook receiver through the notifier
   compose_check.py devices      a device over SASL_SSL writes readings (landed once), nothing else
+  compose_check.py replica      the read replica streams, Superset reads it, a primary's row shows
+                                there within a printed bound, its lag is in pipeline_metrics
   compose_check.py accounts     `heartbeat-ops superset add-user` in the superset container; the
                                 viewer over HTTP sees both dashboards and is refused the rest;
                                 after `remove-user` the login is refused
@@ -104,12 +106,15 @@ def _up_running() -> bool:
 
 
 def all_healthy() -> bool:
+    # Whether `up` has ended is read before the listing, so a service it created after the
+    # listing (superset, created last once postgres-replica is healthy) is not taken as missing.
+    up_ended = not _up_running()
     current = containers()
     wanted = dict.fromkeys(compose("config", "--services").split(), 1)
     wanted["spark-worker"] = int(os.environ.get("SPARK_WORKERS", "1"))
     created = [_service(c) for c in current]
     pending = [f"{s} not created" for s, n in wanted.items() if created.count(s) < n]
-    if pending and not _up_running():
+    if pending and up_ended:
         raise SystemExit(f"docker-compose up ended with services missing: {pending}")
     for c in current:
         name, state = c["Name"].lstrip("/"), c["State"]
@@ -137,21 +142,23 @@ def cmd_healthy() -> None:
     poll("every service healthy", all_healthy, float(os.environ.get("HEALTH_TIMEOUT", "900")), 5)
 
 
-def psql(sql: str, **variables: str) -> list[list[str]]:
-    """Run SQL as the superuser over the container's socket; values go in as psql variables,
-    quoted by psql itself (:'name'), never pasted into the text."""
-    args = [
-        "exec",
-        "-T",
-        "--user",
-        "postgres",
-        "postgres",
-        "sh",
-        "-c",
+def psql(
+    sql: str, *, on: str = "postgres", database: str = "", **variables: str
+) -> list[list[str]]:
+    """Run SQL as the superuser (`on` the primary over its socket, or the read replica over its
+    loopback with the secrets its entrypoint exports); values go in as psql variables, quoted by
+    psql itself (:'name'), never pasted into the text. `database`: the product's by default."""
+    target = f'-d "{database}"' if database else '-d "$HEARTBEAT_PG_DATABASE"'
+    command = (
         'exec psql -X -q -A -t -F "|" -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" '
-        '-h /var/lib/heartbeat/run/postgresql -d "$HEARTBEAT_PG_DATABASE" "$@"',
-        "psql",
-    ]
+        f'-h /var/lib/heartbeat/run/postgresql {target} "$@"'
+    )
+    if on == "postgres":
+        args = ["exec", "-T", "--user", "postgres", "postgres", "sh", "-c", command, "psql"]
+    else:  # the replica has no socket; its entrypoint wrapper exports POSTGRES_PASSWORD
+        command = command.replace("-h /var/lib/heartbeat/run/postgresql", "-h 127.0.0.1")
+        args = ["exec", "-T", on, "/app/ops/with-secrets.sh", "sh", "-c",
+                'PGPASSWORD="$POSTGRES_PASSWORD" ' + command, "psql"]  # fmt: skip
     for name, value in variables.items():
         args += ["-v", f"{name}={value}"]
     # From stdin: psql interpolates :'name' there, not in a -c string.
@@ -785,6 +792,44 @@ def cmd_devices() -> None:
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+MARK_ROW = """
+INSERT INTO pipeline_metrics (query_id, query_name, batch_id, run_id, batch_time, input_rows,
+    batch_duration_ms) VALUES (:'mark', 'readings', 1, :'mark', now(), 0, 0)
+"""
+
+
+def cmd_replica() -> None:
+    """The read replica: streaming from the primary through its slot, Superset's `heartbeat`
+    connection on it, a row committed on the primary visible there within a printed bound, and
+    its lag recorded in pipeline_metrics by the notifier (README, "Read replica")."""
+    streaming = psql("SELECT application_name, state FROM pg_stat_replication")
+    if ["heartbeat_replica", "streaming"] not in streaming:
+        raise SystemExit(f"the replica is not streaming: pg_stat_replication {streaming}")
+    if psql("SELECT pg_is_in_recovery()", on="postgres-replica") != [["t"]]:
+        raise SystemExit("postgres-replica is not a standby")
+    metadata = os.environ.get("SUPERSET_DB_NAME", "superset")
+    (uri,) = psql("SELECT sqlalchemy_uri FROM dbs WHERE database_name = 'heartbeat'",
+                  database=metadata)[0]  # fmt: skip
+    if "@postgres-replica:5432/" not in uri:
+        raise SystemExit(f"Superset's heartbeat connection is not the replica: {uri}")
+    print(f"    streaming; Superset's heartbeat connection: {uri}", flush=True)
+
+    mark = f"compose-replica-{int(time.time())}"
+    psql(MARK_ROW, mark=mark)
+    began = time.monotonic()
+    seen = "SELECT count(*) FROM pipeline_metrics WHERE query_id = :'mark'"
+    poll("the primary's row on the replica",
+         lambda: psql(seen, on="postgres-replica", mark=mark) == [["1"]], 30, 0.2)  # fmt: skip
+    took = time.monotonic() - began
+    print(f"    a row committed on the primary was on the replica after {took:.2f} s"
+          " (bound 30 s, polled through docker exec)", flush=True)  # fmt: skip
+    psql("DELETE FROM pipeline_metrics WHERE query_id = :'mark'", mark=mark)
+    lag = "SELECT replica_lag_bytes, replica_lag_seconds FROM pipeline_metrics" \
+          " WHERE query_name = 'replica' ORDER BY batch_time DESC LIMIT 1"  # fmt: skip
+    poll("the notifier's replica lag row", lambda: bool(psql(lag)), 60, 2)
+    print(f"    latest lag in pipeline_metrics (bytes, seconds): {psql(lag)[0]}", flush=True)
+
+
 def _bundle_dashboards() -> list[str]:
     """The slugs of the bundle's dashboards (superset/bundle/dashboards/*.yaml)."""
     folder = os.path.join(ROOT, "superset", "bundle", "dashboards")
@@ -881,6 +926,7 @@ if __name__ == "__main__":
         "notify": cmd_notify,
         "threshold": cmd_threshold,
         "devices": cmd_devices,
+        "replica": cmd_replica,
         "accounts": cmd_accounts,
         "rss": cmd_rss,
         "leftovers": cmd_leftovers,

@@ -32,11 +32,20 @@ def env(name: str, default: str | None = None) -> str:
     return value
 
 
+def data_address() -> str:
+    """HOST:PORT the dashboards read: the read replica when HEARTBEAT_PG_REPLICA names one
+    (README, "Read replica"), else the primary. Superset's metadata stays on the primary."""
+    replica = os.environ.get("HEARTBEAT_PG_REPLICA", "")
+    if replica:
+        return replica
+    return f"{env('HEARTBEAT_PG_HOST', 'localhost')}:{env('HEARTBEAT_PG_PORT', '5432')}"
+
+
 def reader_uri() -> str:
     """The heartbeat connection with a masked password (Superset stores the real one encrypted)."""
     return (
         f"postgresql+psycopg2://{quote(env('HEARTBEAT_READER_USER', 'heartbeat_reader'), safe='')}"
-        f":XXXXXXXXXX@{env('HEARTBEAT_PG_HOST', 'localhost')}:{env('HEARTBEAT_PG_PORT', '5432')}"
+        f":XXXXXXXXXX@{data_address()}"
         f"/{quote(env('HEARTBEAT_PG_DATABASE', 'heartbeat'), safe='')}"
     )
 

@@ -14,7 +14,8 @@
 #                                                  when not in the environment
 #   SUPERSET_ADMIN_USERNAME (admin), SUPERSET_PORT (8088), SUPERSET_BIND_HOST (127.0.0.1),
 #   SUPERSET_WORKERS (2), SUPERSET_THREADS (4), SUPERSET_DB_USER/PASSWORD (metadata database),
-#   HEARTBEAT_READER_USER/PASSWORD and HEARTBEAT_PG_* (the dashboard's read-only data connection).
+#   HEARTBEAT_READER_USER/PASSWORD and HEARTBEAT_PG_* (the dashboard's read-only data connection;
+#   HEARTBEAT_PG_REPLICA, when set, is where it reads: the read replica).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     pg_superuser_password: str = Field("", alias="POSTGRES_PASSWORD")
     reader_user: str = Field("heartbeat_reader", alias="HEARTBEAT_READER_USER")  # Superset's
     reader_password: str = Field("", alias="HEARTBEAT_READER_PASSWORD")
+    # A hot standby of PostgreSQL that Superset's dashboards read (README, "Read replica"):
+    # "" (default) runs none; HOST:PORT runs one there (natively a second cluster on this host,
+    # made by pg_basebackup from the primary). The job, the notifier and ops write the primary.
+    pg_replica: str = Field("", alias="HEARTBEAT_PG_REPLICA")
+    # The role the replica streams WAL with: REPLICATION and LOGIN only; password generated.
+    replication_user: str = Field("heartbeat_replication", alias="HEARTBEAT_REPLICATION_USER")
+    replication_password: str = Field("", alias="HEARTBEAT_REPLICATION_PASSWORD")
     superset_db_user: str = Field("superset", alias="SUPERSET_DB_USER")
     superset_db_password: str = Field("", alias="SUPERSET_DB_PASSWORD")
     superset_db_name: str = Field("superset", alias="SUPERSET_DB_NAME")  # Superset's metadata
@@ -225,7 +232,7 @@ class Settings(BaseSettings):
             object.__setattr__(self, "checkpoint_dir", default)
         return self
 
-    @field_validator("device_listener", "device_advertised")
+    @field_validator("device_listener", "device_advertised", "pg_replica")
     @classmethod
     def _host_and_port(cls, value: str) -> str:
         if value:

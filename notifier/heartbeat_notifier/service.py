@@ -16,7 +16,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from heartbeat_contract.kafka_security import NOTIFIER, kafka_client_args
 
-from . import api, ledger, pipeline_figures
+from . import api, ledger, pipeline_figures, replica_lag
 from .config import NotifierConfig
 from .database import Database
 from .delivery import Dispatcher
@@ -155,6 +155,13 @@ class Notifier:
                 pipeline_figures.record(cur, row)
         except psycopg2.Error as error:
             log.warning("cannot record the notifier's figures: %s", error)
+        try:
+            with self.db.cursor() as cur:
+                replica_lag.record(
+                    cur, run_id=self.run_id, ended_at=row.batch_time, seconds=seconds
+                )
+        except psycopg2.Error as error:
+            log.warning("cannot record the read replica's lag: %s", error)
 
     def run(self) -> None:
         server = api.serve(

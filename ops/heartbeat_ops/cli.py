@@ -22,6 +22,7 @@ from . import (
     nodes,
     notify_cli,
     principals,
+    replica,
     supervisor,
     topics,
 )
@@ -30,6 +31,8 @@ from .database import ConfigurationError
 from .programs import all_programs
 
 INFRASTRUCTURE = ("postgres", "kafka")
+# Infrastructure that `up` starts itself once it can (the replica needs the provisioned primary).
+INFRASTRUCTURE_ALL = (*INFRASTRUCTURE, "postgres-replica")
 
 
 class Steps:
@@ -51,6 +54,7 @@ def _readiness_checks(config: StackConfig) -> dict[str, Callable[[], bool]]:
     return {
         "postgres": lambda: health.postgres_ready(config),
         "kafka": lambda: health.kafka_ready(config),
+        "postgres-replica": lambda: replica.replica_ready(config),
         "superset": lambda: health.http_ready(f"http://localhost:{config.superset_port}/health"),
         "notifier": lambda: health.http_ready(f"http://{config.notifier_listen}/health"),
     }
@@ -68,6 +72,10 @@ def provision(config: StackConfig, steps: Steps) -> None:
     steps.run(
         "create roles and apply migrations",
         lambda: ", ".join(database.bootstrap(config)) or "schema up to date",
+    )
+    steps.run(
+        "read replica: replication role and slot on the primary",
+        lambda: replica.provision(config),
     )
     steps.run("wait for Kafka", lambda: health.wait_until("kafka", checks["kafka"]))
     for topic in (config.kafka_topic, config.kafka_alerts_topic):
@@ -100,10 +108,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     ensure_secrets()
     config = load()
     checks = _readiness_checks(config)
+    hba = var_dir() / "data" / "postgres" / "pg_hba.conf"
+    hba_before = hba.read_text() if hba.exists() else None
     steps.run(
         "prepare PostgreSQL data folder",
         lambda: "initialised" if nodes.prepare_postgres(config, var_dir()) else "kept",
     )
+    hba_changed = hba_before is not None and hba.read_text() != hba_before
     steps.run(
         "prepare Kafka storage",
         lambda: "formatted" if nodes.prepare_kafka(config, var_dir()) else "kept",
@@ -114,14 +125,32 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     supervisor.ctl("start", *INFRASTRUCTURE)
     provision(config, steps)
+    if hba_changed:  # replication rules of an existing cluster (README, "Read replica")
+        replica.reload_configuration(config)
+    if config.pg_replica:
+        start_replica(config, steps, checks["postgres-replica"])
+    elif replica.forget(var_dir()):
+        print("    removed the copy of a read replica that is now off (HEARTBEAT_PG_REPLICA)")
     if not args.infra_only:
-        product = [p.name for p in all_programs(config) if p.name not in INFRASTRUCTURE]
+        product = [p.name for p in all_programs(config) if p.name not in INFRASTRUCTURE_ALL]
         supervisor.start_without_waiting(product)  # side by side; readiness is checked below
         for name in product:
             check = checks.get(name, lambda n=name: supervisor.states().get(n) == "RUNNING")
             steps.run(f"wait for {name}", lambda n=name, c=check: health.wait_until(n, c, 300))
     print(f"\nStack up in {time.monotonic() - steps.started:.1f}s.\n")
     return cmd_status(args)
+
+
+def start_replica(config: StackConfig, steps: Steps, ready: Callable[[], bool]) -> None:
+    """The read replica, natively: copied from the running primary once, then supervised."""
+    steps.run(
+        f"prepare the read replica ({config.pg_replica})",
+        lambda: "copied with pg_basebackup" if replica.base_backup(config, var_dir()) else "kept",
+    )
+    supervisor.start_without_waiting(["postgres-replica"])
+    steps.run(
+        "wait for the read replica", lambda: health.wait_until("postgres-replica", ready, 300)
+    )
 
 
 def cmd_down(_: argparse.Namespace) -> int:
@@ -141,19 +170,19 @@ def cmd_clean(args: argparse.Namespace) -> int:
 def cmd_status(_: argparse.Namespace) -> int:
     config = load()
     states = supervisor.states()
-    print(f"{'component':<14}{'state':<10}address")
+    print(f"{'component':<18}{'state':<10}address")
     for program in all_programs(config):
         state = states.get(program.name, "DOWN")
-        print(f"{program.name:<14}{state:<10}{program.address}")
+        print(f"{program.name:<18}{state:<10}{program.address}")
     return 0
 
 
 def cmd_logs(_: argparse.Namespace) -> int:
     config = load()
     log_dir = var_dir() / "log"
-    print(f"supervisord   {log_dir / 'supervisord.log'}")
+    print(f"supervisord       {log_dir / 'supervisord.log'}")
     for program in all_programs(config):
-        print(f"{program.name:<14}{log_dir / (program.name + '.log')}")
+        print(f"{program.name:<18}{log_dir / (program.name + '.log')}")
     return 0
 
 

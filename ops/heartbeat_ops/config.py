@@ -34,6 +34,7 @@ GENERATED_SECRETS = (
     "HEARTBEAT_KAFKA_JOB_PASSWORD",
     "HEARTBEAT_KAFKA_PRODUCER_PASSWORD",
     "HEARTBEAT_KAFKA_NOTIFIER_PASSWORD",
+    "HEARTBEAT_REPLICATION_PASSWORD",
 )
 
 
@@ -202,10 +203,24 @@ class StackConfig(Settings):
         host, _, port = self.device_listener.rpartition(":")
         return f"{host}:{int(port) + self.kafka_node_id - 1}"
 
-    def dsn(self, *, user: str, password: str, database: str | None = None) -> str:
-        """A libpq keyword DSN; psycopg2 quotes nothing for us, so values are kept token-safe."""
+    @property
+    def replica_host(self) -> str:
+        """Where the read replica listens ("" while HEARTBEAT_PG_REPLICA is off)."""
+        return self.pg_replica.rpartition(":")[0]
+
+    @property
+    def replica_port(self) -> int:
+        return int(self.pg_replica.rpartition(":")[2]) if self.pg_replica else 0
+
+    def dsn(
+        self, *, user: str, password: str, database: str | None = None, replica: bool = False
+    ) -> str:
+        """A libpq keyword DSN; psycopg2 quotes nothing for us, so values are kept token-safe.
+        `replica`: the read replica's address instead of the primary's."""
+        host, port = (self.replica_host, self.replica_port) if replica else (
+            self.pg_host, self.pg_port)  # fmt: skip
         return (
-            f"host={self.pg_host} port={self.pg_port} dbname={database or self.pg_database} "
+            f"host={host} port={port} dbname={database or self.pg_database} "
             f"user={user} password={password} connect_timeout=5"
         )
 
@@ -243,6 +258,7 @@ class StackConfig(Settings):
             "HEARTBEAT_PG_DATABASE": self.pg_database,
             "HEARTBEAT_APP_USER": self.pg_user,
             "HEARTBEAT_APP_PASSWORD": self.pg_password,
+            "HEARTBEAT_PG_REPLICA": self.pg_replica,
             "HEARTBEAT_READER_USER": self.reader_user,
             "HEARTBEAT_READER_PASSWORD": self.reader_password,
             "HEARTBEAT_NOTIFIER_USER": self.notifier_user,

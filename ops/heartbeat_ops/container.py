@@ -14,10 +14,15 @@ import json
 import os
 import urllib.request
 
-from . import health, nodes
+from . import health, nodes, replica
 from .config import StackConfig, ensure_secrets, load, var_dir
 from .database import ConfigurationError
-from .programs import kafka_program, postgres_os_user, postgres_program
+from .programs import (
+    kafka_program,
+    postgres_os_user,
+    postgres_program,
+    postgres_replica_program,
+)
 
 # Other containers reach PostgreSQL over the compose network's subnet only, with a password.
 HBA_RULE = "host all all samenet scram-sha-256"
@@ -34,7 +39,8 @@ def serve_postgres() -> None:
     # The first service up makes the secrets: initdb needs POSTGRES_PASSWORD. Never overwrites.
     ensure_secrets()
     config = load()
-    if nodes.prepare_postgres(config, var_dir()):
+    # Replication (the postgres-replica service) from the compose network only, its role only.
+    if nodes.prepare_postgres(config, var_dir(), replication_sources=("samenet",)):
         print("initialised the PostgreSQL cluster", flush=True)
     hba = var_dir() / "data" / "postgres" / "pg_hba.conf"
     if HBA_RULE not in hba.read_text().splitlines():
@@ -43,6 +49,19 @@ def serve_postgres() -> None:
     program = postgres_program(config, var_dir())
     # A later -c wins: listen on the container's interfaces, not only on its loopback.
     _exec_as(postgres_os_user(), [*program.command, "-c", "listen_addresses=*"])
+
+
+def serve_postgres_replica() -> None:
+    """The read replica: copied from the primary once (the init service made its role and
+    slot), then a hot standby on the compose network; the primary's pg_hba, copied with it,
+    lets the other containers in with a password as on the primary."""
+    config = load()
+    if replica.base_backup(config, var_dir()):
+        print("copied the primary with pg_basebackup", flush=True)
+    program = postgres_replica_program(config, var_dir())
+    # Every interface of the container; no unix socket (the state volume is read-only here).
+    extra = ["-c", "listen_addresses=*", "-c", "unix_socket_directories="]
+    _exec_as(postgres_os_user(), [*program.command, *extra])
 
 
 # The device listener's port inside the container of Kafka node 1 (node N: + N - 1); compose
@@ -80,7 +99,12 @@ def serve_kafka() -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    {"postgres": serve_postgres, "kafka": serve_kafka}[args.program]()
+    programs = {
+        "postgres": serve_postgres,
+        "postgres-replica": serve_postgres_replica,
+        "kafka": serve_kafka,
+    }
+    programs[args.program]()
     return 1  # only reached if exec failed
 
 
@@ -103,6 +127,8 @@ def cmd_ready(args: argparse.Namespace) -> int:
         ok = health.kafka_node_ready(load())
     elif args.target == "postgres":
         ok = health.postgres_ready(load())
+    elif args.target == "postgres-replica":
+        ok = replica.replica_ready(load())
     else:
         ok = _http_ready(args.target, args.status)
     print("ready" if ok else "not ready")
@@ -110,16 +136,19 @@ def cmd_ready(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    serve = sub.add_parser("serve", help="(containers) prepare and run postgres or kafka")
-    serve.add_argument("program", choices=["postgres", "kafka"])
+    serve = sub.add_parser(
+        "serve", help="(containers) prepare and run postgres, its read replica or kafka"
+    )
+    serve.add_argument("program", choices=["postgres", "postgres-replica", "kafka"])
     serve.set_defaults(func=cmd_serve)
     ready = sub.add_parser(
-        "ready", help="(containers) healthcheck: postgres, kafka, kafka-node or a URL"
+        "ready",
+        help="(containers) healthcheck: postgres, postgres-replica, kafka, kafka-node or a URL",
     )
     ready.add_argument(
         "target",
-        help="postgres, kafka (the cluster), kafka-node (this node, HEARTBEAT_KAFKA_NODE_ID), "
-        "or an http:// URL that must answer 200",
+        help="postgres, postgres-replica, kafka (the cluster), kafka-node (this node, "
+        "HEARTBEAT_KAFKA_NODE_ID), or an http:// URL that must answer 200",
     )
     ready.add_argument("--status", help="the URL's JSON must have this `status` (e.g. ALIVE)")
     ready.set_defaults(func=cmd_ready)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from heartbeat_contract import kafka_security
 
-from . import tls
+from . import replica, tls
 from .config import StackConfig, new_cluster_id, var_dir, write_private
 from .programs import postgres_bin_dir, postgres_os_user
 
@@ -25,12 +25,26 @@ def _as_user(user: str | None, command: list[str]) -> list[str]:
     return ["runuser", "-u", user, "--", *command] if user else command
 
 
-def prepare_postgres(config: StackConfig, var: Path) -> bool:
+def prepare_postgres(
+    config: StackConfig,
+    var: Path,
+    replication_sources: tuple[str, ...] = replica.LOOPBACK_SOURCES,
+) -> bool:
     """initdb a private cluster under `var`/data/postgres once; True if it was created now.
+    Every time: pg_hba takes replication connections from the replication role only, from
+    `replication_sources` (the read replica's; README, "Read replica").
 
     `var` is the stack's var directory (var_dir()); the tests pass their own world's.
     """
     data = var / "data" / "postgres"
+    created = _initdb(config, data, var)
+    replica.restrict_replication_hba(
+        data / "pg_hba.conf", config.replication_user, replication_sources
+    )
+    return created
+
+
+def _initdb(config: StackConfig, data: Path, var: Path) -> bool:
     socket_dir = var / "run" / "postgresql"
     user = postgres_os_user()
     socket_dir.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,13 @@ def postgres_os_user() -> str | None:
     return "postgres" if os.geteuid() == 0 else None
 
 
+def _postgres_command(data: Path, settings: dict[str, str]) -> list[str]:
+    command = [str(postgres_bin_dir() / "postgres"), "-D", str(data)]
+    for key, value in settings.items():
+        command += ["-c", f"{key}={value}"]
+    return command
+
+
 def postgres_program(config: StackConfig, var: Path) -> Program:
     """The cluster prepared under `var` (var_dir() for the stack, their own for the tests)."""
     data = var / "data" / "postgres"
@@ -62,15 +69,42 @@ def postgres_program(config: StackConfig, var: Path) -> Program:
         "checkpoint_timeout": "15min",
         "log_min_duration_statement": "2000",
     }
-    command = [str(postgres_bin_dir() / "postgres"), "-D", str(data)]
-    for key, value in settings.items():
-        command += ["-c", f"{key}={value}"]
     return Program(
         name="postgres",
-        command=command,
+        command=_postgres_command(data, settings),
         address=f"{config.pg_host}:{config.pg_port}",
         user=postgres_os_user(),
         stop_signal="INT",  # fast shutdown: roll back open transactions, checkpoint, exit
+        stop_wait_seconds=60,
+    )
+
+
+# The replica's application_name towards the primary (pg_stat_replication) and its slot's name.
+REPLICA_NAME = "heartbeat_replica"
+
+
+def postgres_replica_program(config: StackConfig, var: Path) -> Program:
+    """The read replica (replica.py made its folder with pg_basebackup -R): a hot standby on
+    HEARTBEAT_PG_REPLICA. Started by `up` after the copy exists, never by supervisord alone."""
+    settings = {
+        "port": str(config.replica_port),
+        "listen_addresses": config.replica_host,
+        "unix_socket_directories": str(var / "run" / "postgresql"),
+        "shared_buffers": "128MB",  # it serves the dashboards only
+        "hot_standby": "on",
+        # Tell the primary which rows the dashboards' queries still read, so its vacuum keeps
+        # them and a query is never cancelled by a conflict with recovery.
+        "hot_standby_feedback": "on",
+        "cluster_name": REPLICA_NAME,  # the walreceiver's application_name on the primary
+        "log_min_duration_statement": "2000",
+    }
+    return Program(
+        name="postgres-replica",
+        command=_postgres_command(var / "data" / "postgres-replica", settings),
+        address=f"{config.pg_replica} (read replica of {config.pg_host}:{config.pg_port})",
+        autostart=False,
+        user=postgres_os_user(),
+        stop_signal="INT",
         stop_wait_seconds=60,
     )
 
@@ -137,7 +171,13 @@ def product_programs(config: StackConfig) -> list[Program]:
 def all_programs(config: StackConfig) -> list[Program]:
     """Every program `make up` supervises, infrastructure first."""
     var = var_dir()
-    return [postgres_program(config, var), kafka_program(config, var), *product_programs(config)]
+    replica = [postgres_replica_program(config, var)] if config.pg_replica else []
+    return [
+        postgres_program(config, var),
+        *replica,
+        kafka_program(config, var),
+        *product_programs(config),
+    ]
 
 
 def render_supervisord_conf(config: StackConfig, programs: list[Program]) -> str:

@@ -71,6 +71,7 @@ def world_config(secret_values: dict[str, str]) -> StackConfig:
             "pg_host": "localhost",
             "pg_port": pg_port,
             "pg_database": TEST_DATABASE,
+            "pg_replica": "",  # none unless a test makes one (tests/support/replica.py)
             "kafka_bootstrap_servers": f"localhost:{kafka_port}",
             "kafka_controller_port": controller_port,
             "kafka_topic": READINGS_TOPIC,

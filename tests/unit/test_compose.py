@@ -176,6 +176,7 @@ FIXED = {
     "SUPERSET_PORT": "8088",
     "SPARK_UI_PORT": "4040",
     "HEARTBEAT_NOTIFIER_LISTEN": "0.0.0.0:8095",
+    "HEARTBEAT_PG_REPLICA": "postgres-replica:5432",  # compose always runs the read replica
 }
 # Compose defaults that differ from the model's on purpose.
 COMPOSE_DEFAULTS = {

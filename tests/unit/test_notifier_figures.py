@@ -72,13 +72,15 @@ def _pipeline_charts() -> dict[str, dict]:
 
 
 def test_the_health_charts_each_read_one_programs_rows():
-    """The job's three charts read only its rows, the notifier's chart only the notifier's."""
+    """The job's three charts read only its rows, the notifier's chart only the notifier's, the
+    replica's chart only the replica lag rows."""
     charts = _pipeline_charts()
     owner = {
         "Pipeline throughput (rows/s)": "readings",
         "Micro-batch duration (ms)": "readings",
         "Kafka lag (messages)": "readings",
         "Notifier (deliveries/s, consumer lag)": "notifier",
+        "Read replica lag (bytes, seconds)": "replica",  # the notifier's replica_lag rows
     }
     assert set(charts) == set(owner)
     for name, chart in charts.items():
