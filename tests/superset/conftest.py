@@ -234,6 +234,19 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
                 """,
                 {"tag": tag},
             )
+            # A read replica's lag (query_name 'replica', as the notifier records it when the
+            # stack has one; the suite's world has none): its chart.
+            cur.execute(
+                """
+                INSERT INTO pipeline_metrics (query_id, query_name, batch_id, run_id, batch_time,
+                                              input_rows, batch_duration_ms, replica_lag_bytes,
+                                              replica_lag_seconds, details)
+                SELECT %(tag)s, 'replica', 200 + b, %(tag)s, now() - make_interval(mins => 30 - b),
+                       0, 5, 1000 * (b %% 4), (b %% 4) / 100.0, '{}'
+                FROM generate_series(0, 29) AS b
+                """,
+                {"tag": tag},
+            )
         yield SampleData(tag=tag, customers=customers, readings=readings, minutes=minutes)
     finally:
         with conn, conn.cursor() as cur:
