@@ -16,20 +16,9 @@ from heartbeat_ops.config import StackConfig
 from heartbeat_ops.container import container_device_config
 from heartbeat_ops.database import ConfigurationError
 from heartbeat_ops.nodes import kafka_properties
+from tests.support.broker_properties import config, properties
 
 pytestmark = pytest.mark.unit
-
-
-def config(**update) -> StackConfig:
-    base = StackConfig.resolve({}).model_copy(
-        update={"kafka_bootstrap_servers": "localhost:9092", "kafka_admin_password": "admin-pw"}
-    )
-    return base.model_copy(update=update)
-
-
-def properties(text: str) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return {key: value for key, value in pairs if not key.startswith("#")}
 
 
 def test_off_by_default_the_broker_has_no_device_port(tmp_path):

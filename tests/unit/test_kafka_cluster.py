@@ -10,22 +10,11 @@ from pydantic import ValidationError
 from heartbeat_ops import config as stack_config
 from heartbeat_ops import nodes, topics
 from heartbeat_ops.config import StackConfig
+from tests.support.broker_properties import config, properties
 
 pytestmark = pytest.mark.unit
 
 CLUSTER = "kafka-1:9092,kafka-2:9092,kafka-3:9092"
-
-
-def config(**update) -> StackConfig:
-    base = StackConfig.resolve({}).model_copy(
-        update={"kafka_bootstrap_servers": "localhost:9092", "kafka_admin_password": "admin-pw"}
-    )
-    return base.model_copy(update=update)
-
-
-def properties(text: str) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return {key: value for key, value in pairs if not key.startswith("#")}
 
 
 def test_one_address_keeps_the_standalone_node_every_native_stack_was_formatted_as(tmp_path):
