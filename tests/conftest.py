@@ -9,6 +9,7 @@ stack of this checkout is running, the session records it at the start and the l
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -21,11 +22,29 @@ from heartbeat_ops.config import StackConfig, var_dir
 from tests.support import figures, kafka, live_stack
 from tests.support.world import World
 
-LIVE = pytest.StashKey[live_stack.Recorded | None]()
+# The JVMs the tests start (each job's spark-submit, the Spark session, the world's Kafka) live for
+# seconds to minutes: the C1 compiler alone costs them far less CPU than C2's optimising
+# compiles, which are most of a JVM's start on two cores (one job test: 73 s of CPU -> 39 s, same
+# result). Set JAVA_TOOL_OPTIONS in the shell (even empty) to run them otherwise.
+os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
 
-# Collection order: the quick tests first, so their failures show at once; the live stack check
-# last, after everything that could have touched it.
-_ORDER = ("tests/unit/", "tests/integration/", "tests/superset/")
+LIVE = pytest.StashKey[live_stack.Recorded | None]()
+# Where a parallel run keeps the live stack's snapshot for the check that `make test` runs after
+# it, in a pytest process of its own (the last of its workers' tests is not the last of the run).
+LIVE_SNAPSHOT = var_dir() / "test-live-before.json"
+
+# Collection order: the quick tests first, so their failures show at once; then the Superset
+# tests (one group, one Superset: the longest stretch of a parallel run, so it starts early);
+# the live stack check last, after everything that could have touched it.
+_ORDER = ("tests/unit/", "tests/superset/", "tests/integration/")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--live-snapshot", action="store_true",
+        help=f"compare the live stack with the snapshot a parallel run kept ({LIVE_SNAPSHOT}) "
+             "instead of recording it now",
+    )  # fmt: skip
 
 
 def _rank(item: pytest.Item) -> int:
@@ -35,18 +54,62 @@ def _rank(item: pytest.Item) -> int:
     return next((i for i, part in enumerate(_ORDER) if part in path), len(_ORDER))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _parallel(config: pytest.Config) -> bool:
+    """A pytest-xdist run (`make test`): this process is its controller or one of its workers."""
+    return _xdist_worker(config) or bool(getattr(config.option, "numprocesses", None))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=_rank)  # stable: each file keeps its order, so module fixtures stay shared
+    if _xdist_worker(config):  # a parallel run's live check runs after it, in its own process
+        deselected = [item for item in items if item.get_closest_marker("live_untouched")]
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item not in deselected]
+
+
+def _work_unit(nodeid: str) -> str:
+    """A parallel run's unit of work: a test file (its module fixtures are made once), and all
+    of tests/superset/ as one (its tests share the session's Superset, slow to start)."""
+    path = nodeid.split("::", 1)[0]
+    return _ORDER[1] if path.startswith(_ORDER[1]) else path
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent under -p no:xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Units handed out in collection order (quick ones first); xdist's own `loadgroup` marks
+    do not reach the scheduler under pytest 9, which no longer reads `item._nodeid`."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileAndSupersetScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    return FileAndSupersetScheduling(config, log)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Record the live stack before any test (or the world's environment) can touch it."""
+    config = session.config
+    if _xdist_worker(config):
+        return  # the controller recorded it
+    if config.getoption("--live-snapshot"):
+        if not LIVE_SNAPSHOT.exists():
+            raise pytest.UsageError(f"--live-snapshot: no {LIVE_SNAPSHOT}; a parallel run keeps it")
+        session.stash[LIVE] = live_stack.load_saved(LIVE_SNAPSHOT)
+        return
     session.stash[LIVE] = live_stack.record()
+    if _parallel(config):
+        live_stack.save(session.stash[LIVE], LIVE_SNAPSHOT)
 
 
 @pytest.fixture(scope="session")
 def live(request: pytest.FixtureRequest) -> live_stack.Recorded | None:
-    """The live stack as the session found it (None: not running)."""
+    """The live stack as the session (or the parallel run before it) found it (None: not
+    running)."""
     return request.session.stash[LIVE]
 
 
@@ -136,6 +199,21 @@ def app_db(stack: StackConfig) -> Iterator[psycopg2.extensions.connection]:
 @pytest.fixture
 def tmp_checkpoint(tmp_path: Path) -> str:
     return str(tmp_path / "checkpoint")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A parallel run's worker hands its figures to the controller, which prints them."""
+    from tests.support.figures import FIGURES
+
+    if _xdist_worker(session.config):
+        session.config.workeroutput["figures"] = json.loads(json.dumps(FIGURES, default=str))
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent under -p no:xdist
+def pytest_testnodedown(node, error) -> None:
+    from tests.support.figures import FIGURES
+
+    FIGURES.extend(getattr(node, "workeroutput", {}).get("figures", []))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

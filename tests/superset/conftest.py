@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import psycopg2
 import pytest
-from superset_api import SupersetClient, SupersetError, serving
 
 from heartbeat_ops.config import StackConfig
 from heartbeat_stream.sinks.rollups import merge_sql
+from tests.superset.superset_api import SupersetClient, SupersetError, serving
 from tests.support.sockets import free_ports
 from tests.support.world import World
 
@@ -31,7 +31,7 @@ class SupersetAdmin:
     password: str
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def superset_env(world: World) -> dict[str, str]:
     """The environment of the tests' Superset (and of `run.sh import` against it): its metadata
     lives in the world's own `superset` database, made by the world's provisioning."""
@@ -46,9 +46,10 @@ def superset_env(world: World) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def superset(superset_env: dict[str, str], world: World) -> Iterator[SupersetAdmin]:
-    """A Superset of the tests' own, started for the session and stopped after it."""
+    """A Superset of the tests' own, started for the Superset tests and stopped after the last of
+    them (package scope: in a parallel run their worker goes on with other files)."""
     log_path = world.root / "log" / "superset.log"
     try:
         with serving(superset_env, log_path) as url:
@@ -61,12 +62,12 @@ def superset(superset_env: dict[str, str], world: World) -> Iterator[SupersetAdm
         pytest.fail(f"the tests' Superset did not come up: {error}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def superset_client(superset: SupersetAdmin) -> SupersetClient:
     return SupersetClient(superset.url, superset.username, superset.password).login()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def superuser_dsn(stack: StackConfig) -> str:
     return stack.admin_dsn
 
@@ -79,7 +80,7 @@ class SampleData:
     minutes: int
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
     """A little of everything the dashboard shows, in the last 30 minutes, deleted afterwards.
 
@@ -247,8 +248,18 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
                 """,
                 {"tag": tag},
             )
+    finally:
+        conn.close()
+    try:
         yield SampleData(tag=tag, customers=customers, readings=readings, minutes=minutes)
     finally:
+        _delete_sample_data(superuser_dsn, tag, customers)
+
+
+def _delete_sample_data(superuser_dsn: str, tag: str, customers: list[str]) -> None:
+    """On a connection of its own: a fault test may have restarted PostgreSQL since the insert."""
+    conn = psycopg2.connect(superuser_dsn)
+    try:
         with conn, conn.cursor() as cur:
             cur.execute("DELETE FROM heart_rate_readings WHERE kafka_topic = %s", (tag,))
             cur.execute("DELETE FROM rejected_readings WHERE kafka_topic = %s", (tag,))
@@ -259,4 +270,5 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
             cur.execute("DELETE FROM heart_rate_alerts WHERE customer_id = ANY(%s)", (customers,))
             for table in ("customer_activity", "customer_resting_days", "customer_baselines"):
                 cur.execute(f"DELETE FROM {table} WHERE customer_id = ANY(%s)", (customers,))
+    finally:
         conn.close()

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import psycopg2
 import pytest
-from superset_api import build_query_context, metric_labels
-from test_superset_dashboard import CUSTOMER_DASHBOARD_SLUG, _linked_customer
 
 from heartbeat_ops import alert_defaults
+from tests.superset.superset_api import build_query_context, metric_labels
+from tests.superset.test_superset_dashboard import CUSTOMER_DASHBOARD_SLUG, _linked_customer
 from tests.support.episodes import Episode, ago, insert_episodes
 
 pytestmark = pytest.mark.integration

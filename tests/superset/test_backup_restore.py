@@ -25,17 +25,17 @@ from pathlib import Path
 import psycopg2
 import pytest
 from psycopg2 import sql
-from superset_api import SupersetClient, dashboard_numbers, serving
-from test_superset_dashboard import (
-    CUSTOMER_DASHBOARD_SLUG,
-    DASHBOARD_SLUG,
-    OPERATIONS_DASHBOARD_SLUG,
-)
 
 from heartbeat_ops import database
 from heartbeat_ops.backup import row_counts
 from heartbeat_ops.config import ROOT, StackConfig, var_dir
 from heartbeat_ops.programs import postgres_bin_dir
+from tests.superset.superset_api import SupersetClient, dashboard_numbers, serving
+from tests.superset.test_superset_dashboard import (
+    CUSTOMER_DASHBOARD_SLUG,
+    DASHBOARD_SLUG,
+    OPERATIONS_DASHBOARD_SLUG,
+)
 from tests.support import figures
 from tests.support.rollups import rollup_mismatches
 from tests.support.sockets import free_ports
@@ -218,7 +218,7 @@ def fresh_world(world: World) -> Iterator[World]:
     """A second PostgreSQL cluster, initdb'd now with its own generated passwords, provisioned
     as `make infra` provisions a new machine (no Kafka needed for a restore). Beside the tests'
     world, where the `postgres` user that runs initdb can reach it."""
-    world = World.create(world.root.with_name("test-world-restore"))
+    world = World.create(world.root.with_name(f"{world.root.name}-restore"))
     try:
         world.start_postgres()
         database.bootstrap(world.config)

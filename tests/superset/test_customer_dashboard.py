@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
-from superset_api import build_query_context, metric_labels
-from test_superset_dashboard import CUSTOMER_CHARTS, CUSTOMER_DASHBOARD_SLUG
 
 from heartbeat_ops import history
+from tests.superset.superset_api import build_query_context, metric_labels
+from tests.superset.test_superset_dashboard import CUSTOMER_CHARTS, CUSTOMER_DASHBOARD_SLUG
 from tests.support.episodes import Episode, ago, insert_episodes
 
 pytestmark = pytest.mark.integration

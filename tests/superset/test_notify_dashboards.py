@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import psycopg2
 import pytest
-from superset_api import build_query_context
-from test_superset_dashboard import OPERATIONS_DASHBOARD_SLUG, _linked_customer
 
+from tests.superset.superset_api import build_query_context
+from tests.superset.test_superset_dashboard import OPERATIONS_DASHBOARD_SLUG, _linked_customer
 from tests.support.episodes import Episode, ago, insert_episodes
 
 pytestmark = pytest.mark.integration

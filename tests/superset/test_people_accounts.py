@@ -12,7 +12,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from superset_api import (
+
+from heartbeat_ops.config import ROOT, var_dir
+from tests.superset.superset_api import (
     BROWSER_DIR,
     SupersetClient,
     logs_in,
@@ -21,16 +23,14 @@ from superset_api import (
     viewer_over_http,
     viewer_problems,
 )
-from test_superset_browser import browser_tooling  # noqa: F401 (the fixture)
-from test_superset_dashboard import (
+from tests.superset.test_superset_browser import browser_tooling  # noqa: F401 (the fixture)
+from tests.superset.test_superset_dashboard import (
     CUSTOMER_CHARTS,
     CUSTOMER_DASHBOARD_SLUG,
     EXPECTED_CHARTS,
     OPERATIONS_CHARTS,
     OPERATIONS_DASHBOARD_SLUG,
 )
-
-from heartbeat_ops.config import ROOT, var_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

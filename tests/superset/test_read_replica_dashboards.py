@@ -17,18 +17,18 @@ import psycopg2
 import pytest
 import yaml
 from psycopg2 import sql
-from superset_api import SupersetClient, dashboard_numbers, serving
-from test_backup_restore import (
+
+from heartbeat_ops import database
+from heartbeat_ops.config import StackConfig
+from tests.superset.superset_api import SupersetClient, dashboard_numbers, serving
+from tests.superset.test_backup_restore import (
     CLOCK_COLUMNS,
     copy_superset_metadata,
     fixed_range,
     superset_environment,
     unordered,
 )
-from test_superset_dashboard import BUNDLE, CUSTOMER_DASHBOARD_SLUG
-
-from heartbeat_ops import database
-from heartbeat_ops.config import StackConfig
+from tests.superset.test_superset_dashboard import BUNDLE, CUSTOMER_DASHBOARD_SLUG
 from tests.support import figures
 from tests.support.replica import Replica, replica_of
 from tests.support.world import World

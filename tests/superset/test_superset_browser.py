@@ -10,16 +10,16 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from superset_api import BROWSER_DIR, DASHBOARD_SLUG, open_in_browser
-from test_superset_dashboard import (
+
+from heartbeat_ops.config import var_dir
+from tests.superset.superset_api import BROWSER_DIR, DASHBOARD_SLUG, open_in_browser
+from tests.superset.test_superset_dashboard import (
     CUSTOMER_CHARTS,
     CUSTOMER_DASHBOARD_SLUG,
     EXPECTED_CHARTS,
     OPERATIONS_CHARTS,
     OPERATIONS_DASHBOARD_SLUG,
 )
-
-from heartbeat_ops.config import var_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from superset_api import LAST_HOUR, ROOT, build_query_context
 
 from heartbeat_stream.sinks.rollups import merge_sql
+from tests.superset.superset_api import LAST_HOUR, ROOT, build_query_context
 from tests.support.sockets import free_ports
 from tests.support.stream_job import wait_for
 

@@ -11,7 +11,8 @@ import uuid
 
 import psycopg2
 import pytest
-from superset_api import (
+
+from tests.superset.superset_api import (
     DASHBOARD_SLUG,
     LAST_HOUR,
     ROOT,

@@ -9,7 +9,9 @@ running programs write is left out of the comparison; everything else must be un
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import psycopg2
 from kafka import KafkaAdminClient
@@ -17,7 +19,7 @@ from psycopg2 import sql
 
 from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_ops import supervisor
-from heartbeat_ops.config import StackConfig, load, scrub_ambient_libpq
+from heartbeat_ops.config import StackConfig, load, scrub_ambient_libpq, write_private
 from tests.support.kafka import end_offsets
 
 TABLES = (
@@ -62,6 +64,40 @@ def record() -> Recorded | None:
         return Recorded(config, take(config))
     except Exception as error:  # reported by the live stack check, not as a session crash
         return Recorded(config, error)
+
+
+def save(recorded: Recorded | None, path: Path) -> None:
+    """Keep the session start's snapshot for the check that a parallel run makes afterwards, in
+    a later pytest process (no password in it: the check loads the live settings again)."""
+    if recorded is None:
+        text = json.dumps(None)
+    elif isinstance(recorded.before, Exception):
+        text = json.dumps({"error": repr(recorded.before)})
+    else:
+        fields = asdict(recorded.before)
+        fields["databases"], fields["roles"] = sorted(fields["databases"]), sorted(fields["roles"])
+        text = json.dumps({"snapshot": fields})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, text)
+
+
+def load_saved(path: Path) -> Recorded | None:
+    """The snapshot `save` kept, with the live stack's settings as they are now."""
+    saved = json.loads(path.read_text())
+    if saved is None:
+        return None
+    config = live_config()
+    if config is None:
+        return Recorded(load(), RuntimeError("the live stack ran when the run started, not now"))
+    if "error" in saved:
+        return Recorded(config, RuntimeError(saved["error"]))
+    fields = saved["snapshot"]
+    return Recorded(config, LiveSnapshot(
+        pids=fields["pids"], databases=frozenset(fields["databases"]),
+        roles=frozenset(fields["roles"]), rows=fields["rows"],
+        offsets={topic: {int(p): end for p, end in ends.items()}
+                 for topic, ends in fields["offsets"].items()},
+    ))  # fmt: skip
 
 
 def live_config() -> StackConfig | None:

@@ -45,7 +45,10 @@ _LOCATION_AND_CREDENTIALS = (
 
 
 def world_dir() -> Path:
-    return var_dir() / "test-world"
+    """var/test-world, or var/test-world-gwN for pytest-xdist's worker N: each worker of a
+    parallel run has a world of its own (its own cluster, broker, ports and secrets)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return var_dir() / (f"test-world-{worker}" if worker else "test-world")
 
 
 def _alias(field: str) -> str:
