@@ -58,11 +58,6 @@ def _xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _parallel(config: pytest.Config) -> bool:
-    """A pytest-xdist run (`make test`): this process is its controller or one of its workers."""
-    return _xdist_worker(config) or bool(getattr(config.option, "numprocesses", None))
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=_rank)  # stable: each file keeps its order, so module fixtures stay shared
     if _xdist_worker(config):  # a parallel run's live check runs after it, in its own process
@@ -73,7 +68,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _work_unit(nodeid: str) -> str:
     """A parallel run's unit of work: a test file (its module fixtures are made once), and all
-    of tests/superset/ as one (its tests share the session's Superset, slow to start)."""
+    of tests/superset/ as one (its tests share one Superset, slow to start)."""
     path = nodeid.split("::", 1)[0]
     return _ORDER[1] if path.startswith(_ORDER[1]) else path
 
@@ -102,7 +97,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         session.stash[LIVE] = live_stack.load_saved(LIVE_SNAPSHOT)
         return
     session.stash[LIVE] = live_stack.record()
-    if _parallel(config):
+    if getattr(config.option, "numprocesses", None):  # the controller of a parallel run
         live_stack.save(session.stash[LIVE], LIVE_SNAPSHOT)
 
 
@@ -203,25 +198,21 @@ def tmp_checkpoint(tmp_path: Path) -> str:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """A parallel run's worker hands its figures to the controller, which prints them."""
-    from tests.support.figures import FIGURES
-
     if _xdist_worker(session.config):
-        session.config.workeroutput["figures"] = json.loads(json.dumps(FIGURES, default=str))
+        session.config.workeroutput["figures"] = json.loads(
+            json.dumps(figures.FIGURES, default=str)
+        )
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent under -p no:xdist
 def pytest_testnodedown(node, error) -> None:
-    from tests.support.figures import FIGURES
-
-    FIGURES.extend(getattr(node, "workeroutput", {}).get("figures", []))
+    figures.FIGURES.extend(getattr(node, "workeroutput", {}).get("figures", []))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
     """Print the reliability figures (recovery times, ledger results) the tests measured."""
-    from tests.support.figures import FIGURES
-
-    if FIGURES:
+    if figures.FIGURES:
         terminalreporter.section("reliability figures")
-        for entry in FIGURES:
+        for entry in figures.FIGURES:
             values = ", ".join(f"{k}={v}" for k, v in entry.items() if k not in ("test", "at"))
             terminalreporter.write_line(f"{entry['test']}: {values}")

@@ -110,7 +110,7 @@ def _broken_superset_dir(tmp_path: Path) -> Path:
 
 def _stand_in_venv(tmp_path: Path, real_venv: Path, served: Path) -> Path:
     """Superset's interpreter as it is (the import runs for real); `superset` (db upgrade, init:
-    the session's Superset has done both on this metadata database) answers at once, and
+    the tests' shared Superset has done both on this metadata database) answers at once, and
     `gunicorn` only records that the start got that far."""
     bin_dir = tmp_path / "venv" / "bin"
     bin_dir.mkdir(parents=True)
