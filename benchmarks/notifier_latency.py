@@ -20,15 +20,13 @@ from pathlib import Path
 
 import psycopg2
 from kafka import KafkaProducer
-from kafka.admin import NewTopic
 
 from heartbeat_contract.alerts import OPEN, TACHYCARDIA, alert_event, encode_event
 from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_notifier.metrics import percentile
 from heartbeat_ops import database
 from heartbeat_ops.config import load
-from heartbeat_ops.principals import admin_client
-from tests.support.kafka import grant_topic
+from tests.support.kafka import create_topic, delete_topics
 from tests.support.notifier import NotifierProcess, only_webhook_channel
 from tests.support.receivers import WebhookReceiver
 from tests.support.stream_job import wait_for
@@ -85,9 +83,7 @@ def run() -> None:
     stack = load().model_copy(update={"pg_database": DATABASE})
     database.bootstrap(stack)
     topic = f"bench-alerts-{uuid.uuid4().hex[:8]}"
-    admin = admin_client(stack)
-    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
-    grant_topic(admin, topic)  # the notifier principal reads it
+    create_topic(stack.kafka_bootstrap_servers, topic)  # the notifier principal reads it
     receiver = WebhookReceiver().start()
     conn = psycopg2.connect(stack.admin_dsn)
     conn.autocommit = True
@@ -118,5 +114,4 @@ def run() -> None:
         producer.close()
         receiver.stop()
         conn.close()
-        admin.delete_topics([topic])
-        admin.close()
+        delete_topics(stack.kafka_bootstrap_servers, topic)

@@ -26,14 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kafka import KafkaProducer
-from kafka.admin import NewTopic
 
-from heartbeat_ops.config import load
-from heartbeat_ops.principals import admin_client
 from heartbeat_producer.config import PublisherSettings, SimulationConfig
 from heartbeat_producer.simulator import Message, Simulator
 from heartbeat_producer.workers import auto_workers, shard_counts
-from tests.support.kafka import grant_topic
+from tests.support.kafka import create_topic, delete_topics
 
 READINGS = int(os.environ.get("BENCH_PRODUCER_READINGS", "200000"))
 UNLIMITED = 1e9  # readings/s: the pacer never waits
@@ -51,13 +48,11 @@ def run() -> None:
     print(f"{READINGS:,} readings, {CUSTOMERS} customers, default mix, acks=all, idempotent, "
           f"linger {publishing.linger_ms} ms, batch {publishing.batch_size // 1024} KiB, "
           f"{publishing.compression}; load before: {_load()}")  # fmt: skip
-    admin = admin_client(load().model_copy(update={"kafka_bootstrap_servers": bootstrap}))
     topics: list[str] = []
 
     def fresh_topic() -> str:
         topics.append(f"bench-producer-{uuid.uuid4().hex[:8]}")
-        admin.create_topics([NewTopic(topics[-1], num_partitions=3, replication_factor=1)])
-        grant_topic(admin, topics[-1])  # the producer principal writes it
+        create_topic(bootstrap, topics[-1])  # the producer principal writes it
         return topics[-1]
 
     try:
@@ -75,8 +70,7 @@ def run() -> None:
             if count == workers == 1:
                 break
     finally:
-        admin.delete_topics(topics)
-        admin.close()
+        delete_topics(bootstrap, *topics)
     print(f"load after: {_load()}")
 
 

@@ -40,7 +40,6 @@ from pathlib import Path
 
 import psycopg2
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import NewTopic
 
 from benchmarks import _batch_times
 from benchmarks._job_tree import JobTree, drop_database
@@ -48,12 +47,11 @@ from benchmarks.naive_consumer import consume as naive_consume
 from heartbeat_contract import encode_reading
 from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
 from heartbeat_ops.config import StackConfig, load, var_dir
-from heartbeat_ops.principals import admin_client
 from heartbeat_ops.programs import venv_bin
 from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Message, Simulator
-from tests.support.kafka import grant_topic
+from tests.support.kafka import create_topic, delete_topics
 from tests.support.sockets import free_ports
 from tests.support.stream_job import StreamJob, wait_for
 
@@ -97,20 +95,17 @@ class Topics:
     """Bench topics, deleted at the end."""
 
     def __init__(self, stack: StackConfig) -> None:
-        self.admin = admin_client(stack)
+        self.servers = stack.kafka_bootstrap_servers
         self.names: list[str] = []
 
     def new(self, kind: str, partitions: int = 3) -> str:
         name = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
-        self.admin.create_topics([NewTopic(name, partitions, 1)])
-        grant_topic(self.admin, name)  # the job and producer principals' rights on it
+        create_topic(self.servers, name, partitions)  # with the principals' rights on it
         self.names.append(name)
         return name
 
     def close(self) -> None:
-        if self.names:
-            self.admin.delete_topics(self.names)
-        self.admin.close()
+        delete_topics(self.servers, *self.names)
 
 
 class JobProbe:

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 CHANNELS_REFRESH_SECONDS = 1.0  # channels added or removed apply within about this long
 MAX_IN_FLIGHT = 1000  # messages with unfinished deliveries before reading pauses
 LAG_REFRESH_SECONDS = 5.0
+TOPIC_WAIT_POLL_SECONDS = 0.5
+TOPIC_WAIT_LOG_SECONDS = 10.0
 
 
 class _Revocations(ConsumerRebalanceListener):
@@ -41,6 +43,23 @@ class _Revocations(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned) -> None:
         pass
+
+
+def _wait_until_visible(consumer: KafkaConsumer, topic: str) -> None:
+    """Block until the broker shows this principal `topic`'s partitions. A group joined before
+    that can be handed no partitions (kafka-python's assignor finds no metadata), and the
+    notifier would then read nothing until a later rebalance; so it waits, not healthy, and says
+    why every TOPIC_WAIT_LOG_SECONDS."""
+    started = last_said = time.monotonic()
+    while not consumer.partitions_for_topic(topic):
+        if time.monotonic() - last_said >= TOPIC_WAIT_LOG_SECONDS:
+            last_said = time.monotonic()
+            log.warning("alerts topic %s not visible after %.0f s (missing, or the notifier's"
+                        " principal may not describe it); waiting", topic,
+                        last_said - started)  # fmt: skip
+        time.sleep(TOPIC_WAIT_POLL_SECONDS)
+    if time.monotonic() - started >= TOPIC_WAIT_POLL_SECONDS:
+        log.info("alerts topic %s visible after %.1f s", topic, time.monotonic() - started)
 
 
 class Notifier:
@@ -73,6 +92,7 @@ class Notifier:
             # partition metadata would deliver nothing until then.
             metadata_max_age_ms=10_000,
         )
+        _wait_until_visible(self.consumer, config.kafka_alerts_topic)
         self.consumer.subscribe([config.kafka_alerts_topic], listener=_Revocations(self))
 
     def healthy(self) -> bool:

@@ -62,6 +62,10 @@ class Rig:
                 HEARTBEAT_TRIGGER_INTERVAL="1 second",
                 HEARTBEAT_ALERT_SUSTAIN_SECONDS=str(SUSTAIN_SECONDS),
                 KAFKA_ALERTS_TOPIC=alerts_topic,  # created only by the alert test
+                # No silent-device events: an earlier run's customers fall silent 5 minutes
+                # after its producer stops, and their event would meet the missing alerts
+                # topic (the job stops on an unpublishable alert) before the alert test.
+                HEARTBEAT_SILENT_AFTER_SECONDS=str(24 * 3600),
                 HEARTBEAT_RETENTION_INTERVAL_SECONDS=str(RETENTION_INTERVAL),
             )
         )  # fmt: skip

@@ -26,6 +26,7 @@ from heartbeat_contract.alerts import (
 )  # fmt: skip
 from heartbeat_notifier.signing import verify
 from heartbeat_ops.config import var_dir
+from tests.support import kafka
 from tests.support.kafka import client_args
 from tests.support.notifier import TOKEN, NotifierProcess
 from tests.support.receivers import BLOCK, SmtpReceiver, WebhookReceiver
@@ -80,6 +81,11 @@ def publish(stack, fresh_topic):
 
     yield send
     producer.close()
+
+
+def publish_to(stack, topic: str, event: dict[str, object]) -> None:
+    """One event on `topic`, as the job publishes it."""
+    kafka.publish(stack.kafka_bootstrap_servers, topic, [encode_event(event)])
 
 
 def ops(stack, *args: str) -> str:
@@ -206,6 +212,31 @@ def test_retries_until_delivered_and_a_refusal_is_dead(stack, admin, receiver, n
     listing = ops(stack, "notify", "list", "--json")
     row = next(c for c in json.loads(listing) if c["id"] == refuses)
     assert row["dead"] == 1
+
+
+def test_started_before_its_topic_exists_it_waits_unhealthy_then_delivers(
+    stack, admin, receiver, tmp_path
+):
+    """A group joined before the topic is visible can be handed no partitions and read nothing
+    until a later rebalance; the notifier waits for the topic first, unhealthy, and says so."""
+    topic = f"test-late-{uuid.uuid4().hex[:12]}"
+    hook, _ = add_webhook(stack, receiver.url("/late"))
+    notifier = NotifierProcess(stack, topic, f"test-notifier-{uuid.uuid4().hex[:8]}",
+                               tmp_path / "notifier.log", topic_exists=False)  # fmt: skip
+    notifier.launch()
+    try:
+        wait_for(lambda: "not visible after" in notifier.log_path.read_text(), 60,
+                 "the notifier to say it waits for its topic")  # fmt: skip
+        assert notifier.process.poll() is None and not notifier.healthy()
+        kafka.create_topic(stack.kafka_bootstrap_servers, topic)
+        wait_for(notifier.healthy, 60, "notifier /health once the topic exists")
+        opened, _ = episode("N-LATE")
+        publish_to(stack, topic, opened)
+        wait_for(lambda: finished(admin, hook, 1), 60, "the delivery")
+        assert deliveries(admin, hook)[0][2:5] == ("delivered", 1, 200)
+    finally:
+        notifier.stop()
+        kafka.delete_topics(stack.kafka_bootstrap_servers, topic)
 
 
 def test_sigkill_between_sending_and_recording_loses_nothing_and_resends_only_the_unrecorded(

@@ -69,9 +69,11 @@ def grant_job(servers: str, readings_topic: str, alerts_topic: str) -> None:
     wait_visible(servers, JOB, readings_topic)
 
 
-def grant_notifier(servers: str, alerts_topic: str, group: str) -> None:
-    """The notifier's rights on a test's own alerts topic and consumer group."""
+def grant_notifier(servers: str, alerts_topic: str, group: str, wait: bool = True) -> None:
+    """The notifier's rights on a test's own alerts topic and consumer group; unless `wait` is
+    false (a topic not made yet), until the notifier's principal sees the topic."""
     config = load()
     grant(servers, [*principals.alerts_topic_acls(config, alerts_topic),
                     principals.notifier_group_acl(config, group)])  # fmt: skip
-    wait_visible(servers, NOTIFIER, alerts_topic)
+    if wait:
+        wait_visible(servers, NOTIFIER, alerts_topic)

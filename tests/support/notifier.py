@@ -21,10 +21,11 @@ TOKEN = "test-notifier-token"
 
 
 class NotifierProcess:
-    def __init__(self, stack: StackConfig, topic: str, group: str, log_path: Path,
-                 **overrides: str) -> None:  # fmt: skip
+    def __init__(self, stack: StackConfig, topic: str, group: str, log_path: Path, *,
+                 topic_exists: bool = True, **overrides: str) -> None:  # fmt: skip
+        """`topic_exists=False`: the rights on `topic` are granted by name, not waited for."""
         self.port = free_port()
-        kafka_login.grant_notifier(stack.kafka_bootstrap_servers, topic, group)
+        kafka_login.grant_notifier(stack.kafka_bootstrap_servers, topic, group, topic_exists)
         self.env = {
             **os.environ,
             **stack.environment(),
@@ -61,12 +62,18 @@ class NotifierProcess:
                     return float(line.rsplit(" ", 1)[1])
         return None
 
-    def start(self) -> NotifierProcess:
+    def launch(self) -> NotifierProcess:
+        """Start the process and return at once, healthy or not."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [str(var_dir() / "venv" / "bin" / "heartbeat-notifier")],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
+        return self
+
+    def start(self) -> NotifierProcess:
+        """Start the process and wait until it serves /health."""
+        self.launch()
         wait_for(lambda: self.healthy() or self.process.poll() is not None, 60, "notifier /health")
         assert self.process.poll() is None, f"notifier exited; see {self.log_path}"
         return self
