@@ -52,7 +52,7 @@ from heartbeat_producer.config import SimulationConfig
 from heartbeat_producer.publisher import send_all
 from heartbeat_producer.simulator import Message, Simulator
 from tests.support.kafka import create_topic, delete_topics
-from tests.support.sockets import free_ports
+from tests.support.sockets import free_port
 from tests.support.stream_job import StreamJob, wait_for
 
 BACKLOG = int(os.environ.get("BENCH_STREAM_BACKLOG", "1000000"))
@@ -156,7 +156,7 @@ def _start_job(
 ) -> tuple[StreamJob, JobProbe]:
     """`tree`'s job (default: this checkout's) on `topic`, its checkpoint and log in `workdir`."""
     tree = tree or JobTree.current()
-    (port,) = free_ports(1)
+    port = free_port()
     job = tree.job(
         stack, topic, str(workdir / f"ck-{topic}"), workdir / f"{topic}.log",
         HEARTBEAT_TRIGGER_INTERVAL="",  # empty: the job's own defaults

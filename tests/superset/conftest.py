@@ -20,7 +20,7 @@ import pytest
 from heartbeat_ops.config import StackConfig
 from heartbeat_stream.sinks.rollups import merge_sql
 from tests.superset.superset_api import SupersetClient, SupersetError, serving
-from tests.support.sockets import free_ports
+from tests.support.sockets import free_port
 from tests.support.world import World
 
 
@@ -35,7 +35,7 @@ class SupersetAdmin:
 def superset_env(world: World) -> dict[str, str]:
     """The environment of the tests' Superset (and of `run.sh import` against it): its metadata
     lives in the world's own `superset` database, made by the world's provisioning."""
-    (port,) = free_ports(1)
+    port = free_port()
     return {
         **os.environ,
         **world.environment(),  # the world's database, roles and generated secrets

@@ -38,7 +38,7 @@ from tests.superset.test_superset_dashboard import (
 )
 from tests.support import figures
 from tests.support.rollups import rollup_mismatches
-from tests.support.sockets import free_ports
+from tests.support.sockets import free_port
 from tests.support.world import World
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,7 @@ def snapshot(config: StackConfig, database_name: str | None = None) -> dict[str,
 
 def superset_environment(env: dict[str, str], home: Path) -> dict[str, str]:
     """A Superset of this test's own on `env`'s stack: a free port, its own home."""
-    (port,) = free_ports(1)
+    port = free_port()
     return {**env, "SUPERSET_PORT": str(port), "SUPERSET_HOME": str(home),
             "SUPERSET_WORKERS": "1", "SUPERSET_BIND_HOST": "127.0.0.1"}  # fmt: skip
 

@@ -24,7 +24,7 @@ import pytest
 
 from heartbeat_stream.sinks.rollups import merge_sql
 from tests.superset.superset_api import LAST_HOUR, ROOT, build_query_context
-from tests.support.sockets import free_ports
+from tests.support.sockets import free_port
 from tests.support.stream_job import wait_for
 
 pytestmark = pytest.mark.integration
@@ -130,7 +130,7 @@ def test_a_failed_dashboard_import_fails_the_start(superset, superset_env, tmp_p
     real_venv = Path(superset_env.get("SUPERSET_VENV") or ROOT / "var" / "superset-venv")
     served = tmp_path / "gunicorn-started"
     script = _broken_superset_dir(tmp_path) / "run.sh"
-    (port,) = free_ports(1)
+    port = free_port()
     result = subprocess.run(
         ["bash", str(script)],
         env={

@@ -14,7 +14,7 @@ from psycopg2.extensions import cursor
 from heartbeat_notifier.signing import new_secret
 from heartbeat_ops.config import StackConfig, var_dir
 from tests.support import kafka_login
-from tests.support.receivers import free_port
+from tests.support.sockets import free_port
 from tests.support.stream_job import wait_for
 
 TOKEN = "test-notifier-token"

@@ -17,7 +17,7 @@ import psycopg2
 from heartbeat_ops import replica
 from heartbeat_ops.config import StackConfig
 from heartbeat_ops.programs import postgres_replica_program
-from tests.support.sockets import free_ports
+from tests.support.sockets import free_port
 from tests.support.stream_job import wait_for
 from tests.support.world import World
 
@@ -73,7 +73,7 @@ class Replica:
 @contextmanager
 def replica_of(world: World) -> Iterator[Replica]:
     """A hot standby of the world's PostgreSQL, streaming through the slot, for the block."""
-    (port,) = free_ports(1)
+    port = free_port()
     config = world.config.model_copy(update={"pg_replica": f"localhost:{port}"})
     replica.provision(config)  # the replication role and slot, on the world's primary
     replica.base_backup(config, world.root)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import random
 import socket
 from contextlib import ExitStack
 from pathlib import Path
@@ -11,13 +12,44 @@ from pathlib import Path
 _LISTEN = "0A"
 
 
+# The tests' listeners take ports below the kernel's ephemeral range (32768-60999 here), each
+# pytest-xdist worker from a slice of its own. A port from bind(0) lies in the ephemeral range:
+# when a test stops its world's PostgreSQL or broker for a while, another worker's bind(0), or
+# any outgoing connection's local port, could take that port and the restart would meet a
+# stranger there. In its own slice a port is reused only by its own worker, one test at a time.
+PORTS_FROM, PORTS_TO = 20000, 32000
+
+
+def _slice() -> range:
+    """This process's ports: slice 0 for a plain pytest or a benchmark, slice N+1 for gwN."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    index = int(worker.removeprefix("gw")) + 1 if worker.startswith("gw") else 0
+    size = (PORTS_TO - PORTS_FROM) // (workers + 1)
+    return range(PORTS_FROM + index * size, PORTS_FROM + (index + 1) * size)
+
+
 def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports free on loopback right now (held together while chosen)."""
+    """`count` distinct TCP ports of this worker's slice, free on loopback right now (held
+    together while chosen)."""
+    candidates = random.sample(_slice(), len(_slice()))
     with ExitStack() as stack:
-        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
+        chosen: list[int] = []
+        for port in candidates:
+            probe = stack.enter_context(socket.socket())
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: a listener of this worker, or something else's
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RuntimeError(f"no {count} free ports in {_slice()}")
+
+
+def free_port() -> int:
+    (port,) = free_ports(1)
+    return port
 
 
 def _decode(hex_address: str) -> str:
