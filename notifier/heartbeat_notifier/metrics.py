@@ -34,6 +34,7 @@ class Metrics:
         self.deliveries: Counter[tuple[int, str]] = Counter()  # (channel, outcome) -> count
         self.attempts: Counter[int] = Counter()
         self.malformed = 0
+        self.rejoins = 0  # stuck consumers replaced (service.stalled)
         self.latencies: deque[float] = deque(maxlen=latency_window)
         self.lag: dict[str, int] = {}  # "topic/partition" -> messages behind the end
         self.in_flight = 0
@@ -89,4 +90,5 @@ class Metrics:
             lines.append(f"heartbeat_notifier_in_flight {self.in_flight}")
             lines.append(f"heartbeat_notifier_channels {self.channels}")
             lines.append(f"heartbeat_notifier_malformed_events_total {self.malformed}")
+            lines.append(f"heartbeat_notifier_stalled_rejoins_total {self.rejoins}")
             return "\n".join(lines) + "\n"

@@ -31,6 +31,7 @@ MAX_IN_FLIGHT = 1000  # messages with unfinished deliveries before reading pause
 LAG_REFRESH_SECONDS = 5.0
 TOPIC_WAIT_POLL_SECONDS = 0.5
 TOPIC_WAIT_LOG_SECONDS = 10.0
+STALL_SECONDS = 30.0  # events waiting and nothing read this long: replace the consumer
 
 
 class _Revocations(ConsumerRebalanceListener):
@@ -43,6 +44,12 @@ class _Revocations(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned) -> None:
         pass
+
+
+def stalled(waiting: int, in_flight: int, paused: bool, idle_seconds: float) -> bool:
+    """Events wait past the commit, none is being delivered, reading is not paused, and
+    nothing was read for STALL_SECONDS: the consumer is stuck, not busy."""
+    return waiting > 0 and in_flight == 0 and not paused and idle_seconds >= STALL_SECONDS
 
 
 def _wait_until_visible(consumer: KafkaConsumer, topic: str) -> None:
@@ -79,9 +86,14 @@ class Notifier:
         self._figures_since = time.monotonic()
         self.last_loop_at = time.monotonic()
         self.running = True
-        self.consumer = KafkaConsumer(
-            **kafka_client_args(config, NOTIFIER),
-            group_id=config.notifier_group,
+        self.consumer = self._new_consumer()
+        self._read_at = time.monotonic()  # the last record read, or the last time none waited
+
+    def _new_consumer(self) -> KafkaConsumer:
+        """A consumer in the notifier's group, subscribed once its topic is visible."""
+        consumer = KafkaConsumer(
+            **kafka_client_args(self.config, NOTIFIER),
+            group_id=self.config.notifier_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # a new group reads what the job published before
             client_id="heartbeat-notifier",
@@ -92,8 +104,25 @@ class Notifier:
             # partition metadata would deliver nothing until then.
             metadata_max_age_ms=10_000,
         )
-        _wait_until_visible(self.consumer, config.kafka_alerts_topic)
-        self.consumer.subscribe([config.kafka_alerts_topic], listener=_Revocations(self))
+        _wait_until_visible(consumer, self.config.kafka_alerts_topic)
+        consumer.subscribe([self.config.kafka_alerts_topic], listener=_Revocations(self))
+        return consumer
+
+    def _rejoin(self, waiting: int) -> None:
+        """Replace a consumer that reads nothing while events wait. Seen under heavy load with
+        kafka-python 3.0.12: the broker dropped the member for missed heartbeats right after it
+        joined, and the consumer neither rejoined nor fetched. Called only with no delivery in
+        flight, so everything read is committed and the new member re-reads nothing twice."""
+        log.error("read nothing for %.0f s while %d event(s) wait on %s: rejoining the group"
+                  " with a new consumer", time.monotonic() - self._read_at, waiting,
+                  self.config.kafka_alerts_topic)  # fmt: skip
+        self.metrics.rejoins += 1
+        self.commit()
+        assigned = self.consumer.assignment()
+        self.consumer.close(autocommit=False)
+        self.tracker.forget(assigned)
+        self.consumer = self._new_consumer()
+        self._read_at = time.monotonic()
 
     def healthy(self) -> bool:
         return self.running and time.monotonic() - self.last_loop_at < 30
@@ -113,6 +142,7 @@ class Notifier:
     def handle(self, record) -> None:
         partition = (record.topic, record.partition)
         self.metrics.event_read()
+        self._read_at = time.monotonic()
         try:
             event = parse_event(record.value)
         except MalformedEvent as error:
@@ -153,6 +183,12 @@ class Notifier:
         self.metrics.lag = {
             f"{tp.topic}/{tp.partition}": max(0, ends[tp] - committed[tp]) for tp in assigned
         }
+        waiting = sum(self.metrics.lag.values())
+        idle = time.monotonic() - self._read_at
+        if stalled(waiting, self.tracker.in_flight(), bool(self.consumer.paused()), idle):
+            self._rejoin(waiting)
+        elif not waiting:
+            self._read_at = time.monotonic()  # nothing to read is not a stall
 
     def record_figures(self, force: bool = False) -> None:
         """Every INTERVAL_SECONDS, one pipeline_metrics row. With the database away, that

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg2
 import psycopg2.errors
@@ -24,6 +26,8 @@ from heartbeat_contract.alerts import (
     alert_event,
     encode_event,
 )  # fmt: skip
+from heartbeat_notifier.config import load as load_notifier_config
+from heartbeat_notifier.service import Notifier
 from heartbeat_notifier.signing import verify
 from heartbeat_ops.config import var_dir
 from tests.support import kafka
@@ -232,11 +236,54 @@ def test_started_before_its_topic_exists_it_waits_unhealthy_then_delivers(
         wait_for(notifier.healthy, 60, "notifier /health once the topic exists")
         opened, _ = episode("N-LATE")
         publish_to(stack, topic, opened)
-        wait_for(lambda: finished(admin, hook, 1), 60, "the delivery")
+        # 120 s: under heavy load a consumer stuck after its join is replaced after 30 s
+        wait_for(lambda: finished(admin, hook, 1), 120, "the delivery")
         assert deliveries(admin, hook)[0][2:5] == ("delivered", 1, 200)
     finally:
         notifier.stop()
         kafka.delete_topics(stack.kafka_bootstrap_servers, topic)
+
+
+def test_a_replaced_consumer_reads_what_waits_and_nothing_twice(
+    stack, admin, receiver, fresh_topic, publish, monkeypatch
+):
+    """The stall guard's replacement (service.Notifier._rejoin), driven in this process: the
+    new consumer joins the group, reads the event published before it, and the one already
+    delivered and committed is not read again."""
+    group = f"test-notifier-{uuid.uuid4().hex[:8]}"
+    hook, _ = add_webhook(stack, receiver.url("/rejoin"))
+    process = NotifierProcess(stack, fresh_topic, group, Path("/dev/null"))
+    for name, value in process.env.items():
+        monkeypatch.setenv(name, value)
+    notifier = Notifier(load_notifier_config())
+    first, second = episode("N-REJOIN")
+
+    def run_until(condition) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, "timed out driving the notifier"
+            notifier.refresh_channels()
+            for records in notifier.consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    notifier.handle(record)
+            notifier.commit()
+
+    try:
+        publish(first)
+        run_until(lambda: finished(admin, hook, 1))
+        run_until(lambda: not notifier.tracker.in_flight() and not notifier.tracker.committable())
+        old = notifier.consumer
+        publish(second)
+        notifier._rejoin(waiting=1)
+        assert notifier.consumer is not old and notifier.metrics.rejoins == 1
+        run_until(lambda: finished(admin, hook, 2))
+        assert [r[1] for r in deliveries(admin, hook)] == [OPEN, RESOLVED], "each event once"
+        assert len(receiver.at("/rejoin")) == 2
+    finally:
+        notifier.stop()
+        notifier.dispatcher.close()
+        notifier.consumer.close(autocommit=False)
+        notifier.db.close()
 
 
 def test_sigkill_between_sending_and_recording_loses_nothing_and_resends_only_the_unrecorded(

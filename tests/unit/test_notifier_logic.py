@@ -17,6 +17,7 @@ from heartbeat_notifier.events import Channel, MalformedEvent, parse_event
 from heartbeat_notifier.messages import dashboard_link, email_message, links_for, webhook_body
 from heartbeat_notifier.metrics import percentile
 from heartbeat_notifier.offsets import OffsetTracker
+from heartbeat_notifier.service import STALL_SECONDS, stalled
 from heartbeat_notifier.signing import signature, verify
 from heartbeat_notifier.transports import Permanent, Retryable, classify_http, parse_retry_after
 
@@ -174,3 +175,19 @@ def test_listen_address_and_ack_url(monkeypatch):
     assert config.listen_address == ("127.0.0.1", 9999)
     assert config.ack_base_url == "http://127.0.0.1:9999"
     assert f"user={config.notifier_user} " in config.dsn
+
+
+@pytest.mark.parametrize(
+    ("waiting", "in_flight", "paused", "idle", "expected"),
+    [
+        (1, 0, False, STALL_SECONDS, True),  # an event waits, nothing read for the limit
+        (1, 0, False, STALL_SECONDS - 1, False),  # not yet
+        (0, 0, False, STALL_SECONDS * 10, False),  # nothing waits: a quiet topic
+        (5, 2, False, STALL_SECONDS * 10, False),  # deliveries in flight hold the commit back
+        (5, 0, True, STALL_SECONDS * 10, False),  # paused on purpose (too many in flight)
+    ],
+)
+def test_a_consumer_is_stalled_only_when_events_wait_and_nothing_else_explains_it(
+    waiting, in_flight, paused, idle, expected
+) -> None:
+    assert stalled(waiting, in_flight, paused, idle) is expected
