@@ -172,6 +172,8 @@ class Settings(BaseSettings):
     notifier_token: str = Field("", alias="HEARTBEAT_NOTIFIER_TOKEN")  # bearer of the ack API
     notifier_listen: str = Field("127.0.0.1:8095", alias="HEARTBEAT_NOTIFIER_LISTEN")
     notifier_group: str = Field("heartbeat-notifier", alias="HEARTBEAT_NOTIFIER_GROUP")
+    # A main loop that has not come round for this long restarts the notifier in place.
+    notifier_stuck_seconds: float = Field(60.0, gt=0, alias="HEARTBEAT_NOTIFIER_STUCK_SECONDS")
     notify_max_attempts: int = Field(8, ge=1, alias="HEARTBEAT_NOTIFY_MAX_ATTEMPTS")
     notify_timeout_seconds: float = Field(10.0, gt=0, alias="HEARTBEAT_NOTIFY_TIMEOUT_SECONDS")
     notify_concurrency: int = Field(4, ge=1, alias="HEARTBEAT_NOTIFY_CONCURRENCY")  # per channel

@@ -55,8 +55,13 @@ class OffsetTracker:
             for partition, offset in offsets.items():
                 self._committed[partition] = max(self._committed.get(partition, -1), offset)
 
+    def partitions(self) -> set[Hashable]:
+        with self._lock:
+            return set(self._next) | set(self._pending)
+
     def forget(self, partitions) -> None:
-        """Partitions taken away by a rebalance: their new owner re-reads from the commit."""
+        """Partitions whose position the consumer dropped (taken away by a rebalance, the
+        member lost, the consumer closed): whoever reads them next starts from the commit."""
         with self._lock:
             for partition in partitions:
                 self._pending.pop(partition, None)

@@ -11,7 +11,8 @@ import uuid
 from datetime import UTC, datetime
 
 import psycopg2
-from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from heartbeat_contract.kafka_security import NOTIFIER, kafka_client_args
@@ -24,6 +25,7 @@ from .events import Channel, MalformedEvent, parse_event
 from .metrics import Metrics
 from .offsets import OffsetTracker
 from .retention import RetentionClock
+from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 CHANNELS_REFRESH_SECONDS = 1.0  # channels added or removed apply within about this long
@@ -34,16 +36,42 @@ TOPIC_WAIT_LOG_SECONDS = 10.0
 STALL_SECONDS = 30.0  # events waiting and nothing read this long: replace the consumer
 
 
-class _Revocations(ConsumerRebalanceListener):
-    def __init__(self, notifier: Notifier) -> None:
-        self.notifier = notifier
+def commit_request(offsets: dict) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The tracker's (topic, partition) -> offset, as kafka-python's commit takes it."""
+    return {TopicPartition(*tp): OffsetAndMetadata(at, "", -1) for tp, at in offsets.items()}
 
-    def on_partitions_revoked(self, revoked) -> None:
-        self.notifier.commit()  # what is finished; the rest is re-read by the new owner
-        self.notifier.tracker.forget(revoked)
 
-    def on_partitions_assigned(self, assigned) -> None:
-        pass
+class _Revocations(AsyncConsumerRebalanceListener):
+    """Before a rebalance, commit what is finished; after it, forget only the partitions this
+    member no longer holds. kafka-python keeps the position of a partition handed back to the
+    same member, so what is tracked there must be kept too: forgotten, its unfinished deliveries
+    would no longer hold the commit back, and a crash would lose them.
+
+    kafka-python runs the listener on its IO thread, where a blocking commit raises (`Cannot
+    block on net.run()`) and the notifier's poll would fail; so the listener is async and awaits
+    a non-blocking commit. A commit that fails costs only re-reads: the ledger skips deliveries
+    already finished."""
+
+    def __init__(self, consumer: KafkaConsumer, tracker: OffsetTracker) -> None:
+        self.consumer = consumer
+        self.tracker = tracker
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        offsets = self.tracker.committable()
+        if offsets:
+            try:
+                await self.consumer.commit_async(commit_request(offsets))
+                self.tracker.mark_committed(offsets)
+            except KafkaError as error:
+                log.warning("commit before a rebalance failed (%s): what moves is re-read from"
+                            " the last commit", error)  # fmt: skip
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        self.tracker.forget(self.tracker.partitions() - {tuple(tp) for tp in assigned})
+
+    async def on_partitions_lost(self, lost) -> None:
+        """Dropped from the group: the positions are gone and a commit would be refused."""
+        self.tracker.forget(lost)
 
 
 def stalled(waiting: int, in_flight: int, paused: bool, idle_seconds: float) -> bool:
@@ -105,7 +133,9 @@ class Notifier:
             metadata_max_age_ms=10_000,
         )
         _wait_until_visible(consumer, self.config.kafka_alerts_topic)
-        consumer.subscribe([self.config.kafka_alerts_topic], listener=_Revocations(self))
+        consumer.subscribe(
+            [self.config.kafka_alerts_topic], listener=_Revocations(consumer, self.tracker)
+        )
         return consumer
 
     def _rejoin(self, waiting: int) -> None:
@@ -118,9 +148,8 @@ class Notifier:
                   self.config.kafka_alerts_topic)  # fmt: skip
         self.metrics.rejoins += 1
         self.commit()
-        assigned = self.consumer.assignment()
         self.consumer.close(autocommit=False)
-        self.tracker.forget(assigned)
+        self.tracker.forget(self.tracker.partitions())  # the new consumer starts at the commit
         self.consumer = self._new_consumer()
         self._read_at = time.monotonic()
 
@@ -160,15 +189,16 @@ class Notifier:
             )  # fmt: skip
 
     def commit(self) -> None:
+        """Commit what is finished. A commit refused because the group is rebalancing is left
+        for the next round (or the revocation's commit); the notifier goes on."""
         offsets = self.tracker.committable()
         if not offsets:
             return
-        self.consumer.commit(
-            {
-                TopicPartition(*tp): OffsetAndMetadata(offset, "", -1)
-                for tp, offset in offsets.items()
-            }
-        )
+        try:
+            self.consumer.commit(commit_request(offsets))
+        except CommitFailedError as error:
+            log.warning("commit deferred, the group is rebalancing: %s", error)
+            return
         self.tracker.mark_committed(offsets)
 
     def refresh_lag(self) -> None:
@@ -219,6 +249,32 @@ class Notifier:
         except psycopg2.Error as error:
             log.warning("cannot record the read replica's lag: %s", error)
 
+    def read(self) -> None:
+        """Poll once and hand each event to the dispatcher; reading pauses while MAX_IN_FLIGHT
+        messages have deliveries unfinished."""
+        in_flight = self.tracker.in_flight()
+        self.metrics.in_flight = in_flight
+        if in_flight >= MAX_IN_FLIGHT:
+            self.consumer.pause(*self.consumer.assignment())
+        elif self.consumer.paused():
+            self.consumer.resume(*self.consumer.paused())
+        for records in self.consumer.poll(timeout_ms=200, max_records=500).values():
+            for record in records:
+                self.handle(record)
+
+    def step(self) -> None:
+        """One round of the main loop."""
+        self.last_loop_at = time.monotonic()
+        self.refresh_channels()
+        if self.channels is None:  # an event read now would match no channel: wait
+            time.sleep(1)
+            return
+        self.read()
+        self.commit()
+        self.refresh_lag()
+        self.record_figures()
+        self.retention.tick()
+
     def run(self) -> None:
         server = api.serve(
             self.config.listen_address,
@@ -226,28 +282,12 @@ class Notifier:
         )
         log.info("notifier on %s (group %s), serving %s", self.config.kafka_alerts_topic,
                  self.config.notifier_group, self.config.notifier_listen)  # fmt: skip
+        guard = Watchdog(lambda: self.last_loop_at, self.config.notifier_stuck_seconds).start()
         try:
             while self.running:
-                self.last_loop_at = time.monotonic()
-                self.refresh_channels()
-                if self.channels is None:  # an event read now would match no channel: wait
-                    time.sleep(1)
-                    continue
-                in_flight = self.tracker.in_flight()
-                self.metrics.in_flight = in_flight
-                assigned = self.consumer.assignment()
-                if in_flight >= MAX_IN_FLIGHT:
-                    self.consumer.pause(*assigned)
-                elif self.consumer.paused():
-                    self.consumer.resume(*self.consumer.paused())
-                for records in self.consumer.poll(timeout_ms=200, max_records=500).values():
-                    for record in records:
-                        self.handle(record)
-                self.commit()
-                self.refresh_lag()
-                self.record_figures()
-                self.retention.tick()
+                self.step()
         finally:
+            guard.stop()
             self.dispatcher.close()
             self.commit()
             self.record_figures(force=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -16,7 +15,8 @@ from pathlib import Path
 import psycopg2
 import psycopg2.errors
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import TopicPartition
 
 from heartbeat_contract.alerts import (
     CRITICAL_HIGH,
@@ -85,11 +85,6 @@ def publish(stack, fresh_topic):
 
     yield send
     producer.close()
-
-
-def publish_to(stack, topic: str, event: dict[str, object]) -> None:
-    """One event on `topic`, as the job publishes it."""
-    kafka.publish(stack.kafka_bootstrap_servers, topic, [encode_event(event)])
 
 
 def ops(stack, *args: str) -> str:
@@ -235,7 +230,7 @@ def test_started_before_its_topic_exists_it_waits_unhealthy_then_delivers(
         kafka.create_topic(stack.kafka_bootstrap_servers, topic)
         wait_for(notifier.healthy, 60, "notifier /health once the topic exists")
         opened, _ = episode("N-LATE")
-        publish_to(stack, topic, opened)
+        kafka.publish(stack.kafka_bootstrap_servers, topic, [encode_event(opened)])
         # 120 s: under heavy load a consumer stuck after its join is replaced after 30 s
         wait_for(lambda: finished(admin, hook, 1), 120, "the delivery")
         assert deliveries(admin, hook)[0][2:5] == ("delivered", 1, 200)
@@ -244,46 +239,128 @@ def test_started_before_its_topic_exists_it_waits_unhealthy_then_delivers(
         kafka.delete_topics(stack.kafka_bootstrap_servers, topic)
 
 
-def test_a_replaced_consumer_reads_what_waits_and_nothing_twice(
-    stack, admin, receiver, fresh_topic, publish, monkeypatch
-):
-    """The stall guard's replacement (service.Notifier._rejoin), driven in this process: the
-    new consumer joins the group, reads the event published before it, and the one already
-    delivered and committed is not read again."""
-    group = f"test-notifier-{uuid.uuid4().hex[:8]}"
-    hook, _ = add_webhook(stack, receiver.url("/rejoin"))
-    process = NotifierProcess(stack, fresh_topic, group, Path("/dev/null"))
+@pytest.fixture
+def notifier_here(stack, fresh_topic, monkeypatch):
+    """A notifier on `fresh_topic` in this process, driven by the test one round at a time
+    (Notifier.step / Notifier.read), with its own group."""
+    process = NotifierProcess(stack, fresh_topic, f"test-notifier-{uuid.uuid4().hex[:8]}",
+                              Path("/dev/null"))  # fmt: skip
     for name, value in process.env.items():
         monkeypatch.setenv(name, value)
     notifier = Notifier(load_notifier_config())
+    yield notifier
+    notifier.stop()
+    notifier.dispatcher.close()
+    notifier.consumer.close(autocommit=False)
+    notifier.db.close()
+
+
+def driving(round_of_work, condition):
+    """A wait_for condition that does one round of the notifier's work before each check."""
+
+    def check() -> bool:
+        round_of_work()
+        return condition()
+
+    return check
+
+
+def test_a_replaced_consumer_reads_what_waits_and_nothing_twice(
+    stack, admin, receiver, notifier_here, publish
+):
+    """The stall guard's replacement (service.Notifier._rejoin): the new consumer joins the
+    group, reads the event published before it, and the one already delivered and committed
+    is not read again."""
+    notifier = notifier_here
+    hook, _ = add_webhook(stack, receiver.url("/rejoin"))
     first, second = episode("N-REJOIN")
+    publish(first)
+    wait_for(driving(notifier.step, lambda: finished(admin, hook, 1)), 60, "the first delivery",
+             poll=0)  # fmt: skip
+    wait_for(driving(notifier.step, lambda: not notifier.tracker.committable()), 30,
+             "the first delivery committed", poll=0)  # fmt: skip
+    old = notifier.consumer
+    publish(second)
+    notifier._rejoin(waiting=1)
+    assert notifier.consumer is not old and notifier.metrics.rejoins == 1
+    wait_for(driving(notifier.step, lambda: finished(admin, hook, 2)), 60,
+             "the second delivery", poll=0)  # fmt: skip
+    assert [r[1] for r in deliveries(admin, hook)] == [OPEN, RESOLVED], "each event once"
+    assert len(receiver.at("/rejoin")) == 2
 
-    def run_until(condition) -> None:
-        deadline = time.monotonic() + 60
-        while not condition():
-            assert time.monotonic() < deadline, "timed out driving the notifier"
-            notifier.refresh_channels()
-            for records in notifier.consumer.poll(timeout_ms=200).values():
-                for record in records:
-                    notifier.handle(record)
-            notifier.commit()
 
+def test_a_rebalance_commits_what_is_delivered_and_the_notifier_reads_on(
+    stack, admin, receiver, notifier_here, fresh_topic
+):
+    """A second member joins while a delivery is finished but not yet committed: the
+    revocation commits it, and the notifier reads on through that rebalance and the next.
+    (The listener used to block on a commit on kafka-python's IO thread, which 3.0 refuses:
+    the notifier's poll raised `User rebalance callback throws an error` and it exited.)"""
+    notifier = notifier_here
+    servers = stack.kafka_bootstrap_servers
+    hook, _ = add_webhook(stack, receiver.url("/rebalance"))
+    notifier.refresh_channels()  # read() alone matches events against the channels known
+    opened, resolved = episode("N-REBALANCE")
+    [(partition, offset)] = kafka.publish(servers, fresh_topic, [encode_event(opened)])
+    wait_for(driving(notifier.read, lambda: finished(admin, hook, 1)), 60, "the delivery",
+             poll=0)  # fmt: skip
+    wait_for(lambda: not notifier.tracker.in_flight(), 30, "the delivery off the tracker")
+    assert notifier.tracker.committable(), "delivered and not yet committed"
+    joiner = KafkaConsumer(**client_args(servers), group_id=notifier.config.notifier_group,
+                           enable_auto_commit=False)  # fmt: skip
     try:
-        publish(first)
-        run_until(lambda: finished(admin, hook, 1))
-        run_until(lambda: not notifier.tracker.in_flight() and not notifier.tracker.committable())
-        old = notifier.consumer
-        publish(second)
-        notifier._rejoin(waiting=1)
-        assert notifier.consumer is not old and notifier.metrics.rejoins == 1
-        run_until(lambda: finished(admin, hook, 2))
-        assert [r[1] for r in deliveries(admin, hook)] == [OPEN, RESOLVED], "each event once"
-        assert len(receiver.at("/rejoin")) == 2
+        joiner.subscribe([fresh_topic])
+
+        def both_assigned() -> bool:
+            joiner.poll(timeout_ms=100)
+            notifier.read()  # raised KafkaError with the blocking listener
+            return bool(joiner.assignment()) and bool(notifier.consumer.assignment())
+
+        wait_for(both_assigned, 60, "the rebalance between the notifier and the joiner", poll=0)
+        committed = joiner.committed(TopicPartition(fresh_topic, partition))
+        assert committed == offset + 1, "the revocation committed the finished delivery"
     finally:
-        notifier.stop()
-        notifier.dispatcher.close()
-        notifier.consumer.close(autocommit=False)
-        notifier.db.close()
+        joiner.close(autocommit=False)
+    kafka.publish(servers, fresh_topic, [encode_event(resolved)])
+    wait_for(driving(notifier.step, lambda: finished(admin, hook, 2)), 90,
+             "the resolve, after the joiner left", poll=0)  # fmt: skip
+    assert [r[1:4] for r in deliveries(admin, hook)] == [
+        (OPEN, "delivered", 1), (RESOLVED, "delivered", 1)]  # fmt: skip
+    assert len(receiver.at("/rebalance")) == 2, "each event once"
+
+
+def test_a_rebalance_that_keeps_a_partition_never_commits_past_a_pending_delivery(
+    stack, admin, receiver, notifier_here, fresh_topic
+):
+    """kafka-python keeps the position of a partition that a rebalance hands back to the same
+    member, so the notifier must keep what it tracks there too: when it forgot its unfinished
+    deliveries on every revocation, the next message on that partition let the commit pass the
+    pending one, and a crash then lost that delivery for good (seen in the SIGKILL test). The
+    rebalance here is an operator's: partitions added to the alerts topic."""
+    notifier = notifier_here
+    servers = stack.kafka_bootstrap_servers
+    receiver.scripts["/held"] = [BLOCK]
+    add_webhook(stack, receiver.url("/held"))
+    fast, _ = add_webhook(stack, receiver.url("/fast"))
+    notifier.refresh_channels()
+    opened, resolved = episode("N-KEEP")  # one alert: one key, one partition
+    try:
+        [(partition, first)] = kafka.publish(servers, fresh_topic, [encode_event(opened)])
+        wait_for(driving(notifier.step, lambda: finished(admin, fast, 1) and receiver.at("/held")),
+                 60, "the fast delivery, and the held one sent", poll=0)  # fmt: skip
+        kafka.add_partitions(servers, fresh_topic, 4)
+        wait_for(driving(notifier.step, lambda: len(notifier.consumer.assignment()) == 4), 60,
+                 "the rebalance that hands the notifier the new partition", poll=0)  # fmt: skip
+        # the same partition (its key would hash elsewhere among 4)
+        [(_, second)] = kafka.publish(servers, fresh_topic, [encode_event(resolved)], partition)
+        assert second == first + 1
+        wait_for(driving(notifier.step, lambda: finished(admin, fast, 2)), 60,
+                 "the second fast delivery", poll=0)  # fmt: skip
+        notifier.commit()
+        committed = notifier.consumer.committed(TopicPartition(fresh_topic, partition)) or 0
+        assert committed <= first, "the commit waits for the held delivery"
+    finally:
+        receiver.released.set()
 
 
 def test_sigkill_between_sending_and_recording_loses_nothing_and_resends_only_the_unrecorded(
@@ -306,7 +383,9 @@ def test_sigkill_between_sending_and_recording_loses_nothing_and_resends_only_th
     receiver.scripts["/slow"] = [200]
     notifier.start()
 
-    wait_for(lambda: finished(admin, slow, len(events)), 60, "slow channel delivered after restart")
+    # 120 s: a restart that hangs in kafka-python's poll is restarted again by its watchdog
+    wait_for(lambda: finished(admin, slow, len(events)), 120,
+             "slow channel delivered after restart")  # fmt: skip
     ledger = {(e["alert_id"], e["status"]) for e in events}
     for path, channel in (("/slow", slow), ("/fast", fast)):
         seen = {(r.json["alert_id"], r.json["status"]) for r in receiver.at(path)}
@@ -317,6 +396,40 @@ def test_sigkill_between_sending_and_recording_loses_nothing_and_resends_only_th
     assert len(receiver.at("/fast")) == len(events), "recorded deliveries are not sent again"
     held = [r for r in receiver.at("/slow")]
     assert len(held) > len(events), "some slow deliveries were sent twice (before and after)"
+
+
+def test_a_stuck_main_loop_restarts_the_notifier_in_place_and_it_delivers(
+    stack, admin, receiver, fresh_topic, tmp_path, publish
+):
+    """The main loop blocked (here its figures insert waits on a lock the test holds; in the
+    field, kafka-python's poll that never returns): after HEARTBEAT_NOTIFIER_STUCK_SECONDS the
+    notifier logs where it is stuck and re-executes itself, same pid, and delivers what was
+    published meanwhile."""
+    hook, _ = add_webhook(stack, receiver.url("/stuck"))
+    notifier = NotifierProcess(stack, fresh_topic, f"test-notifier-{uuid.uuid4().hex[:8]}",
+                               tmp_path / "notifier.log",
+                               HEARTBEAT_NOTIFIER_STUCK_SECONDS="5").start()  # fmt: skip
+    pid = notifier.process.pid
+    locker = psycopg2.connect(stack.admin_dsn)
+    try:
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLE pipeline_metrics IN ACCESS EXCLUSIVE MODE")
+        log = notifier.log_path
+        # The next figures round (every 10 s) waits on the lock; 5 s later the watchdog acts.
+        wait_for(lambda: "restarting the notifier in place" in log.read_text(), 60,
+                 "the watchdog to restart the notifier")  # fmt: skip
+        assert "in record_figures" in log.read_text(), "the log shows where the loop was stuck"
+        opened, _ = episode("N-STUCK")
+        publish(opened)
+        locker.rollback()  # the lock goes; the restarted notifier's rounds come round again
+        wait_for(notifier.healthy, 60, "the restarted notifier's /health")
+        assert notifier.process.pid == pid and notifier.process.poll() is None, "same process"
+        wait_for(lambda: finished(admin, hook, 1), 60, "the delivery after the restart")
+        assert deliveries(admin, hook)[0][2:4] == ("delivered", 1)
+        assert len(receiver.at("/stuck")) == 1
+    finally:
+        locker.close()
+        notifier.stop()
 
 
 def _post_ack(notifier: NotifierProcess, alert: str, token: str, body: dict) -> tuple[int, dict]:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import NewPartitions, NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
@@ -27,6 +27,15 @@ def create_topic(servers: str, name: str, partitions: int = 3) -> None:
     finally:
         admin.close()
     kafka_login.wait_visible(servers, reader, name)  # the broker applies ACLs just after
+
+
+def add_partitions(servers: str, name: str, total: int) -> None:
+    """Grow `name` to `total` partitions, as an operator scaling out does."""
+    admin = KafkaAdminClient(**client_args(servers))
+    try:
+        admin.create_partitions({name: NewPartitions(total_count=total)})
+    finally:
+        admin.close()
 
 
 def delete_topics(servers: str, *names: str) -> None:
@@ -52,14 +61,21 @@ def temporary_topic(servers: str, prefix: str = "test", partitions: int = 3) -> 
 
 
 def publish(
-    servers: str, topic: str, messages: Iterable[tuple[bytes | None, bytes | None]], **options
+    servers: str,
+    topic: str,
+    messages: Iterable[tuple[bytes | None, bytes | None]],
+    partition: int | None = None,
+    **options,
 ) -> list[tuple[int, int]]:
     """Send (key, value) pairs with acks=all and wait until the broker has them all; returns
-    each message's (partition, offset), in order. `options` go to KafkaProducer (linger_ms,
-    max_request_size, ...)."""
+    each message's (partition, offset), in order. `partition`: all to that one, not by key.
+    `options` go to KafkaProducer (linger_ms, max_request_size, ...)."""
     producer = KafkaProducer(**client_args(servers), acks="all", **options)
     try:
-        futures = [producer.send(topic, key=key, value=value) for key, value in messages]
+        futures = [
+            producer.send(topic, key=key, value=value, partition=partition)
+            for key, value in messages
+        ]
         producer.flush()
         # .get raises if the broker refused one.
         return [(md.partition, md.offset) for md in (f.get(timeout=60) for f in futures)]

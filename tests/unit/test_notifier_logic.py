@@ -4,6 +4,8 @@ waits, which channels want an event, signatures, links."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from urllib.parse import unquote
@@ -20,6 +22,8 @@ from heartbeat_notifier.offsets import OffsetTracker
 from heartbeat_notifier.service import STALL_SECONDS, stalled
 from heartbeat_notifier.signing import signature, verify
 from heartbeat_notifier.transports import Permanent, Retryable, classify_http, parse_retry_after
+from heartbeat_notifier.watchdog import Watchdog, stuck_for
+from tests.support.stream_job import wait_for
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -191,3 +195,32 @@ def test_a_consumer_is_stalled_only_when_events_wait_and_nothing_else_explains_i
     waiting, in_flight, paused, idle, expected
 ) -> None:
     assert stalled(waiting, in_flight, paused, idle) is expected
+
+
+def test_stuck_only_from_the_limit_on():
+    assert stuck_for(last_beat=100.0, now=219.9, limit=120) is None
+    assert stuck_for(last_beat=100.0, now=220.0, limit=120) == 120.0
+
+
+def test_the_watchdog_fires_once_on_a_stuck_loop_and_never_on_a_beating_or_stopped_one():
+    calls: list[float] = []
+    beating = {"at": time.monotonic()}
+    keep_beating = threading.Event()
+    keep_beating.set()
+
+    def beat() -> float:
+        if keep_beating.is_set():
+            beating["at"] = time.monotonic()
+        return beating["at"]
+
+    guard = Watchdog(beat, limit=0.4, on_stuck=calls.append).start()
+    stopped = Watchdog(lambda: 0.0, limit=0.4, on_stuck=calls.append)
+    stopped.stop()
+    stopped.start()
+    time.sleep(1.2)  # three limits of a beating loop (a negative: there is nothing to poll)
+    assert calls == []
+    keep_beating.clear()
+    wait_for(lambda: calls, 5, "the watchdog to fire", poll=0.05)
+    assert len(calls) == 1 and calls[0] >= 0.4
+    guard._thread.join(5)
+    assert not guard._thread.is_alive(), "it fires once, then ends"
