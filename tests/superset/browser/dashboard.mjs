@@ -9,7 +9,9 @@
 // FOLLOW_EXPECTED_CHARTS, FOLLOW_SCREENSHOT), REVISIT (1: open the dashboard a second time, browser cache warm, and time that too),
 // CUSTOMER (optional: open the dashboard with its Customer filter set to this customer id),
 // TIME_RANGE (optional: its Time range filter, in Superset's syntax, e.g. "Last month").
-// Prints one JSON report on stdout; exits 1 when a check fails.
+// Prints one JSON report on stdout (with browser_cpu_s: Chromium's CPU seconds for the first visit
+// and the revisit); exits 1 when a check fails.
+import { descendantsCpuSeconds } from "./cpu.mjs";
 import { env, launchChromium, logIn } from "./session.mjs";
 
 const url = env("SUPERSET_URL", "http://localhost:8088").replace(/\/$/, "");
@@ -45,6 +47,14 @@ const report = {
 };
 const t0 = Date.now();
 const mark = (name) => (report.timings_ms[name] = Date.now() - t0);
+// Chromium's CPU seconds (all its processes) between two marks: what a visit costs the cores.
+report.browser_cpu_s = {};
+let cpuFrom = null;
+const cpuStart = () => (cpuFrom = descendantsCpuSeconds());
+const cpuEnd = (name) => {
+  const now = descendantsCpuSeconds();
+  report.browser_cpu_s[name] = cpuFrom === null || now === null ? null : +(now - cpuFrom).toFixed(2);
+};
 
 const browser = await launchChromium();
 mark("browser_started");
@@ -100,6 +110,7 @@ try {
   const query = nativeFilters.length
     ? `?native_filters=${encodeURIComponent(`(${nativeFilters.join(",")})`)}`
     : "";
+  cpuStart();
   await page.goto(`${url}/superset/dashboard/${slug}/${query}`, { waitUntil: "domcontentloaded" });
   mark("dashboard_requested");
 
@@ -144,6 +155,7 @@ try {
   };
   report.charts = await waitForCharts();
   mark("charts_rendered");
+  cpuEnd("first_visit");
 
   // ECharts draws lines and bars with a ~1 s entry animation after the canvas exists: let it
   // finish, or the screenshot shows half-drawn series.
@@ -156,9 +168,11 @@ try {
   // an analyst's second visit (or a reload) is.
   if (env("REVISIT", "") === "1") {
     mark("revisit_requested");
+    cpuStart();
     await page.goto(`${url}/superset/dashboard/${slug}/${query}`, { waitUntil: "domcontentloaded" });
     await waitForCharts();
     mark("revisit_rendered");
+    cpuEnd("revisit");
   }
 
   // FOLLOW_CUSTOMER_LINK=1: click the first link to the customer dashboard (the alerts table's
