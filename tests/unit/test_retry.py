@@ -140,3 +140,27 @@ def test_transient_error_gives_up_after_the_deadline():
     with pytest.raises(psycopg2.OperationalError):
         with_retry(action, give_up_after=0.2, first_delay=0.01, max_delay=0.05)
     assert 2 <= len(calls) < 50
+
+
+def test_a_failed_try_of_the_sink_leaves_no_connection_for_the_next(monkeypatch):
+    """After a database restart the sink's long-lived connection looks open but is dead: a try
+    that failed (here its stage write) closes it, so the next try connects afresh."""
+    from types import SimpleNamespace
+
+    from heartbeat_stream.config import JobConfig
+    from heartbeat_stream.sinks.readings_sink import ReadingsSink, _Stopwatch
+
+    sink = ReadingsSink(JobConfig())
+    closed: list[bool] = []
+    monkeypatch.setattr(sink.database, "close", lambda: closed.append(True))
+
+    def refused(*_args, **_kwargs):
+        raise ConnectionError("the database is restarting")
+
+    staged = SimpleNamespace(
+        write=SimpleNamespace(jdbc=refused),
+        sparkSession=SimpleNamespace(sparkContext=SimpleNamespace(defaultParallelism=2)),
+    )
+    with pytest.raises(ConnectionError):
+        sink._write(staged, 7, _Stopwatch())
+    assert closed == [True]

@@ -103,23 +103,32 @@ class ReadingsSink:
 
     def _write(self, staged: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
         """`staged`: the batch's stage_rows; every column (kafka_timestamp too) lands in the
-        stage's column of the same name."""
-        staged.write.jdbc(
-            self.config.jdbc_url,
-            "stage_messages",
-            mode="append",
-            properties={**self.config.jdbc_properties, "numPartitions": str(self._writers(staged))},
-        )
-        clock.lap("stage")
-        outcome = self.database.run(
-            lambda conn: commit_batch(
-                conn,
-                self.config.sink_id,
-                batch_id,
-                self.config.alert_rules,
-                self.quarantine_log.wants_samples(),
+        stage's column of the same name. A try that fails drops the commit's connection: after
+        a database restart it looks open but is dead, and the next try would spend itself
+        finding that out (seen: the last try of a 60 s budget, the stage written, lost so)."""
+        try:
+            staged.write.jdbc(
+                self.config.jdbc_url,
+                "stage_messages",
+                mode="append",
+                properties={
+                    **self.config.jdbc_properties,
+                    "numPartitions": str(self._writers(staged)),
+                },
             )
-        )
+            clock.lap("stage")
+            outcome = self.database.run(
+                lambda conn: commit_batch(
+                    conn,
+                    self.config.sink_id,
+                    batch_id,
+                    self.config.alert_rules,
+                    self.quarantine_log.wants_samples(),
+                )
+            )
+        except Exception:
+            self.database.close()
+            raise
         clock.lap("commit")
         return outcome
 
