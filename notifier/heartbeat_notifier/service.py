@@ -41,7 +41,7 @@ def commit_request(offsets: dict) -> dict[TopicPartition, OffsetAndMetadata]:
     return {TopicPartition(*tp): OffsetAndMetadata(at, "", -1) for tp, at in offsets.items()}
 
 
-class _Revocations(AsyncConsumerRebalanceListener):
+class _Rebalances(AsyncConsumerRebalanceListener):
     """Before a rebalance, commit what is finished; after it, forget only the partitions this
     member no longer holds. kafka-python keeps the position of a partition handed back to the
     same member, so what is tracked there must be kept too: forgotten, its unfinished deliveries
@@ -134,7 +134,7 @@ class Notifier:
         )
         _wait_until_visible(consumer, self.config.kafka_alerts_topic)
         consumer.subscribe(
-            [self.config.kafka_alerts_topic], listener=_Revocations(consumer, self.tracker)
+            [self.config.kafka_alerts_topic], listener=_Rebalances(consumer, self.tracker)
         )
         return consumer
 
