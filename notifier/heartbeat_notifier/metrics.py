@@ -35,6 +35,7 @@ class Metrics:
         self.attempts: Counter[int] = Counter()
         self.malformed = 0
         self.rejoins = 0  # stuck consumers replaced (service.stalled)
+        self.rebalances = 0  # rebalances this member has begun (its partitions revoked)
         self.latencies: deque[float] = deque(maxlen=latency_window)
         self.lag: dict[str, int] = {}  # "topic/partition" -> messages behind the end
         self.in_flight = 0
@@ -91,4 +92,5 @@ class Metrics:
             lines.append(f"heartbeat_notifier_channels {self.channels}")
             lines.append(f"heartbeat_notifier_malformed_events_total {self.malformed}")
             lines.append(f"heartbeat_notifier_stalled_rejoins_total {self.rejoins}")
+            lines.append(f"heartbeat_notifier_rebalances_total {self.rebalances}")
             return "\n".join(lines) + "\n"

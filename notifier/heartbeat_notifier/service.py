@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import psycopg2
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError, RetriableError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from heartbeat_contract.kafka_security import NOTIFIER, kafka_client_args
@@ -34,6 +34,9 @@ LAG_REFRESH_SECONDS = 5.0
 TOPIC_WAIT_POLL_SECONDS = 0.5
 TOPIC_WAIT_LOG_SECONDS = 10.0
 STALL_SECONDS = 30.0  # events waiting and nothing read this long: replace the consumer
+# A commit refused for these is tried again next round: the group is rebalancing (the member
+# rejoins in its next poll), or the coordinator is moving or out of reach for a moment.
+DEFERRED_COMMIT_ERRORS = (CommitFailedError, RebalanceInProgressError, RetriableError)
 
 
 def commit_request(offsets: dict) -> dict[TopicPartition, OffsetAndMetadata]:
@@ -52,11 +55,13 @@ class _Rebalances(AsyncConsumerRebalanceListener):
     a non-blocking commit. A commit that fails costs only re-reads: the ledger skips deliveries
     already finished."""
 
-    def __init__(self, consumer: KafkaConsumer, tracker: OffsetTracker) -> None:
+    def __init__(self, consumer: KafkaConsumer, tracker: OffsetTracker, metrics: Metrics) -> None:
         self.consumer = consumer
         self.tracker = tracker
+        self.metrics = metrics
 
     async def on_partitions_revoked(self, revoked) -> None:
+        self.metrics.rebalances += 1
         offsets = self.tracker.committable()
         if offsets:
             try:
@@ -133,9 +138,8 @@ class Notifier:
             metadata_max_age_ms=10_000,
         )
         _wait_until_visible(consumer, self.config.kafka_alerts_topic)
-        consumer.subscribe(
-            [self.config.kafka_alerts_topic], listener=_Rebalances(consumer, self.tracker)
-        )
+        listener = _Rebalances(consumer, self.tracker, self.metrics)
+        consumer.subscribe([self.config.kafka_alerts_topic], listener=listener)
         return consumer
 
     def _rejoin(self, waiting: int) -> None:
@@ -189,15 +193,16 @@ class Notifier:
             )  # fmt: skip
 
     def commit(self) -> None:
-        """Commit what is finished. A commit refused because the group is rebalancing is left
-        for the next round (or the revocation's commit); the notifier goes on."""
+        """Commit what is finished. A commit refused while the group rebalances or its
+        coordinator moves is left for the next round (or the revocation's commit): it costs
+        only re-reads after a crash, which the ledger skips; the notifier goes on."""
         offsets = self.tracker.committable()
         if not offsets:
             return
         try:
             self.consumer.commit(commit_request(offsets))
-        except CommitFailedError as error:
-            log.warning("commit deferred, the group is rebalancing: %s", error)
+        except DEFERRED_COMMIT_ERRORS as error:
+            log.warning("commit deferred to the next round: %s: %s", type(error).__name__, error)
             return
         self.tracker.mark_committed(offsets)
 

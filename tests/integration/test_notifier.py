@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -327,6 +328,64 @@ def test_a_rebalance_commits_what_is_delivered_and_the_notifier_reads_on(
     assert [r[1:4] for r in deliveries(admin, hook)] == [
         (OPEN, "delivered", 1), (RESOLVED, "delivered", 1)]  # fmt: skip
     assert len(receiver.at("/rebalance")) == 2, "each event once"
+
+
+def test_a_commit_while_the_group_rebalances_is_deferred_and_lands_after(
+    stack, admin, receiver, notifier_here, fresh_topic
+):
+    """A delivery finishes while the group is rebalancing: the main loop's commit is refused
+    (kafka-python raises RebalanceInProgressError until the member has rejoined) and is made
+    after the rebalance. The notifier used to exit on that error (seen in a CI run). A
+    newcomer starts the rebalance, and an idle member holds it open: it does not poll, so it
+    never rejoins."""
+    notifier = notifier_here
+    servers = stack.kafka_bootstrap_servers
+    group = notifier.config.notifier_group
+    receiver.scripts["/held"] = [BLOCK]
+    hook, _ = add_webhook(stack, receiver.url("/held"))
+    notifier.refresh_channels()
+    idle = KafkaConsumer(**client_args(servers), group_id=group, enable_auto_commit=False)
+    idle.subscribe([fresh_topic])
+    left = threading.Event()
+
+    def newcomer() -> None:  # joins the group, which starts the rebalance
+        consumer = KafkaConsumer(**client_args(servers), group_id=group, enable_auto_commit=False)
+        consumer.subscribe([fresh_topic])
+        while not left.is_set():
+            consumer.poll(timeout_ms=100)
+        consumer.close(autocommit=False)
+
+    joiner = threading.Thread(target=newcomer, daemon=True)
+    try:
+        wait_for(driving(lambda: (idle.poll(timeout_ms=100), notifier.read()),
+                         lambda: bool(idle.assignment()) and bool(notifier.consumer.assignment())),
+                 60, "the idle member and the notifier both assigned", poll=0)  # fmt: skip
+        mine = min(tp.partition for tp in notifier.consumer.assignment())
+        [(partition, offset)] = kafka.publish(servers, fresh_topic, [encode_event(episode(
+            "N-DEFER")[0])], mine)  # fmt: skip
+        wait_for(driving(notifier.read, lambda: receiver.at("/held")), 60, "the delivery sent",
+                 poll=0)  # fmt: skip
+        revoked = notifier.metrics.rebalances
+        joiner.start()
+        wait_for(driving(notifier.read, lambda: notifier.metrics.rebalances > revoked), 60,
+                 "the notifier rejoining (its partitions revoked)", poll=0)  # fmt: skip
+        receiver.released.set()
+        wait_for(lambda: notifier.tracker.committable(), 30, "the delivery finished")
+        notifier.commit()  # raised RebalanceInProgressError
+        assert notifier.tracker.committable(), "deferred: nothing committed mid-rebalance"
+        left.set()  # both members leave: the rebalance completes with the notifier alone,
+        joiner.join(30)  # so the partition stays with it
+        idle.close(autocommit=False)
+        wait_for(driving(notifier.step, lambda: not notifier.tracker.committable()), 90,
+                 "the deferred commit made after the rebalance", poll=0)  # fmt: skip
+        assert notifier.consumer.committed(TopicPartition(fresh_topic, partition)) == offset + 1
+        assert [r[1:4] for r in deliveries(admin, hook)] == [(OPEN, "delivered", 1)]
+    finally:
+        receiver.released.set()
+        left.set()
+        if joiner.ident is not None:
+            joiner.join(30)
+        idle.close(autocommit=False)
 
 
 def test_a_rebalance_that_keeps_a_partition_never_commits_past_a_pending_delivery(
