@@ -31,7 +31,7 @@ from heartbeat_contract.alerts import (
 from heartbeat_ops.config import StackConfig
 from heartbeat_stream.config import sink_id_for
 from tests.support.alert_events import deduplicated, read_to_end
-from tests.support.kafka import client_args
+from tests.support.kafka import client_args, delete_topics
 from tests.support.sink_activity import kill_inside_the_batch_transaction
 from tests.support.stream_job import StreamJob, wait_for
 
@@ -55,12 +55,6 @@ def new_topics(stack: StackConfig) -> tuple[str, str]:
     ])  # fmt: skip
     admin.close()
     return name, f"{name}-alerts"
-
-
-def drop_topics(stack: StackConfig, *names: str) -> None:
-    admin = KafkaAdminClient(**client_args(stack.kafka_bootstrap_servers))
-    admin.delete_topics(list(names))
-    admin.close()
 
 
 def customer(name: str) -> str:
@@ -148,7 +142,7 @@ def rig(stack, tmp_path_factory) -> Iterator[Rig]:
         yield rig
     finally:
         rig.job.stop()
-        drop_topics(stack, topic, alerts_topic)
+        delete_topics(stack.kafka_bootstrap_servers, topic, alerts_topic)
 
 
 def start_time() -> datetime:
@@ -269,6 +263,59 @@ def patients(t0: datetime) -> tuple[dict[str, str], list[tuple[str, datetime, in
     return {who: kind for who, (kind, _) in kinds.items()}, rows
 
 
+def test_an_alerts_topic_out_of_reach_holds_back_only_the_alerts(stack, tmp_path):
+    """The alerts topic is missing while the job runs (the broker creates none on its own):
+    every batch still commits its readings and records its events, and the job keeps running.
+    Once the topic exists the waiting events go out without another reading, each episode's
+    open and resolved once. (Publishing used to fail the batch after its retry budget, so the
+    job exited at every start and no reading landed: a CI run's fault module lost its whole job
+    so.)"""
+    topic, made_alerts_topic = new_topics(stack)
+    late = f"{topic}-late-alerts"  # created once every reading has landed
+    checkpoint = str(tmp_path / "checkpoint")
+    rig = Rig(stack, topic, late, sink_id_for(checkpoint))
+    expected, rows = patients(start_time() - timedelta(minutes=5))
+    job = StreamJob(stack, topic, checkpoint, tmp_path / "job.log",
+                    KAFKA_ALERTS_TOPIC=late, HEARTBEAT_MAX_OFFSETS_PER_TRIGGER="100",
+                    HEARTBEAT_SINK_RETRY_SECONDS="10",
+                    HEARTBEAT_SILENT_AFTER_SECONDS="86400",  # no event of its own to publish
+                    **RULES)  # fmt: skip
+    landed = lambda: rig.query(  # noqa: E731
+        "SELECT (SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %s)"
+        " + (SELECT count(*) FROM rejected_readings WHERE kafka_topic = %s)",
+        topic,
+        topic,
+    )[0][0]
+    waiting = lambda: rig.query(  # noqa: E731
+        "SELECT count(*) FROM alert_events WHERE sink_id = %s AND published_at IS NULL",
+        rig.sink_id,
+    )[0][0]
+    try:
+        rig.send(rows)
+        job.start()
+        wait_for(lambda: landed() == len(rows), WAIT, "every reading, the alerts topic missing")
+        assert job.process is not None and job.process.poll() is None, job.log_tail()
+        assert waiting() == 2 * len(expected), "each episode's open and resolved, waiting"
+        assert "publishing alerts failed" in job.log_path.read_text(errors="replace")
+        admin = KafkaAdminClient(**client_args(stack.kafka_bootstrap_servers))
+        admin.create_topics([NewTopic(late, num_partitions=1, replication_factor=1)])
+        admin.close()
+        # No reading arrives any more: the silence check's timer publishes what waits.
+        wait_for(lambda: waiting() == 0, 120, "the waiting events published")
+        everything = read_to_end(stack.kafka_bootstrap_servers, late)
+        for who in expected:
+            ((*_, stored_id),) = rig.episodes(who)
+            mine = deduplicated([e for e in everything if e["customer_id"] == who])
+            assert [(e["status"], e["alert_id"]) for e in mine] == [
+                ("open", stored_id),
+                ("resolved", stored_id),
+            ]
+        assert job.process.poll() is None, "the job ran throughout"
+    finally:
+        job.stop()
+        delete_topics(stack.kafka_bootstrap_servers, topic, made_alerts_topic, late)
+
+
 def test_sigkill_mid_batch_every_episode_once_and_its_events_at_least_once(stack, tmp_path):
     topic, alerts_topic = new_topics(stack)
     checkpoint = str(tmp_path / "checkpoint")
@@ -314,4 +361,4 @@ def test_sigkill_mid_batch_every_episode_once_and_its_events_at_least_once(stack
                              " AND published_at IS NULL", rig.sink_id)  # fmt: skip
     finally:
         job.stop()
-        drop_topics(stack, topic, alerts_topic)
+        delete_topics(stack.kafka_bootstrap_servers, topic, alerts_topic)

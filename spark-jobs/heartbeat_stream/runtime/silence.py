@@ -156,7 +156,6 @@ class SilenceCheck:
         self.database = Database(config.libpq_params)
         self.publisher = publisher or OutboxPublisher.for_job(config)
         self._consumer: KafkaConsumer | None = None
-        self._unpublished = False  # events recorded whose publishing has not succeeded yet
         self._blocked = False  # R could not be told at the last round (logged once)
         self.silent_after = timedelta(seconds=config.silent_after_seconds)
         self.cooldown = timedelta(seconds=config.alert_cooldown_seconds)
@@ -171,10 +170,8 @@ class SilenceCheck:
             log.warning("silence check skipped: cannot ask Kafka for end offsets: %s", error)
             return 0
         recorded = self.database.run(lambda conn: self._judge(conn, extents, asked_at))
-        if recorded or self._unpublished:
-            self._unpublished = True
+        if recorded or self.publisher.behind:  # behind: a publish of any thread failed
             self.publisher.publish()
-            self._unpublished = False
         return recorded
 
     def _extents(self) -> dict[int, PartitionExtent]:

@@ -133,6 +133,12 @@ class OutboxPublisher:
         self._producer = producer
         self._owns_producer = producer is None
         self._lock = threading.Lock()
+        # Events may wait (`behind`): the last publish failed, or a caller left its events for
+        # later since the last publish began. The silence check's timer then publishes every
+        # round, so they go out once Kafka takes them, whether or not readings arrive.
+        self._failed = False
+        self._left = 0  # publish_later calls so far
+        self._left_covered = 0  # of them, the ones made before the last good publish began
 
     @classmethod
     def for_job(cls, config: JobConfig, producer: KafkaProducer | None = None) -> OutboxPublisher:
@@ -150,15 +156,30 @@ class OutboxPublisher:
         Raises on a Kafka or PostgreSQL error, leaving the unsent rows pending."""
         with self._lock:
             if self._producer is None:
-                self._producer = KafkaProducer(**self._kafka_args, acks="all", retries=5)
+                # max_block_ms: a missing alerts topic fails a try in 10 s, not 60.
+                self._producer = KafkaProducer(
+                    **self._kafka_args, acks="all", retries=5, max_block_ms=10_000
+                )
             total = 0
+            left, self._failed = self._left, True  # failed until every page went out
             while True:
                 sent = self._database.run(
                     lambda conn: publish_pending(conn, self._producer, self.topic, self.sink_id)
                 )
                 total += sent
                 if sent < 1000:
+                    self._failed, self._left_covered = False, left
                     return total
+
+    @property
+    def behind(self) -> bool:
+        return self._failed or self._left != self._left_covered
+
+    def publish_later(self) -> None:
+        """A caller that recorded events and skips publishing them now (the sink, while Kafka
+        refuses) leaves them to the silence check's next round; a publish that began before
+        this call does not clear it, since its pages may not hold them."""
+        self._left += 1
 
     def close(self) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 
+from kafka.errors import KafkaError
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -25,6 +26,9 @@ from .quarantine_log import QuarantineLog
 from .retry import with_retry
 
 log = logging.getLogger("heartbeat.sink")
+
+# While the alerts topic is out of reach, batches try to publish again at most this often.
+PUBLISH_RETRY_PAUSE_SECONDS = 10.0
 
 
 class _Stopwatch:
@@ -72,6 +76,7 @@ class ReadingsSink:
         # The job's main passes the publisher it shares with the silence and baseline threads.
         self.publisher = publisher or OutboxPublisher.for_job(config)
         self._jdbc_writers: int | None = None
+        self._publish_failed_at: float | None = None  # monotonic; None while publishing works
 
     def __call__(self, messages: DataFrame, batch_id: int) -> None:
         clock = _Stopwatch()
@@ -82,24 +87,51 @@ class ReadingsSink:
             what=f"writing batch {batch_id}",
         )
         self.quarantine_log.record(batch_id, outcome)
-        published = with_retry(
-            self.publisher.publish,
-            give_up_after=self.config.sink_retry_seconds,
-            what="publishing alerts",
-        )
+        published = self._publish()
         clock.lap("publish")
         log.info(
-            "batch %d: %d valid, %d quarantined, %d minutes merged, %d episode changes, "
-            "%d alerts published%s (%s)",
+            "batch %d: %d valid, %d quarantined, %d minutes merged, %d episode changes, %s%s (%s)",
             batch_id,
             outcome.valid,
             outcome.rejected,
             outcome.minutes_merged,
             outcome.episodes_changed,
-            published,
+            "alerts left in the outbox" if published is None else f"{published} alerts published",
             " (replay)" if outcome.replayed else "",
             clock,
         )
+
+    def _publish(self) -> int | None:
+        """Publish the outbox after the batch's commit: how many events, or None when Kafka
+        refused. By now the batch's readings and events are committed, so a failure here loses
+        nothing: the events wait in the outbox and go out with the next publish of any thread.
+        The batch completes, so an alerts topic out of reach (missing, its ACL, its replicas)
+        holds back only the alerts, never the readings or the dashboards' alert tables, which
+        read PostgreSQL. (The batch used to fail after the retry budget, and the job exited at
+        every start.) The budget is spent only while publishing works; once it fails, a batch
+        tries once, at most every PUBLISH_RETRY_PAUSE_SECONDS, and leaves its events between
+        tries to the silence check's timer, which publishes while the publisher is behind."""
+        failing_since = self._publish_failed_at
+        paused = time.monotonic() - (failing_since or 0.0) < PUBLISH_RETRY_PAUSE_SECONDS
+        if failing_since is not None and paused:
+            self.publisher.publish_later()
+            return None
+        try:
+            published = with_retry(
+                self.publisher.publish,
+                give_up_after=self.config.sink_retry_seconds if failing_since is None else 0.0,
+                what="publishing alerts",
+            )
+        except KafkaError as error:
+            log.error("publishing alerts failed (%s: %s): the events wait in the outbox and go"
+                      " out with the next publish; readings keep landing", type(error).__name__,
+                      str(error)[:300])  # fmt: skip
+            self._publish_failed_at = time.monotonic()
+            return None
+        if failing_since is not None:
+            log.warning("publishing alerts works again: %d events published", published)
+        self._publish_failed_at = None
+        return published
 
     def _write(self, staged: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
         """`staged`: the batch's stage_rows; every column (kafka_timestamp too) lands in the
