@@ -170,7 +170,7 @@ class SilenceCheck:
             log.warning("silence check skipped: cannot ask Kafka for end offsets: %s", error)
             return 0
         recorded = self.database.run(lambda conn: self._judge(conn, extents, asked_at))
-        if recorded or self.publisher.behind:  # behind: a publish of any thread failed
+        if recorded or self.publisher.behind:  # events wait: a failed publish, or left by a batch
             self.publisher.publish()
         return recorded
 
