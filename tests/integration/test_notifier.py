@@ -344,13 +344,21 @@ def test_a_commit_while_the_group_rebalances_is_deferred_and_lands_after(
     receiver.scripts["/held"] = [BLOCK]
     hook, _ = add_webhook(stack, receiver.url("/held"))
     notifier.refresh_channels()
-    idle = KafkaConsumer(**client_args(servers), group_id=group, enable_auto_commit=False)
-    idle.subscribe([fresh_topic])
     left = threading.Event()
 
-    def newcomer() -> None:  # joins the group, which starts the rebalance
+    def member() -> KafkaConsumer:
+        """A consumer of the group that sees the topic's partitions before it joins: a leader
+        without them assigns nobody anything (seen in a CI-like run), as the notifier's
+        _wait_until_visible guards against."""
         consumer = KafkaConsumer(**client_args(servers), group_id=group, enable_auto_commit=False)
+        wait_for(lambda: consumer.partitions_for_topic(fresh_topic), 30, "the topic's partitions")
         consumer.subscribe([fresh_topic])
+        return consumer
+
+    idle = member()
+
+    def newcomer() -> None:  # joins the group, which starts the rebalance
+        consumer = member()
         while not left.is_set():
             consumer.poll(timeout_ms=100)
         consumer.close(autocommit=False)
