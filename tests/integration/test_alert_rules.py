@@ -88,6 +88,22 @@ class Rig:
         conn.close()
         return rows
 
+    def stored(self) -> int:
+        """Messages of the topic in PostgreSQL: valid readings plus quarantined ones."""
+        return self.query(
+            "SELECT (SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %s)"
+            " + (SELECT count(*) FROM rejected_readings WHERE kafka_topic = %s)",
+            self.topic,
+            self.topic,
+        )[0][0]
+
+    def unpublished(self) -> int:
+        """The sink's alert events still waiting in the outbox."""
+        return self.query(
+            "SELECT count(*) FROM alert_events WHERE sink_id = %s AND published_at IS NULL",
+            self.sink_id,
+        )[0][0]
+
     def valid_readings(self, who: str) -> int:
         return self.query(
             "SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %s AND customer_id = %s",
@@ -280,28 +296,18 @@ def test_an_alerts_topic_out_of_reach_holds_back_only_the_alerts(stack, tmp_path
                     HEARTBEAT_SINK_RETRY_SECONDS="10",
                     HEARTBEAT_SILENT_AFTER_SECONDS="86400",  # no event of its own to publish
                     **RULES)  # fmt: skip
-    landed = lambda: rig.query(  # noqa: E731
-        "SELECT (SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %s)"
-        " + (SELECT count(*) FROM rejected_readings WHERE kafka_topic = %s)",
-        topic,
-        topic,
-    )[0][0]
-    waiting = lambda: rig.query(  # noqa: E731
-        "SELECT count(*) FROM alert_events WHERE sink_id = %s AND published_at IS NULL",
-        rig.sink_id,
-    )[0][0]
     try:
         rig.send(rows)
         job.start()
-        wait_for(lambda: landed() == len(rows), WAIT, "every reading, the alerts topic missing")
+        wait_for(lambda: rig.stored() == len(rows), WAIT, "every reading, the alerts topic missing")
         assert job.process is not None and job.process.poll() is None, job.log_tail()
-        assert waiting() == 2 * len(expected), "each episode's open and resolved, waiting"
+        assert rig.unpublished() == 2 * len(expected), "each episode's open and resolved, waiting"
         assert "publishing alerts failed" in job.log_path.read_text(errors="replace")
         admin = KafkaAdminClient(**client_args(stack.kafka_bootstrap_servers))
         admin.create_topics([NewTopic(late, num_partitions=1, replication_factor=1)])
         admin.close()
         # No reading arrives any more: the silence check's timer publishes what waits.
-        wait_for(lambda: waiting() == 0, 120, "the waiting events published")
+        wait_for(lambda: rig.unpublished() == 0, 120, "the waiting events published")
         everything = read_to_end(stack.kafka_bootstrap_servers, late)
         for who in expected:
             ((*_, stored_id),) = rig.episodes(who)
@@ -330,20 +336,14 @@ def test_sigkill_mid_batch_every_episode_once_and_its_events_at_least_once(stack
                     **RULES)  # fmt: skip
     try:
         rig.send(rows)
-        total = lambda: rig.query(  # noqa: E731
-            "SELECT (SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %s)"
-            " + (SELECT count(*) FROM rejected_readings WHERE kafka_topic = %s)",
-            topic,
-            topic,
-        )[0][0]
         job.start()
-        wait_for(lambda: total() > 0, WAIT, "the first batch to commit", poll=0.05)
-        committed = total()
+        wait_for(lambda: rig.stored() > 0, WAIT, "the first batch to commit", poll=0.05)
+        committed = rig.stored()
         kill_inside_the_batch_transaction(stack, job)  # held on a lock, killed while open
-        assert total() == committed, "the killed batch transaction committed rows"
-        assert total() < len(rows), "the job drained everything before the crash"
+        assert rig.stored() == committed, "the killed batch transaction committed rows"
+        assert rig.stored() < len(rows), "the job drained everything before the crash"
         job.start()
-        wait_for(lambda: total() == len(rows), WAIT, "the restarted job to catch up")
+        wait_for(lambda: rig.stored() == len(rows), WAIT, "the restarted job to catch up")
         for who in expected:
             wait_for(lambda who=who: len(rig.events(who)) >= 2, WAIT, f"{who}'s events")
         everything = read_to_end(stack.kafka_bootstrap_servers, alerts_topic)
@@ -357,8 +357,7 @@ def test_sigkill_mid_batch_every_episode_once_and_its_events_at_least_once(stack
                 ("open", 0, stored_id),
                 ("resolved", 0, stored_id),
             ]
-        assert not rig.query("SELECT 1 FROM alert_events WHERE sink_id = %s"
-                             " AND published_at IS NULL", rig.sink_id)  # fmt: skip
+        assert rig.unpublished() == 0
     finally:
         job.stop()
         delete_topics(stack.kafka_bootstrap_servers, topic, alerts_topic)

@@ -112,8 +112,10 @@ class ReadingsSink:
         tries once, at most every PUBLISH_RETRY_PAUSE_SECONDS, and leaves its events between
         tries to the silence check's timer, which publishes while the publisher is behind."""
         failing_since = self._publish_failed_at
-        paused = time.monotonic() - (failing_since or 0.0) < PUBLISH_RETRY_PAUSE_SECONDS
-        if failing_since is not None and paused:
+        if (
+            failing_since is not None
+            and time.monotonic() - failing_since < PUBLISH_RETRY_PAUSE_SECONDS
+        ):
             self.publisher.publish_later()
             return None
         try:
