@@ -8,6 +8,7 @@ inserted, with no watermark.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
@@ -303,6 +304,51 @@ _STORED_HOURS = """
 SELECT customer_id, hour, readings, sum_bpm, min_bpm, max_bpm
 FROM heart_rate_hour WHERE customer_id LIKE %(pattern)s
 """
+
+
+def _transition_table_joins(node: dict) -> int:
+    """Join nodes of a plan (auto_explain's JSON) with a transition table under each side."""
+
+    def scans(n: dict) -> int:
+        own = n.get("Node Type") == "Named Tuplestore Scan"
+        return own + sum(scans(child) for child in n.get("Plans", []))
+
+    children = node.get("Plans", [])
+    joins = "Join Type" in node and len(children) == 2 and all(scans(c) for c in children)
+    return joins + sum(_transition_table_joins(child) for child in children)
+
+
+def test_the_hour_triggers_never_join_a_statements_old_and_new_rows(stack, batches):
+    """An UPDATE of minutes moves their hours by its old and new rows (transition tables). Those
+    have no statistics, so a join of the two became a nested loop comparing every updated row
+    with every other: 393 s for one batch into 60,602 existing minutes (sql/015). auto_explain
+    hands this session the plans of the triggers' own statements; the update is rolled back."""
+    hour_ago = NOW.replace(minute=0) - timedelta(hours=1)
+    batches.stage(0, [("J", hour_ago + timedelta(minutes=m), 70 + m) for m in range(0, 90, 10)])
+    batches.commit(0)
+    conn = psycopg2.connect(stack.admin_dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("LOAD 'auto_explain'")
+            for setting, value in (
+                ("auto_explain.log_min_duration", "0"), ("auto_explain.log_format", "json"),
+                ("auto_explain.log_nested_statements", "on"), ("auto_explain.log_level", "notice"),
+                ("client_min_messages", "notice"),
+            ):  # fmt: skip
+                cur.execute("SELECT set_config(%s, %s, true)", (setting, value))
+            cur.execute(
+                "UPDATE heart_rate_minute SET readings = readings WHERE customer_id = %s",
+                (batches.customer("J"),),
+            )
+        plans = [json.loads(n.split("plan:", 1)[1])["Plan"] for n in conn.notices if "plan:" in n]
+    finally:
+        conn.rollback()
+        conn.close()
+    tuplestore_plans = [plan for plan in plans if "Named Tuplestore Scan" in json.dumps(plan)]
+    assert len(tuplestore_plans) >= 3, plans  # hours per customer, hours in all, their extremes
+    assert [_transition_table_joins(plan) for plan in tuplestore_plans] == [0] * len(
+        tuplestore_plans
+    )
 
 
 def test_hour_rollups_after_a_replayed_batch(batches):
