@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,8 @@ from tests.support.ledger import Expected, wait_until_balanced
 from tests.support.sockets import descendants
 from tests.support.stream_job import StreamJob
 
+GROWTH_WINDOW_S = 20 * 60  # issue 20: RSS growth over the last 20 minutes at most 10 %
+
 
 def rss_mib(pids: list[int]) -> float:
     """Resident memory of a set of processes, MiB."""
@@ -39,6 +42,29 @@ def rss_mib(pids: list[int]) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total_kb / 1024
+
+
+def jvm_heap_mib(pids: list[int]) -> dict[str, float | None]:
+    """The first Java process's heap from its own counters (`jstat -gc`): committed, and used in
+    the old generation, which is what survives collections (a leak grows it)."""
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() != "java":
+                continue
+        except FileNotFoundError:
+            continue
+        out = subprocess.run(["jstat", "-gc", str(pid)], capture_output=True, text=True,
+                             timeout=30, check=False).stdout.split()  # fmt: skip
+        half = len(out) // 2
+        gc = dict(zip(out[:half], out[half:], strict=True)) if half else {}
+        if "OU" in gc:
+            committed = sum(float(gc[k]) for k in ("S0C", "S1C", "EC", "OC"))
+            return {"committed": committed / 1024, "old_used": float(gc["OU"]) / 1024}
+    return {"committed": None, "old_used": None}
+
+
+def _mib(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}"
 
 
 def service_pids(name: str) -> list[int]:
@@ -101,16 +127,20 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"soak: {args.rate:g} readings/s for {args.minutes:g} min into {topic}; logs in {workdir}"
     )
-    print(f"{'min':>6} {'lag':>8} {'job MiB':>8} {'prod MiB':>8} {'pg MiB':>8} {'kafka MiB':>9}")
+    print(f"{'min':>6} {'lag':>8} {'job MiB':>8} {'prod MiB':>8} {'pg MiB':>8} {'kafka MiB':>9}"
+          f" {'heap MiB':>8} {'old gen':>8}")  # fmt: skip
     rows: list[dict] = []
     started = time.monotonic()
     deadline = started + args.minutes * 60
     try:
         while time.monotonic() < deadline:
+            heap = jvm_heap_mib(job.pids())
             row = {
                 "elapsed_s": round(time.monotonic() - started, 1),
                 "lag": harness.lag(stack, topic),
                 "job_mib": round(rss_mib(job.pids()), 1),
+                "job_heap_committed_mib": heap["committed"],
+                "job_old_gen_used_mib": heap["old_used"],
                 "producer_mib": round(rss_mib([producer.process.pid]), 1),
                 "postgres_mib": round(rss_mib(service_pids("postgres")), 1),
                 "kafka_mib": round(rss_mib(service_pids("kafka")), 1),
@@ -118,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(f"{row['elapsed_s'] / 60:6.1f} {row['lag'] if row['lag'] is not None else '?':>8}"
                   f" {row['job_mib']:8.0f} {row['producer_mib']:8.0f} {row['postgres_mib']:8.0f}"
-                  f" {row['kafka_mib']:9.0f}", flush=True)  # fmt: skip
+                  f" {row['kafka_mib']:9.0f} {_mib(row['job_heap_committed_mib']):>8}"
+                  f" {_mib(row['job_old_gen_used_mib']):>8}", flush=True)  # fmt: skip
             time.sleep(args.interval)  # the sampling interval
         ledger = producer.stop()
         report, drained = wait_until_balanced(stack, topic, Expected.from_ledgers([ledger]),
@@ -137,10 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     lags = [r["lag"] for r in rows if r["lag"] is not None]
     settled = rows[len(rows) // 10 :] or rows  # after the first tenth: the job's start is behind
     print(f"\nlag: median {sorted(lags)[len(lags) // 2]}, max {max(lags)} messages")
+    window = [r for r in rows if r["elapsed_s"] >= rows[-1]["elapsed_s"] - GROWTH_WINDOW_S]
     for name in ("job", "producer", "postgres", "kafka"):
         first, last = settled[0][f"{name}_mib"], settled[-1][f"{name}_mib"]
         peak = max(r[f"{name}_mib"] for r in rows)
-        print(f"RSS {name:<9} {first:7.0f} -> {last:7.0f} MiB (peak {peak:.0f})")
+        start, end = window[0][f"{name}_mib"], window[-1][f"{name}_mib"]
+        growth = f"{(end - start) / start:+.1%}" if start else "?"
+        print(f"RSS {name:<9} {first:7.0f} -> {last:7.0f} MiB (peak {peak:.0f});"
+              f" last {GROWTH_WINDOW_S // 60} min {start:.0f} -> {end:.0f} ({growth})")  # fmt: skip
+    old = [r["job_old_gen_used_mib"] for r in window if r["job_old_gen_used_mib"] is not None]
+    if old:
+        print(f"job old generation used, last {GROWTH_WINDOW_S // 60} min: {old[0]:.0f} ->"
+              f" {old[-1]:.0f} MiB (max {max(old):.0f})")  # fmt: skip
     print(f"job starts: {job.starts}; drained {drained:.0f}s after the producer stopped")
     print(f"ledger: {report.summary()} -> {'OK' if report.ok else 'MISMATCH'}")
     if not report.ok:
