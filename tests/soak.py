@@ -44,15 +44,21 @@ def rss_mib(pids: list[int]) -> float:
     return total_kb / 1024
 
 
-def jvm_heap_mib(pids: list[int]) -> dict[str, float | None]:
-    """The first Java process's heap from its own counters (`jstat -gc`): committed, and used in
-    the old generation, which is what survives collections (a leak grows it)."""
+def _java_pid(pids: list[int]) -> int | None:
     for pid in pids:
         try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() != "java":
-                continue
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "java":
+                return pid
         except FileNotFoundError:
             continue
+    return None
+
+
+def jvm_heap_mib(pids: list[int]) -> dict[str, float | None]:
+    """The Java process's heap from its own counters (`jstat -gc`): committed, and used in the
+    old generation (what survived young collections, garbage included until G1 marks it)."""
+    pid = _java_pid(pids)
+    if pid is not None:
         out = subprocess.run(["jstat", "-gc", str(pid)], capture_output=True, text=True,
                              timeout=30, check=False).stdout.split()  # fmt: skip
         half = len(out) // 2
@@ -61,6 +67,17 @@ def jvm_heap_mib(pids: list[int]) -> dict[str, float | None]:
             committed = sum(float(gc[k]) for k in ("S0C", "S1C", "EC", "OC"))
             return {"committed": committed / 1024, "old_used": float(gc["OU"]) / 1024}
     return {"committed": None, "old_used": None}
+
+
+def live_set_mib(pids: list[int]) -> float | None:
+    """The Java process's live heap: what a full collection (`jcmd GC.run`) leaves. A leak
+    grows it; garbage does not. Two probes only (start and end of the growth window): each
+    stops the job's JVM for a moment."""
+    pid = _java_pid(pids)
+    if pid is None:
+        return None
+    subprocess.run(["jcmd", str(pid), "GC.run"], capture_output=True, timeout=60, check=False)
+    return jvm_heap_mib([pid])["old_used"]
 
 
 def _mib(value: float | None) -> str:
@@ -133,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     deadline = started + args.minutes * 60
     try:
+        live_sets: list[float | None] = []
+        window_start = max(started, deadline - GROWTH_WINDOW_S)
         while time.monotonic() < deadline:
+            if not live_sets and time.monotonic() >= window_start:
+                live_sets.append(live_set_mib(job.pids()))
             heap = jvm_heap_mib(job.pids())
             row = {
                 "elapsed_s": round(time.monotonic() - started, 1),
@@ -151,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                   f" {row['kafka_mib']:9.0f} {_mib(row['job_heap_committed_mib']):>8}"
                   f" {_mib(row['job_old_gen_used_mib']):>8}", flush=True)  # fmt: skip
             time.sleep(args.interval)  # the sampling interval
+        live_sets.append(live_set_mib(job.pids()))
         ledger = producer.stop()
         report, drained = wait_until_balanced(stack, topic, Expected.from_ledgers([ledger]),
                                               timeout=600)  # fmt: skip
@@ -176,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         growth = f"{(end - start) / start:+.1%}" if start else "?"
         print(f"RSS {name:<9} {first:7.0f} -> {last:7.0f} MiB (peak {peak:.0f});"
               f" last {GROWTH_WINDOW_S // 60} min {start:.0f} -> {end:.0f} ({growth})")  # fmt: skip
+    live = " / ".join(_mib(v) for v in live_sets)
+    print(f"job live heap after a full collection, start / end of the last"
+          f" {GROWTH_WINDOW_S // 60} min: {live} MiB")  # fmt: skip
     old = [r["job_old_gen_used_mib"] for r in window if r["job_old_gen_used_mib"] is not None]
     if old:
         print(f"job old generation used, last {GROWTH_WINDOW_S // 60} min: {old[0]:.0f} ->"
