@@ -153,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         live_sets: list[float | None] = []
         window_start = max(started, deadline - GROWTH_WINDOW_S)
         while time.monotonic() < deadline:
+            job_pids = job.pids()
             if not live_sets and time.monotonic() >= window_start:
-                live_sets.append(live_set_mib(job.pids()))
-            heap = jvm_heap_mib(job.pids())
+                live_sets.append(live_set_mib(job_pids))
+            heap = jvm_heap_mib(job_pids)
             row = {
                 "elapsed_s": round(time.monotonic() - started, 1),
                 "lag": harness.lag(stack, topic),
-                "job_mib": round(rss_mib(job.pids()), 1),
+                "job_mib": round(rss_mib(job_pids), 1),
                 "job_heap_committed_mib": heap["committed"],
                 "job_old_gen_used_mib": heap["old_used"],
                 "producer_mib": round(rss_mib([producer.process.pid]), 1),
