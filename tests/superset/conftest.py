@@ -10,16 +10,19 @@ test rows, and importing the bundle here never re-points the live dashboard's co
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg2
 import pytest
 
 from heartbeat_ops.config import StackConfig
 from heartbeat_stream.sinks.rollups import merge_sql
-from tests.superset.superset_api import SupersetClient, SupersetError, serving
+from tests.superset import people
+from tests.superset.superset_api import BROWSER_DIR, SupersetClient, SupersetError, serving
 from tests.support.sockets import free_port
 from tests.support.world import World
 
@@ -65,6 +68,26 @@ def superset(superset_env: dict[str, str], world: World) -> Iterator[SupersetAdm
 @pytest.fixture(scope="package")
 def superset_client(superset: SupersetAdmin) -> SupersetClient:
     return SupersetClient(superset.url, superset.username, superset.password).login()
+
+
+@pytest.fixture(scope="package")
+def viewer(superset: SupersetAdmin, superset_env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """A person with the viewer role, added by `heartbeat-ops superset add-user` (its name and
+    the password it printed): the browser tests open every dashboard as this person, the least
+    privileged account that must see them all."""
+    name, password = people.add_viewer(superset_env)
+    yield name, password
+    people.people(superset_env, "remove-user", name)
+
+
+@pytest.fixture(scope="package")
+def browser_tooling() -> Path:
+    """Debian's chromium and playwright-core, installed by the idempotent script when missing."""
+    result = subprocess.run(
+        ["bash", str(BROWSER_DIR / "install.sh")], capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return BROWSER_DIR / "dashboard.mjs"
 
 
 @pytest.fixture(scope="package")
