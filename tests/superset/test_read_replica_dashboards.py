@@ -2,7 +2,7 @@
 with HEARTBEAT_PG_REPLICA (its `heartbeat` connection re-imported by bootstrap.py towards the
 replica) shows, chart by chart, the numbers the tests' Superset shows from the primary.
 
-The replica's Superset keeps its metadata in a copy of the tests' Superset's (on the primary):
+The replica's Superset keeps its metadata in a database of its own (on the primary):
 re-pointing the shared metadata's connection would move the suite's Superset to the replica."""
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from psycopg2 import sql
 
 from heartbeat_ops import database
 from heartbeat_ops.config import StackConfig
-from tests.superset.superset_api import SupersetClient, dashboard_numbers, serving
-from tests.superset.test_backup_restore import (
+from tests.integration.test_backup_restore import (
     CLOCK_COLUMNS,
-    copy_superset_metadata,
     fixed_range,
     superset_environment,
     unordered,
 )
+from tests.superset.superset_api import SupersetClient, dashboard_numbers, serving
 from tests.superset.test_superset_dashboard import BUNDLE, CUSTOMER_DASHBOARD_SLUG
 from tests.support import figures
 from tests.support.replica import Replica, replica_of
@@ -70,10 +69,10 @@ def standby(world: World) -> Iterator[Replica]:
 def replica_superset_env(
     world: World, stack: StackConfig, superset, standby: Replica
 ) -> Iterator[dict[str, str]]:
-    """The environment of a Superset reading the replica, on a copy of the suite's metadata."""
+    """The environment of a Superset reading the replica, with metadata of its own (an empty
+    database: its start migrates it and imports the bundle, as on a new machine)."""
     config = stack.model_copy(update={"superset_db_name": REPLICA_SUPERSET_DATABASE})
     database.bootstrap(config)  # the Superset database, owned by the Superset role
-    copy_superset_metadata(stack, config)
     yield {
         **os.environ,
         **world.environment(),

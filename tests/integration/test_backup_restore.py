@@ -6,10 +6,11 @@ every dashboard shows the same numbers through Superset; a second restore into t
 database is refused without --force.
 
 The source is a database of its own in the tests' world, so the shared test database is never
-replaced. Its Superset metadata is a copy of the tests' Superset's (migrated, bundle imported):
-a Superset on the source shows the dashboards before the backup, and another on the restored
-stack (its restored metadata, that stack's own secrets) after; every chart's query is compared,
-for one fixed time range and one customer."""
+replaced. Its Superset metadata is made by the first Superset started on it (migrated, bundle
+imported, as on a new machine), which shows the dashboards before the backup; another on the
+restored stack (its restored metadata, that stack's own secrets) shows them after; every chart's
+query is compared, for one fixed time range and one customer. It needs nothing of the Superset
+tests' shared Superset, so a parallel run hands it out on its own."""
 
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ from psycopg2 import sql
 from heartbeat_ops import database
 from heartbeat_ops.backup import row_counts
 from heartbeat_ops.config import ROOT, StackConfig, var_dir
-from heartbeat_ops.programs import postgres_bin_dir
 from tests.superset.superset_api import SupersetClient, dashboard_numbers, serving
 from tests.superset.test_superset_dashboard import (
     CUSTOMER_DASHBOARD_SLUG,
@@ -152,33 +152,14 @@ def shown(env: dict[str, str], home: Path, time_range: str) -> dict[str, object]
     return numbers
 
 
-def copy_superset_metadata(stack: StackConfig, config: StackConfig) -> None:
-    """The tests' Superset's metadata (migrated, the bundle imported) into `config`'s Superset
-    database, owned by the Superset role as provisioning makes it."""
-    env = {**os.environ, "PGPASSWORD": stack.pg_superuser_password}
-    location = ["-h", stack.pg_host, "-p", str(stack.pg_port), "-U", stack.pg_superuser]
-    dump = subprocess.run(
-        [str(postgres_bin_dir() / "pg_dump"), *location, "-Fc", stack.superset_db_name],
-        env=env, capture_output=True, check=True, timeout=300,
-    )  # fmt: skip
-    subprocess.run(
-        [str(postgres_bin_dir() / "pg_restore"), *location, "-d", config.superset_db_name,
-         "--no-owner", f"--role={config.superset_db_user}", "--exit-on-error"],
-        env=env, input=dump.stdout, capture_output=True, check=True, timeout=300,
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
-def source(
-    world: World, stack: StackConfig, superset, tmp_path_factory
-) -> Iterator[dict[str, object]]:
+def source(world: World, stack: StackConfig, tmp_path_factory) -> Iterator[dict[str, object]]:
     """A provisioned stack's databases with a small history, settings, a channel and Superset
     metadata, and every dashboard as a Superset on it shows them; dropped afterwards."""
     config = stack.model_copy(
         update={"pg_database": SOURCE_DATABASE, "superset_db_name": SOURCE_SUPERSET}
     )
     database.bootstrap(config)
-    copy_superset_metadata(stack, config)
     env = environment(world, config, tmp_path_factory.mktemp("source-var"))
     loaded = ops(env, "load-history", "--customers", "12", "--days", "0.5", "--interval", "30",
                  "--tag", TAG, "--prefix", "B")  # fmt: skip
