@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import psycopg2
 import pytest
 
 from heartbeat_ops.config import StackConfig, var_dir
-from tests.support import figures, kafka, live_stack
+from tests.support import figures, kafka, live_stack, schedule
 from tests.support.world import World
 
 # The JVMs the tests start (each job's spark-submit, the Spark session, the world's Kafka) live for
@@ -27,16 +28,20 @@ from tests.support.world import World
 # compiles, which are most of a JVM's start on two cores (one job test: 73 s of CPU -> 39 s, same
 # result). Set JAVA_TOOL_OPTIONS in the shell (even empty) to run them otherwise.
 os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
+# The tests' jobs run at a CPU priority between the rest of the tests (0: their Superset, browser
+# and databases go first) and a live stack's job (SPARK_NICE's default, 10): `make test` right
+# after `make up` does not share the cores evenly with the demo's job, which catches up after.
+os.environ.setdefault("SPARK_NICE", "5")
 
 LIVE = pytest.StashKey[live_stack.Recorded | None]()
 # Where a parallel run keeps the live stack's snapshot for the check that `make test` runs after
 # it, in a pytest process of its own (the last of its workers' tests is not the last of the run).
 LIVE_SNAPSHOT = var_dir() / "test-live-before.json"
 
-# Collection order: the quick tests first, so their failures show at once; then the Superset
-# tests (one group, one Superset: the longest stretch of a parallel run, so it starts early);
-# the live stack check last, after everything that could have touched it.
-_ORDER = ("tests/unit/", "tests/superset/", "tests/integration/")
+# Collection order: the unit tests first, so their failures show at once; then the units of work
+# that took longest last time first (tests/support/schedule.py), so a parallel run's workers
+# finish together; the live stack check last, after everything that could have touched it.
+SUPERSET_TESTS = "tests/superset/"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,11 +52,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
 
 
-def _rank(item: pytest.Item) -> int:
+def _rank(item: pytest.Item, expected: dict[str, float]) -> tuple[int, float]:
     if item.get_closest_marker("live_untouched"):
-        return len(_ORDER) + 1
-    path = item.path.as_posix()
-    return next((i for i, part in enumerate(_ORDER) if part in path), len(_ORDER))
+        return (2, 0.0)
+    return schedule.rank(_work_unit(item.nodeid), expected)
 
 
 def _xdist_worker(config: pytest.Config) -> bool:
@@ -59,7 +63,8 @@ def _xdist_worker(config: pytest.Config) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=_rank)  # stable: each file keeps its order, so module fixtures stay shared
+    expected = schedule.expected_seconds()
+    items.sort(key=lambda item: _rank(item, expected))  # stable: a unit keeps its tests' order
     if _xdist_worker(config):  # a parallel run's live check runs after it, in its own process
         deselected = [item for item in items if item.get_closest_marker("live_untouched")]
         config.hook.pytest_deselected(items=deselected)
@@ -70,13 +75,14 @@ def _work_unit(nodeid: str) -> str:
     """A parallel run's unit of work: a test file (its module fixtures are made once), and all
     of tests/superset/ as one (its tests share one Superset, slow to start)."""
     path = nodeid.split("::", 1)[0]
-    return _ORDER[1] if path.startswith(_ORDER[1]) else path
+    return SUPERSET_TESTS if path.startswith(SUPERSET_TESTS) else path
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent under -p no:xdist
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """Units handed out in collection order (quick ones first); xdist's own `loadgroup` marks
-    do not reach the scheduler under pytest 9, which no longer reads `item._nodeid`."""
+    """Units handed out in collection order (unit tests, then the longest first); xdist's own
+    `loadgroup` marks do not reach the scheduler under pytest 9, which no longer reads
+    `item._nodeid`."""
     from xdist.scheduler import LoadScopeScheduling
 
     class FileAndSupersetScheduling(LoadScopeScheduling):
@@ -196,12 +202,34 @@ def tmp_checkpoint(tmp_path: Path) -> str:
     return str(tmp_path / "checkpoint")
 
 
+# Each unit's time in this run, summed from its tests' phases.
+_TOOK: Counter[str] = Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """A parallel run's controller sees every worker's reports."""
+    _TOOK[_work_unit(report.nodeid)] += report.duration
+
+
+def _whole_parallel_run(config: pytest.Config) -> bool:
+    """The whole suite (no paths, -k or -m) in parallel: the only run whose figures order the
+    next (tests/support/schedule.py)."""
+    return (
+        bool(getattr(config.option, "numprocesses", None))
+        and config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not config.option.keyword
+        and not config.option.markexpr
+    )
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """A parallel run's worker hands its figures to the controller, which prints them."""
-    if _xdist_worker(session.config):
-        session.config.workeroutput["figures"] = json.loads(
-            json.dumps(figures.FIGURES, default=str)
-        )
+    """A parallel run's worker hands its figures to the controller, which prints them; the
+    controller of a whole run keeps each unit's time for the next run's order."""
+    config = session.config
+    if _xdist_worker(config):
+        config.workeroutput["figures"] = json.loads(json.dumps(figures.FIGURES, default=str))
+    elif _whole_parallel_run(config) and session.testsfailed == 0:
+        schedule.record(_TOOK)
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent under -p no:xdist
