@@ -5,8 +5,9 @@ late (a file of job restarts, the Superset group) runs on one worker while the o
 handed out longest first, the tail is made of short units and the workers finish together.
 
 The figures are each unit's summed test durations (setup, call and teardown) from the last
-whole parallel run of this checkout (var/test-durations.json, written by every such run), else the
-ones kept in git (tests/durations.json, a quiet machine's run copied there, for a fresh clone).
+whole parallel run of this checkout that passed (var/test-durations.json, written at its end; a
+failing run's times, cut short or stretched by timeouts, are not kept), else the ones kept in
+git (tests/durations.json, a quiet machine's run copied there, for a fresh clone).
 They only order the work: a wrong or missing figure makes a run slower, never different.
 """
 
