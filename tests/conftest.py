@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import psycopg2
 import pytest
 
 from heartbeat_ops.config import StackConfig, var_dir
-from tests.support import figures, kafka, live_stack, schedule
+from tests.support import figures, kafka, live_stack, schedule, spark_class_archive
 from tests.support.world import World
 
 # The JVMs the tests start (each job's spark-submit, the Spark session, the world's Kafka) live for
@@ -90,6 +91,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
             return _work_unit(nodeid)
 
     return FileAndSupersetScheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The tests' Spark JVMs map one archive of Spark's classes (tests/support/
+    spark_class_archive.py), made here once, before a parallel run's workers start; they
+    inherit the setting. SPARK_SUBMIT_OPTS set in the shell (even empty) runs them without."""
+    if _xdist_worker(config) or "SPARK_SUBMIT_OPTS" in os.environ:
+        return
+    try:
+        archive = spark_class_archive.ensure()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        warning = pytest.PytestWarning(f"the Spark JVMs start without a class archive: {error}")
+        config.issue_config_time_warning(warning, stacklevel=2)
+        return
+    os.environ["SPARK_SUBMIT_OPTS"] = spark_class_archive.java_options(archive)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
