@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Superset's entrypoint (supervisord's `superset` program natively, the superset service in compose):
-# migrate the metadata database, sync roles, ensure the admin, import the dashboards bundle,
-# then exec gunicorn. Any failing step stops the start with a non-zero exit, loudly.
+# migrate the metadata database, sync roles, ensure the admin, import the dashboards bundle (all
+# in bootstrap.py), then exec gunicorn. Any failing step stops the start with a non-zero exit.
 #
 #   bash superset/run.sh          the above (what supervisord runs)
 #   bash superset/run.sh import   only ensure the admin and re-import the bundle, then exit
@@ -67,16 +67,11 @@ if [ "${1:-serve}" = "reencrypt" ]; then
 fi
 
 if [ "${1:-serve}" = "import" ]; then
-  step "ensure admin, import $HERE/bundle"
   exec "${BIN}python" "$HERE/bootstrap.py" "$HERE/bundle"
 fi
 
-step "superset db upgrade"
-"${BIN}superset" db upgrade
-step "superset init (roles and permissions)"
-"${BIN}superset" init
-step "ensure admin, import $HERE/bundle"
-"${BIN}python" "$HERE/bootstrap.py" "$HERE/bundle"
+# superset db upgrade, superset init, the admin and the bundle: one process, one app load.
+"${BIN}python" "$HERE/bootstrap.py" --migrate "$HERE/bundle"
 
 bind="${SUPERSET_BIND_HOST:-127.0.0.1}:${SUPERSET_PORT:-8088}"
 step "gunicorn on http://$bind (${SUPERSET_WORKERS:-2} workers x ${SUPERSET_THREADS:-4} threads)"

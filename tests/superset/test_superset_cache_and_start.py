@@ -109,14 +109,15 @@ def _broken_superset_dir(tmp_path: Path) -> Path:
 
 
 def _stand_in_venv(tmp_path: Path, real_venv: Path, served: Path) -> Path:
-    """Superset's interpreter as it is (the import runs for real); `superset` (db upgrade, init:
-    the tests' shared Superset has done both on this metadata database) answers at once, and
-    `gunicorn` only records that the start got that far."""
+    """Superset's interpreter as it is (bootstrap.py migrates, syncs roles and imports for real:
+    on this metadata database the first two find nothing to do); `superset` (whose presence
+    run.sh takes for the virtualenv) fails if the start calls it, since each call would load
+    the app again; `gunicorn` only records that the start got that far."""
     bin_dir = tmp_path / "venv" / "bin"
     bin_dir.mkdir(parents=True)
     scripts = {
         "python": f'exec "{real_venv}/bin/python" "$@"\n',
-        "superset": 'echo "superset $*: done by the session\'s Superset"\n',
+        "superset": 'echo "superset $*: the start should not load the app again" >&2; exit 1\n',
         "gunicorn": f'echo served > "{served}"\n',
     }
     for name, body in scripts.items():
