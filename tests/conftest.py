@@ -161,7 +161,7 @@ def stack(world: World) -> StackConfig:
 
 @pytest.fixture(scope="session")
 def spark_jars() -> list[str]:
-    jars = sorted(str(p) for p in (var_dir() / "jars" / "spark").glob("*.jar"))
+    jars = [str(jar) for jar in spark_class_archive.connector_jars()]
     assert jars, "connector jars missing: run `make install`"
     return jars
 

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from heartbeat_ops.config import var_dir
+from heartbeat_ops.programs import venv_bin
 
 WARMUP_JOB = Path(__file__).with_name("warmup") / "spark_job.py"
 # The JVM's own CDS messages (an archive that does not match, classes it skips) are not the
@@ -25,12 +26,9 @@ WARMUP_JOB = Path(__file__).with_name("warmup") / "spark_job.py"
 QUIET = "-Xlog:cds*=off"
 
 
-def _connector_jars() -> list[Path]:
+def connector_jars() -> list[Path]:
+    """The Kafka connector and JDBC driver jars `make install` fetched for Spark."""
     return sorted((var_dir() / "jars" / "spark").glob("*.jar"))
-
-
-def _spark_submit() -> str:
-    return str(var_dir() / "venv" / "bin" / "spark-submit")
 
 
 def _spark_home() -> Path:
@@ -52,7 +50,7 @@ def archive_key(java: Path, jars: list[Path]) -> str:
 
 def archive_path() -> Path:
     java = Path(shutil.which("java") or "java").resolve()
-    jars = [*sorted((_spark_home() / "jars").glob("*.jar")), *_connector_jars()]
+    jars = [*sorted((_spark_home() / "jars").glob("*.jar")), *connector_jars()]
     return var_dir() / "spark-class-archive" / f"{archive_key(java, jars)}.jsa"
 
 
@@ -74,11 +72,12 @@ def ensure() -> Path:
         "PYSPARK_PYTHON": sys.executable,
     }
     with tempfile.TemporaryDirectory() as checkpoint, log.open("wb") as out:
-        jars = ",".join(str(jar) for jar in _connector_jars())
-        command = [_spark_submit(), "--master", "local[2]", "--jars", jars, str(WARMUP_JOB)]
+        jars = ",".join(str(jar) for jar in connector_jars())
+        command = [venv_bin("spark-submit"), "--master", "local[2]", "--jars", jars]
         finished = subprocess.run(
-            [*command, checkpoint], env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600
-        )
+            [*command, str(WARMUP_JOB), checkpoint],
+            env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600,
+        )  # fmt: skip
     if finished.returncode != 0 or not partial.exists():
         raise RuntimeError(f"making the Spark class archive failed: see {log}")
     os.replace(partial, path)
