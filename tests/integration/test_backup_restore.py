@@ -29,7 +29,8 @@ from psycopg2 import sql
 
 from heartbeat_ops import database
 from heartbeat_ops.backup import row_counts
-from heartbeat_ops.config import ROOT, StackConfig, var_dir
+from heartbeat_ops.config import StackConfig, var_dir
+from heartbeat_ops.programs import venv_bin
 from tests.superset.superset_api import SupersetClient, dashboard_numbers, serving
 from tests.superset.test_superset_dashboard import (
     CUSTOMER_DASHBOARD_SLUG,
@@ -43,7 +44,7 @@ from tests.support.world import World
 
 pytestmark = pytest.mark.integration
 
-OPS = ROOT / "var" / "venv" / "bin" / "heartbeat-ops"
+OPS = venv_bin("heartbeat-ops")
 TAG = "backup-history"
 SOURCE_DATABASE, SOURCE_SUPERSET = "heartbeat_backup_source", "superset_backup_source"
 # Rows compared whole, table by table, before and after (ordered by their key).
@@ -65,7 +66,7 @@ CLOCK_COLUMNS = {"age", "age_s"}
 
 
 def ops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(OPS), *args], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([OPS, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 def environment(world: World, config: StackConfig, var: Path) -> dict[str, str]:

@@ -30,7 +30,7 @@ from heartbeat_contract.alerts import (
 from heartbeat_notifier.config import load as load_notifier_config
 from heartbeat_notifier.service import Notifier
 from heartbeat_notifier.signing import verify
-from heartbeat_ops.config import var_dir
+from heartbeat_ops.programs import venv_bin
 from tests.support import kafka
 from tests.support.kafka import client_args
 from tests.support.notifier import TOKEN, NotifierProcess
@@ -38,7 +38,7 @@ from tests.support.receivers import BLOCK, SmtpReceiver, WebhookReceiver
 from tests.support.stream_job import wait_for
 
 pytestmark = pytest.mark.integration
-OPS = str(var_dir() / "venv" / "bin" / "heartbeat-ops")
+OPS = venv_bin("heartbeat-ops")
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def viewer(superset: SupersetAdmin, superset_env: dict[str, str]) -> Iterator[tu
     privileged account that must see them all."""
     name, password = people.add_viewer(superset_env)
     yield name, password
-    people.people(superset_env, "remove-user", name)
+    people.superset_command(superset_env, "remove-user", name)
 
 
 @pytest.fixture(scope="package")

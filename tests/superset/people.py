@@ -7,14 +7,14 @@ import re
 import subprocess
 import uuid
 
-from heartbeat_ops.config import ROOT
-
-OPS = ROOT / "var" / "venv" / "bin" / "heartbeat-ops"
+from heartbeat_ops.programs import venv_bin
 
 
-def people(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def superset_command(
+    env: dict[str, str], *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(OPS), "superset", *args],
+        [venv_bin("heartbeat-ops"), "superset", *args],
         input=stdin,
         env=env,
         capture_output=True,
@@ -25,7 +25,7 @@ def people(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Compl
 
 def listed(env: dict[str, str]) -> dict[str, str]:
     """username -> roles column of `list-users`."""
-    result = people(env, "list-users")
+    result = superset_command(env, "list-users")
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()[1:] if line.strip()]
     return {row[0]: row[1] for row in rows}
@@ -34,7 +34,7 @@ def listed(env: dict[str, str]) -> dict[str, str]:
 def add_viewer(env: dict[str, str]) -> tuple[str, str]:
     """A viewer created by the command: its name and the generated password it printed once."""
     name = f"nurse-{uuid.uuid4().hex[:6]}"
-    result = people(env, "add-user", name, "--role", "viewer")
+    result = superset_command(env, "add-user", name, "--role", "viewer")
     assert result.returncode == 0, result.stdout + result.stderr
     passwords = re.findall(r"^password: (\S+)$", result.stdout, flags=re.MULTILINE)
     assert len(passwords) == 1, result.stdout

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from heartbeat_ops.config import var_dir
-from tests.superset.people import listed, people
+from tests.superset.people import listed, superset_command
 from tests.superset.superset_api import (
     BROWSER_DIR,
     logs_in,
@@ -44,7 +44,7 @@ DASHBOARDS = {
 def test_accounts_are_added_listed_and_removed(superset, superset_env, viewer):
     name, password = viewer
     editor = f"analyst-{uuid.uuid4().hex[:6]}"
-    added = people(
+    added = superset_command(
         superset_env, "add-user", editor, "--role", "editor", "--password-stdin",
         stdin="chosen-by-a-person-1\n",
     )  # fmt: skip
@@ -56,14 +56,15 @@ def test_accounts_are_added_listed_and_removed(superset, superset_env, viewer):
     assert logs_in(superset.url, editor, "chosen-by-a-person-1")
     assert not logs_in(superset.url, name, "not-" + password)
 
-    again = people(superset_env, "add-user", editor, "--role", "viewer")
+    again = superset_command(superset_env, "add-user", editor, "--role", "viewer")
     assert again.returncode != 0 and "password:" not in again.stdout  # no second account
 
-    removed = people(superset_env, "remove-user", editor)
+    removed = superset_command(superset_env, "remove-user", editor)
     assert removed.returncode == 0, removed.stderr
     assert editor not in listed(superset_env)
     assert not logs_in(superset.url, editor, "chosen-by-a-person-1")
-    assert people(superset_env, "remove-user", "admin").returncode != 0  # the stack's own admin
+    # the stack's own admin
+    assert superset_command(superset_env, "remove-user", "admin").returncode != 0
 
 
 def _visit(
@@ -161,8 +162,10 @@ def test_a_person_who_used_their_account_can_be_removed(superset, superset_env):
     filter state, the action log), which blocked the removal; they are kept without the name,
     and the account and its login are gone."""
     name = f"used-{uuid.uuid4().hex[:6]}"
-    added = people(superset_env, "add-user", name, "--role", "viewer", "--password-stdin",
-                stdin="used-by-a-person-1\n")  # fmt: skip
+    added = superset_command(
+        superset_env, "add-user", name, "--role", "viewer", "--password-stdin",
+        stdin="used-by-a-person-1\n",
+    )  # fmt: skip
     assert added.returncode == 0, added.stderr
     report, _ = open_in_browser(
         superset.url, name, "used-by-a-person-1", var_dir() / "screenshots" / "used.png",
@@ -170,7 +173,7 @@ def test_a_person_who_used_their_account_can_be_removed(superset, superset_env):
     )  # fmt: skip
     assert report["ok"], json.dumps(report["problems"], indent=2)
 
-    removed = people(superset_env, "remove-user", name)
+    removed = superset_command(superset_env, "remove-user", name)
     assert removed.returncode == 0, removed.stdout + removed.stderr
     released = re.search(r"\((\d+) marks of theirs released\)", removed.stdout)
     assert released and int(released[1]) > 0, removed.stdout

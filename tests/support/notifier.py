@@ -12,7 +12,8 @@ from pathlib import Path
 from psycopg2.extensions import cursor
 
 from heartbeat_notifier.signing import new_secret
-from heartbeat_ops.config import StackConfig, var_dir
+from heartbeat_ops.config import StackConfig
+from heartbeat_ops.programs import venv_bin
 from tests.support import kafka_login
 from tests.support.sockets import free_port
 from tests.support.stream_job import wait_for
@@ -66,7 +67,7 @@ class NotifierProcess:
         """Start the process and return at once, healthy or not."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(var_dir() / "venv" / "bin" / "heartbeat-notifier")],
+            [venv_bin("heartbeat-notifier")],
             env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         return self
