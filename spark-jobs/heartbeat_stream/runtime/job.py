@@ -28,22 +28,37 @@ from .silence import SilenceTimer
 log = logging.getLogger("heartbeat.job")
 
 
+def source_options(config: job_config.JobConfig) -> dict[str, str]:
+    """The Kafka source's reading options, besides the login. Offsets live in the checkpoint,
+    not a consumer group (the groups Spark names carry the job's prefix, the only groups its ACLs
+    allow). Below `min_offsets_per_trigger` waiting readings a batch waits, at most
+    `max_trigger_delay`; the wait never asks for more than a batch may hold."""
+    options = {
+        "groupIdPrefix": JOB_GROUP_PREFIX,
+        "subscribe": config.kafka_topic,
+        "startingOffsets": config.starting_offsets,
+        "maxOffsetsPerTrigger": str(config.max_offsets_per_trigger),
+        "failOnDataLoss": str(config.fail_on_data_loss).lower(),
+    }
+    if config.min_offsets_per_trigger:
+        wait_for = min(config.min_offsets_per_trigger, config.max_offsets_per_trigger)
+        options |= {
+            "minOffsetsPerTrigger": str(wait_for),
+            "maxTriggerDelay": config.max_trigger_delay,
+        }
+    if config.kafka_min_partitions:
+        options["minPartitions"] = str(config.kafka_min_partitions)
+    return options
+
+
 def kafka_source(spark: SparkSession, config: job_config.JobConfig) -> DataFrame:
-    """The readings topic as a stream, read as the job's principal; offsets live in the
-    checkpoint, not a consumer group (the groups Spark names carry the job's prefix, the only
-    groups its ACLs allow)."""
-    source = (
+    """The readings topic as a stream, read as the job's principal."""
+    return (
         spark.readStream.format("kafka")
         .options(**spark_kafka_options(config, JOB))
-        .option("groupIdPrefix", JOB_GROUP_PREFIX)
-        .option("subscribe", config.kafka_topic)
-        .option("startingOffsets", config.starting_offsets)
-        .option("maxOffsetsPerTrigger", config.max_offsets_per_trigger)
-        .option("failOnDataLoss", str(config.fail_on_data_loss).lower())
+        .options(**source_options(config))
+        .load()
     )
-    if config.kafka_min_partitions:
-        source = source.option("minPartitions", config.kafka_min_partitions)
-    return source.load()
 
 
 def start_readings(
