@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     starting_offsets: str = Field("earliest", alias="HEARTBEAT_STARTING_OFFSETS")
     max_offsets_per_trigger: int = Field(100_000, alias="HEARTBEAT_MAX_OFFSETS_PER_TRIGGER")
     # Fewer readings than this wait for more, at most max_trigger_delay, before a batch starts:
-    # a batch costs ~0.3 s of CPU whatever its size, so a trickle runs one a second, not ten.
+    # a batch costs ~0.3 s of CPU whatever its size, so a trickle runs one a second, not three.
     min_offsets_per_trigger: int = Field(250, ge=0, alias="HEARTBEAT_MIN_OFFSETS_PER_TRIGGER")
     max_trigger_delay: str = Field(
         "1s", pattern=r"^[0-9]+(ms|s)$", alias="HEARTBEAT_MAX_TRIGGER_DELAY"
