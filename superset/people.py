@@ -11,12 +11,20 @@ The viewer role is rebuilt from VIEWER_PERMISSIONS on every Superset start (boot
 it may do is exactly this list plus `datasource_access` on the datasets of the two dashboards.
 No SQL Lab, no Explore (so no chart editing), no write on charts, datasets or dashboards, no
 database access (so no other database and no other table of this one).
+
+Accounts (add, list, remove) are Flask-AppBuilder's tables, which Superset uses as they are: those
+three open them through Flask-AppBuilder alone, on the metadata database Superset's settings
+name, in about 1 s where loading Superset's whole app takes 5 to 6. The role needs Superset's
+models (its dashboards' datasets), so ensure-viewer-role loads Superset.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 VIEWER_ROLE = "Heartbeat Viewer"
 VIEWER_DASHBOARDS = ("heart-rate-monitoring", "customer-detail", "pipeline-operations")
@@ -148,20 +156,39 @@ def _release_references(session, user_id: int) -> int:
     return touched
 
 
-def remove_user(security_manager, name: str) -> str:
-    import os
-
-    from superset import db
-
+def _refuse_the_admin(name: str) -> None:
     if name == os.environ.get("SUPERSET_ADMIN_USERNAME", "admin"):
         raise SystemExit(f"people: {name!r} is the stack's own admin (bootstrap.py keeps it)")
+
+
+def remove_user(security_manager, name: str) -> str:
+    _refuse_the_admin(name)
     user = security_manager.find_user(username=name)
     if user is None:
         raise SystemExit(f"people: no user {name!r}")
-    released = _release_references(db.session, user.id)
-    db.session.delete(user)
-    db.session.commit()  # one transaction: the marks are released only if the user goes too
+    session = security_manager.session
+    released = _release_references(session, user.id)
+    session.delete(user)
+    session.commit()  # one transaction: the marks are released only if the user goes too
     return f"removed {name!r} ({released} marks of theirs released)"
+
+
+@contextmanager
+def accounts() -> Iterator[object]:
+    """Flask-AppBuilder's security manager over Superset's metadata database, without Superset:
+    the settings are Superset's own file (SUPERSET_CONFIG_PATH), nothing is created (the tables
+    and roles are `superset init`'s), and no view is registered."""
+    from flask import Flask
+    from flask_appbuilder import AppBuilder
+    from flask_appbuilder.models.sqla.base import SQLA
+
+    app = Flask("heartbeat-people")
+    app.config.from_pyfile(os.environ["SUPERSET_CONFIG_PATH"])
+    if app.config.get("DASHBOARD_TEMPLATE_ID") is not None:  # Superset's one new-user hook
+        raise SystemExit("people: DASHBOARD_TEMPLATE_ID is set; accounts need Superset's app")
+    app.config.update(FAB_CREATE_DB=False, FAB_ADD_SECURITY_VIEWS=False, FAB_UPDATE_PERMS=False)
+    with app.app_context():
+        yield AppBuilder(app, SQLA(app).session, update_perms=False).sm
 
 
 def main(argv: list[str]) -> int:
@@ -172,21 +199,27 @@ def main(argv: list[str]) -> int:
     password = sys.stdin.readline().rstrip("\n") if command == "add" else ""
     if command == "add" and (len(args) != 2 or args[1] not in ROLES or not password):
         raise SystemExit("people: add NAME viewer|editor|admin, with the password on stdin")
+    if command == "remove" and len(args) != 1:
+        raise SystemExit("people: remove NAME")
 
-    from superset.app import create_app
+    if command == "ensure-viewer-role":
+        from superset.app import create_app
 
-    with create_app().app_context():
-        from superset import security_manager
+        with create_app().app_context():
+            from superset import security_manager
 
+            print(ensure_viewer_role(security_manager))
+        return 0
+    if command == "remove":
+        _refuse_the_admin(args[0])  # before any database work
+    with accounts() as security_manager:
         if command == "add":
             print(add_user(security_manager, args[0], args[1], password))
         elif command == "list":
             for user in list_users(security_manager):
                 print(json.dumps(user))
-        elif command == "remove":
-            print(remove_user(security_manager, args[0]))
         else:
-            print(ensure_viewer_role(security_manager))
+            print(remove_user(security_manager, args[0]))
     return 0
 
 
