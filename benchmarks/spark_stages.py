@@ -9,7 +9,7 @@ is the job's own code over the same topic rows, timed as a batch query:
 - read: the Kafka source, every value's bytes summed (the rows must be fetched and decoded);
 - classify: + with_processing_time and parse_messages, a hash of every output column summed
   (so no column is pruned away);
-- stage write: + stage_rows and the JDBC append into stage_messages, as the sink writes it.
+- stage write: + the JDBC append into stage_messages, keyed by its connections as the sink's.
 
 Each is run BENCH_STAGES_ROUNDS times (3) after one warm-up; the median is printed. The
 PostgreSQL side, in a fresh database made by the migrations: COPY of the valid rows into a
@@ -91,7 +91,7 @@ def spark_rates(stack: StackConfig, topic: str, db: StackConfig) -> dict[str, di
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from heartbeat_stream.sinks.readings_sink import stage_rows
+    from heartbeat_stream.sinks.readings_sink import stage_key_options
     from heartbeat_stream.transforms.validation import parse_messages, with_processing_time
 
     active = SparkSession.getActiveSession()
@@ -116,8 +116,8 @@ def spark_rates(stack: StackConfig, topic: str, db: StackConfig) -> dict[str, di
         batch = iter(range(1, 10_000))
 
         def stage_write() -> None:
-            staged = stage_rows(parsed, "bench-stages", next(batch))
-            staged.write.jdbc(url, "stage_messages", mode="append", properties=properties)
+            keyed = {**properties, "options": stage_key_options("bench-stages", next(batch))}
+            parsed.write.jdbc(url, "stage_messages", mode="append", properties=keyed)
             with _connect(db) as conn, conn.cursor() as cur:
                 cur.execute("TRUNCATE stage_messages")
 

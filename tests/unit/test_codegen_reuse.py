@@ -1,4 +1,4 @@
-"""Per-batch values are data, not code: the classifier and the stage's rows compile once.
+"""Per-batch values are data, not code: the classifier compiles once, whatever the batch.
 
 Spark compiles an expression tree into Java and caches the class by its source text. A literal
 that changes every micro-batch (current_timestamp(), a batch id) is written into that source, so
@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from heartbeat_stream.sinks.readings_sink import stage_rows
 from heartbeat_stream.transforms.validation import (
     PARSED_COLUMNS,
     PROCESSING_TIME,
@@ -51,25 +50,24 @@ def test_processing_time_is_one_instant_of_now_for_every_row(spark):
     assert before.replace(microsecond=0) <= instant.astimezone(UTC) <= after
 
 
-def test_stage_rows_carry_the_batch_key_then_the_parsed_columns(spark):
+def test_the_classified_batch_is_the_stages_columns(spark):
+    """The sink appends the classified batch as it is: its columns are the stage's, by name
+    (the key comes from the connection, readings_sink.stage_key_options)."""
     parsed = parse_messages(with_processing_time(_kafka_rows(spark)))
-    staged = stage_rows(parsed, "sink-a", 41)
-    assert tuple(staged.columns) == ("sink_id", "batch_id", *PARSED_COLUMNS)
-    rows = staged.orderBy("kafka_offset").collect()
-    assert {(row.sink_id, row.batch_id) for row in rows} == {("sink-a", 41)}
+    assert tuple(parsed.columns) == PARSED_COLUMNS
+    rows = parsed.orderBy("kafka_offset").collect()
     assert [row.reason for row in rows] == [None, "invalid_timestamp", "malformed_json"]
 
 
 def test_a_later_batch_compiles_no_new_code(spark):
-    """Each call plans the batch afresh, as a micro-batch does: a new processing time, a new
-    batch id. The second must reuse every class the first compiled."""
+    """Each call plans the batch afresh, as a micro-batch does, with a new processing time. The
+    second must reuse every class the first compiled."""
     frame = _kafka_rows(spark)
 
-    def run_batch(batch_id: int) -> None:
-        parsed = parse_messages(with_processing_time(frame))
-        stage_rows(parsed, "sink-a", batch_id).write.format("noop").mode("overwrite").save()
+    def run_batch() -> None:
+        parse_messages(with_processing_time(frame)).write.format("noop").mode("overwrite").save()
 
-    run_batch(1)
+    run_batch()
     compiled = _compilations(spark)
-    run_batch(2)
+    run_batch()
     assert _compilations(spark) == compiled

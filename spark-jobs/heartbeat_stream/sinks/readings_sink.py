@@ -2,21 +2,21 @@
 minute rollups and alert state advance from the same classified batch.
 
 Per batch: one Spark job (read, parse and classify the batch as the stream's plan says, and
-append it over JDBC into the UNLOGGED stage), then one transaction on the driver's connection
-(batch_commit.commit_batch), then the alert outbox. Why a stage: Spark's JDBC writer appends from
-many tasks without one transaction, and can append twice on a task retry; the transaction moves
-the batch, merges rollups, advances alert state and records the batch id atomically, so a
-replay changes nothing.
+append it over JDBC into the UNLOGGED stage, its connections naming the batch's key), then one
+transaction on the driver's connection (batch_commit.commit_batch), then the alert outbox. Why a
+stage: Spark's JDBC writer appends from many tasks without one transaction, and can append twice
+on a task retry; the transaction moves the batch, merges rollups, advances alert state and
+records the batch id atomically, so a replay changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from kafka.errors import KafkaError
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
 from ..config import JobConfig
 from .alert_outbox import OutboxPublisher
@@ -47,18 +47,35 @@ class _Stopwatch:
         return ", ".join([*self.laps, f"total {time.monotonic() - self.start:.2f}s"])
 
 
-def stage_rows(messages: DataFrame, sink_id: str, batch_id: int) -> DataFrame:
-    """The batch's rows as the stage holds them: sink_id and batch_id, then every parsed column.
+_SINK_ID = re.compile(r"[0-9A-Za-z_-]+")
 
-    The two keys come from a one-row broadcast, not F.lit: a literal batch id is compiled into
-    the stage's generated code, so every batch would compile (and the JVM warm up) the whole
-    classifier again; the inline table's values are data, and the code is the same each batch.
+
+def stage_key_options(sink_id: str, batch_id: int) -> str:
+    """PostgreSQL startup options naming the batch whose rows a connection stages: the stage's
+    sink_id and batch_id columns default to these two settings (sql/016).
+
+    Why not columns of the rows: a batch id as a literal is compiled into the stage's generated
+    code, so every batch compiled the whole classifier again; joined from a one-row broadcast,
+    it cost every micro-batch a Spark job of its own. As a connection option it is neither.
     """
-    key = messages.sparkSession.sql(
-        "SELECT * FROM VALUES (:sink_id, CAST(:batch_id AS BIGINT)) AS key(sink_id, batch_id)",
-        args={"sink_id": sink_id, "batch_id": batch_id},
+    if not _SINK_ID.fullmatch(sink_id):  # a space would end the option's value
+        raise ValueError(f"a sink id is letters, digits, '_' and '-', not {sink_id!r}")
+    return f"-c heartbeat.stage_sink_id={sink_id} -c heartbeat.stage_batch_id={int(batch_id)}"
+
+
+def append_to_stage(messages: DataFrame, config: JobConfig, batch_id: int, writers: int) -> None:
+    """The classified batch into stage_messages over JDBC, from at most `writers` tasks, each
+    connection naming the batch (Spark hands JDBC properties it does not know to the driver)."""
+    messages.write.jdbc(
+        config.jdbc_url,
+        "stage_messages",
+        mode="append",
+        properties={
+            **config.jdbc_properties,
+            "numPartitions": str(writers),
+            "options": stage_key_options(config.sink_id, batch_id),
+        },
     )
-    return F.broadcast(key).crossJoin(messages)
 
 
 class ReadingsSink:
@@ -80,9 +97,8 @@ class ReadingsSink:
 
     def __call__(self, messages: DataFrame, batch_id: int) -> None:
         clock = _Stopwatch()
-        staged = stage_rows(messages, self.config.sink_id, batch_id)  # planned once, not per try
         outcome = with_retry(
-            lambda: self._write(staged, batch_id, clock),
+            lambda: self._write(messages, batch_id, clock),
             give_up_after=self.config.sink_retry_seconds,
             what=f"writing batch {batch_id}",
         )
@@ -135,21 +151,14 @@ class ReadingsSink:
         self._publish_failed_at = None
         return published
 
-    def _write(self, staged: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
-        """`staged`: the batch's stage_rows; every column (kafka_timestamp too) lands in the
-        stage's column of the same name. A try that fails drops the commit's connection: after
-        a database restart it looks open but is dead, and the next try would spend itself
-        finding that out (seen: the last try of a 60 s budget, the stage written, lost so)."""
+    def _write(self, messages: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
+        """`messages`: the classified batch; every column (kafka_timestamp too) lands in the
+        stage's column of the same name, the batch's key in sink_id and batch_id. A try that
+        fails drops the commit's connection: after a database restart it looks open but is
+        dead, and the next try would spend itself finding that out (seen: the last try of a
+        60 s budget, the stage written, lost so)."""
         try:
-            staged.write.jdbc(
-                self.config.jdbc_url,
-                "stage_messages",
-                mode="append",
-                properties={
-                    **self.config.jdbc_properties,
-                    "numPartitions": str(self._writers(staged)),
-                },
-            )
+            append_to_stage(messages, self.config, batch_id, self._writers(messages))
             clock.lap("stage")
             outcome = self.database.run(
                 lambda conn: commit_batch(
@@ -166,11 +175,11 @@ class ReadingsSink:
         clock.lap("commit")
         return outcome
 
-    def _writers(self, staged: DataFrame) -> int:
+    def _writers(self, messages: DataFrame) -> int:
         """How many tasks append to the stage at most: as many as Spark has cores, so that three
         Kafka partitions on two cores do not run as two rounds of tasks (nor open a database
         connection each for a small batch)."""
         if self._jdbc_writers is None:
-            default = staged.sparkSession.sparkContext.defaultParallelism
+            default = messages.sparkSession.sparkContext.defaultParallelism
             self._jdbc_writers = self.config.jdbc_writers or default
         return self._jdbc_writers
