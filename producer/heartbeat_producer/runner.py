@@ -22,7 +22,7 @@ from heartbeat_contract import format_timestamp
 
 from .config import PublisherSettings, RunSettings, SimulationConfig
 from .ledger import LedgerSnapshot, write_ledger
-from .pacing import Pacer
+from .pacing import MAX_SLEEP_SECONDS, Pacer
 from .publisher import Publisher
 from .simulator import Simulator
 
@@ -168,7 +168,8 @@ def run(
             )  # fmt: skip
             stream = iter(simulator)
             began = time.monotonic()
-            pacer = Pacer(simulator.rate, max_batch=MAX_BATCH)
+            tick = min(publishing.linger_ms / 1000, MAX_SLEEP_SECONDS)
+            pacer = Pacer(simulator.rate, max_batch=MAX_BATCH, tick=tick)
             progress = _Progress(settings.progress_interval, publisher, write, report_progress)
             deadline = began + settings.duration if settings.duration is not None else math.inf
             publish_all, stopping = publisher.publish_all, stop.is_set

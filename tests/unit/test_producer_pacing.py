@@ -65,6 +65,25 @@ def test_slow_rates_wake_up_regularly_to_let_the_caller_check_for_stop():
     assert clock.sleeps == [MAX_SLEEP_SECONDS]
 
 
+def test_a_tick_makes_each_wait_at_least_that_long_and_releases_what_fell_due():
+    """At 100/s with a 20 ms tick: two readings per wake-up instead of one, never early."""
+    p, clock = pacer(100.0, tick=0.02)
+    assert p.next_batch() == 1
+    assert p.next_batch() == 2  # slept the tick (20 ms), not until the next one was due (10 ms)
+    assert clock.sleeps == [pytest.approx(0.02)]
+    while clock.now < 110.0:
+        p.next_batch()
+        assert p.released <= math.floor((clock.now - 100.0) * 100.0 + 1e-6) + 1
+    assert p.released == math.floor((clock.now - 100.0) * 100.0 + 1e-6) + 1  # all that fell due
+    assert len(clock.sleeps) == pytest.approx(500, abs=2)  # one wake-up per tick
+
+
+@pytest.mark.parametrize("tick", [-0.001, MAX_SLEEP_SECONDS + 0.001])
+def test_a_tick_must_be_within_a_wait(tick):
+    with pytest.raises(ValueError, match="tick"):
+        Pacer(100.0, tick=tick)
+
+
 @pytest.mark.parametrize("rate", [0.0, -1.0, math.inf, math.nan])
 def test_rate_must_be_positive_and_finite(rate):
     with pytest.raises(ValueError):
