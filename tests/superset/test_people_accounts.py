@@ -103,54 +103,49 @@ def _statuses(report: dict) -> dict[str, int]:
 
 
 @pytest.mark.usefixtures("browser_tooling")
-def test_viewer_is_refused_sql_lab_editing_and_other_data(superset_client, superset, viewer):
-    """By HTTP status, from a logged-in browser page with its CSRF token: SQL Lab's execution,
-    every write and the database list answer 403 to the viewer; the admin's same requests pass
-    the permission check (a body with an unknown field fails validation instead: 400/422).
-    The calls are superset_api.refusal_calls, which `make compose-test` sends too."""
+def test_viewer_is_refused_sql_lab_and_editing_by_status_and_by_page(
+    superset, superset_client, viewer
+):
+    """One browser visit each for the viewer and the admin (the control), logged in as a person:
+    - by HTTP status, from the logged-in page with its CSRF token: SQL Lab's execution, every
+      write and the database list answer 403 to the viewer; the admin's same requests pass the
+      permission check (a body with an unknown field fails validation instead: 400/422). The
+      calls are superset_api.refusal_calls, which `make compose-test` sends too;
+    - by the page a person sees: the admin opens SQL Lab's editor and Explore's chart editor at
+      these addresses; the viewer's browser gets 403 Forbidden for both, and no editor."""
     calls = refusal_calls(superset_client)
+    chart_id = superset_client.dashboard_charts()[0]["id"]
+    sql_lab, explore = "/sqllab/", f"/explore/?slice_id={chart_id}"
     screenshots = var_dir() / "screenshots"
     name, password = viewer
-    viewer_report = _visit(superset, name, password, [], screenshots / "viewer-api", calls)
+    viewer_report = _visit(
+        superset, name, password, [sql_lab, explore], screenshots / "viewer", calls
+    )
+    admin_report = _visit(superset, superset.username, superset.password, [sql_lab, explore],
+                          screenshots / "admin", calls)  # fmt: skip
+
     assert all(call["csrf"] for call in viewer_report["calls"])  # refused by role, not by CSRF
     assert _statuses(viewer_report) == {call["what"]: 403 for call in calls}, viewer_report["calls"]
-    admin_report = _visit(superset, superset.username, superset.password, [],
-                          screenshots / "admin-api", calls)  # fmt: skip
     admin = _statuses(admin_report)
     assert admin["run SQL"] == 200 and admin["list databases"] == 200, admin
     assert admin["explore a chart"] != 403, admin_report["calls"]
     for what in ("edit a chart", "create a chart", "edit a dataset", "edit a dashboard"):
         assert admin[what] in (400, 422), (what, admin)
 
-
-@pytest.mark.usefixtures("browser_tooling")
-def test_viewer_pages_refuse_sql_lab_and_chart_editing(
-    superset,
-    superset_client,
-    viewer,
-):
-    """By the page a person sees: the admin opens SQL Lab's editor and Explore's chart editor at
-    these addresses; the viewer's browser gets 403 Forbidden for both, and no editor."""
-    chart_id = superset_client.dashboard_charts()[0]["id"]
-    sql_lab, explore = "/sqllab/", f"/explore/?slice_id={chart_id}"
-    screenshots = var_dir() / "screenshots"
-    admin = _pages(_visit(superset, superset.username, superset.password, [sql_lab, explore],
-                          screenshots / "admin-pages"))  # fmt: skip
-    name, password = viewer
-    seen = _pages(
-        _visit(superset, name, password, [sql_lab, explore], screenshots / "viewer-pages")
-    )
+    pages = {"admin": _pages(admin_report), "viewer": _pages(viewer_report)}
     summary = {
         who: {path: {k: page[k] for k in ("status", "redirected_from", "final_url", "sql_editor",
                                            "chart_editor")} | {"text": page["text"][:300]}
-              for path, page in pages.items()}
-        for who, pages in (("admin", admin), ("viewer", seen))
+              for path, page in seen.items()}
+        for who, seen in pages.items()
     }  # fmt: skip
     # The control: the admin gets both pages, with SQL Lab's editor and Explore's chart editor.
-    assert admin[sql_lab]["status"] == 200 and admin[sql_lab]["sql_editor"], summary
-    assert admin[explore]["status"] == 200 and admin[explore]["chart_editor"], summary
+    admin_pages = pages["admin"]
+    assert admin_pages[sql_lab]["status"] == 200 and admin_pages[sql_lab]["sql_editor"], summary
+    assert admin_pages[explore]["status"] == 200 and admin_pages[explore]["chart_editor"], summary
     # The viewer's browser gets 403 for both documents, Superset's refusal, and no editor.
-    for page in seen.values():
+    assert set(pages["viewer"]) == {sql_lab, explore}, summary
+    for page in pages["viewer"].values():
         assert page["status"] == 403, summary
         assert "403 Forbidden" in page["text"] and "permission" in page["text"], summary
         assert not page["sql_editor"] and not page["chart_editor"], summary
