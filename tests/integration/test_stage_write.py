@@ -19,7 +19,7 @@ from tests.support.db import superuser_query
 pytestmark = pytest.mark.integration
 
 _KAFKA_ROW = (
-    f"topic string, partition int, offset long, timestamp timestamp, value binary,"
+    "topic string, partition int, offset long, timestamp timestamp, value binary,"
     f" {PROCESSING_TIME} timestamp"
 )
 
