@@ -9,9 +9,11 @@ is the job's own code over the same topic rows, timed as a batch query:
 - read: the Kafka source, every value's bytes summed (the rows must be fetched and decoded);
 - classify: + with_processing_time and parse_messages, a hash of every output column summed
   (so no column is pruned away);
+- classify, VARIANT only: the same with parse_messages' fast path off (every message parsed as
+  a VARIANT): the fast path's reference, in the same run;
 - stage write: + the JDBC append into stage_messages, keyed by its connections as the sink's.
 
-Each is run BENCH_STAGES_ROUNDS times (3) after one warm-up; the median is printed. The
+Each is run BENCH_STAGES_ROUNDS times (3), in turn, after one warm-up; the median is printed. The
 PostgreSQL side, in a fresh database made by the migrations: COPY of the valid rows into a
 heart_rate_readings-shaped table (benchmarks/stream_job.py's reference), then the rollup merge
 (the sink's own merge_sql) of the same rows into empty minutes and again into the minutes that
@@ -58,11 +60,19 @@ def _timed(action: Callable[[], object]) -> float:
     return time.monotonic() - started
 
 
-def median_rate(rows: int, action: Callable[[], object], rounds: int = ROUNDS) -> dict:
-    """One warm-up, then `rounds` timed runs: rows per second of each and their median."""
-    action()
-    rates = [rows / _timed(action) for _ in range(rounds)]
-    return {"rates": rates, "median": statistics.median(rates)}
+def median_rates(
+    rows: int, actions: dict[str, Callable[[], object]], rounds: int = ROUNDS
+) -> dict[str, dict]:
+    """One warm-up of each action, then `rounds` rounds timing each in turn (so a noisy moment
+    of a shared machine falls on all of them): rows per second of each run and their median."""
+    for action in actions.values():
+        action()
+    rates: dict[str, list[float]] = {name: [] for name in actions}
+    for _ in range(rounds):
+        for name, action in actions.items():
+            rates[name].append(rows / _timed(action))
+    return {name: {"rates": each, "median": statistics.median(each)}
+            for name, each in rates.items()}  # fmt: skip
 
 
 def _spark():
@@ -79,6 +89,7 @@ def _spark():
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.driver.extraJavaOptions", "-XX:-DontCompileHugeMethods")  # as submit.sh
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
@@ -86,7 +97,7 @@ def _spark():
 
 
 def spark_rates(stack: StackConfig, topic: str, db: StackConfig) -> dict[str, dict]:
-    """The three Spark stages on one core, each over the whole topic. A session already active
+    """The Spark stages on one core, each over the whole topic. A session already active
     in this process (the tests' own, with the same jars) is used as it is, and left running."""
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
@@ -106,6 +117,7 @@ def spark_rates(stack: StackConfig, topic: str, db: StackConfig) -> dict[str, di
             .load()
         )
         parsed = parse_messages(with_processing_time(kafka))
+        variant_only = parse_messages(with_processing_time(kafka), fast_path=False)
         every_column = F.sum(F.hash(*parsed.columns).cast("bigint"))
         url = f"jdbc:postgresql://{db.pg_host}:{db.pg_port}/{db.pg_database}"
         properties = {
@@ -121,11 +133,15 @@ def spark_rates(stack: StackConfig, topic: str, db: StackConfig) -> dict[str, di
             with _connect(db) as conn, conn.cursor() as cur:
                 cur.execute("TRUNCATE stage_messages")
 
-        return {
-            "read": median_rate(BACKLOG, lambda: kafka.agg(F.sum(F.length("value"))).collect()),
-            "classify": median_rate(BACKLOG, lambda: parsed.agg(every_column).collect()),
-            "stage_write": median_rate(BACKLOG, stage_write),
-        }
+        return median_rates(
+            BACKLOG,
+            {
+                "read": lambda: kafka.agg(F.sum(F.length("value"))).collect(),
+                "classify": lambda: parsed.agg(every_column).collect(),
+                "classify_variant_only": lambda: variant_only.agg(every_column).collect(),
+                "stage_write": stage_write,
+            },
+        )
     finally:
         if active is None:
             spark.stop()

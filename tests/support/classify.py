@@ -19,12 +19,16 @@ _KAFKA_ROW = (
 )
 
 
-def parse(spark: SparkSession, values: list[bytes | None], naive_zone: str = "UTC") -> DataFrame:
+def kafka_rows(spark: SparkSession, values: list[bytes | None]) -> DataFrame:
     """The values as Kafka rows of topic "t", partition 0, offsets 0.., broker time BROKER_TIME,
-    processed at NOW, parsed by the job."""
+    processed at NOW."""
     rows = [("t", 0, offset, BROKER_TIME, value, NOW) for offset, value in enumerate(values)]
-    frame = spark.createDataFrame(rows, _KAFKA_ROW)
-    return parse_messages(frame, naive_zone=naive_zone)
+    return spark.createDataFrame(rows, _KAFKA_ROW)
+
+
+def parse(spark: SparkSession, values: list[bytes | None], naive_zone: str = "UTC") -> DataFrame:
+    """The values as kafka_rows, parsed by the job."""
+    return parse_messages(kafka_rows(spark, values), naive_zone=naive_zone)
 
 
 def outcomes(
