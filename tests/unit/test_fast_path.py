@@ -27,12 +27,14 @@ pytestmark = pytest.mark.unit
 
 NAIVE_SETTINGS = ("UTC", "Asia/Kolkata", "reject")
 TS = "2026-11-29T19:59:00.123Z"
-GOOD = b'{"customer_id":"C0001","timestamp":"2026-11-29T19:59:00.123Z","heart_rate":72}'
 
 
 def body(customer_id: str = '"C1"', timestamp: str = f'"{TS}"', heart_rate: str = "72") -> str:
     """The producer's compact shape around three raw JSON tokens."""
     return f'{{"customer_id":{customer_id},"timestamp":{timestamp},"heart_rate":{heart_rate}}}'
+
+
+GOOD = body(customer_id='"C0001"').encode()  # a reading as the producer sends it
 
 
 def near_misses() -> list[bytes | None]:
