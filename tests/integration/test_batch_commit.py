@@ -116,6 +116,7 @@ def test_rollups_equal_sql_after_late_out_of_order_skewed_and_replayed_batches(b
     batches.stage(1, skewed + out_of_order + late)
     outcome = batches.commit(1)
     assert outcome.valid == 33
+    assert not outcome.met_stored  # the plain move, without ON CONFLICT
     assert batches.stored_rollups() == batches.rollups_from_readings()
 
     # Spark replays batch 1 after a crash before its own commit: staged again, nothing added.
@@ -128,7 +129,8 @@ def test_rollups_equal_sql_after_late_out_of_order_skewed_and_replayed_batches(b
     batches.stage(2, twice, offsets=[93, 94])
     batches.stage(2, twice, offsets=[93, 94])
     batches.stage(2, [("A", at(-3), 60)], offsets=[0])  # provenance of a batch-0 row
-    assert batches.commit(2).valid == 2
+    outcome = batches.commit(2)
+    assert (outcome.valid, outcome.met_stored) == (2, True)  # the move that skips stored rows
     stored = batches.stored_rollups()
     assert stored == batches.rollups_from_readings()
     assert sum(readings for readings, *_ in stored.values()) == 95

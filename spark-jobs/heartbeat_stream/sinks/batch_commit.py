@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from psycopg2.extensions import connection
+import psycopg2.errors
+from psycopg2.extensions import connection, cursor
 
 from heartbeat_contract import OUT_OF_RANGE
 
@@ -20,11 +21,13 @@ from .alert_store import AlertRules
 from .partitions import ENSURE_FOR_BATCH
 from .rollups import move_readings_sql
 
-# Valid rows into the readings; the rows actually inserted (a duplicate provenance inserts
-# nothing) are added to their minutes.
-_MOVE_VALID = move_readings_sql(
+# Valid rows into the readings; the rows actually inserted are added to their minutes. The
+# plain move fails on a provenance already stored; the skipping one inserts nothing for it.
+_VALID_STAGED = (
     "stage_messages WHERE sink_id = %(sink_id)s AND batch_id = %(batch_id)s AND reason IS NULL"
 )
+_MOVE_VALID = move_readings_sql(_VALID_STAGED, skip_stored=False)
+_MOVE_VALID_SKIPPING_STORED = move_readings_sql(_VALID_STAGED)
 
 # What the alert rules need from this batch: the readings of the watched customers, once each (a
 # retried Spark task may stage a row twice). Watched: a valid reading outside the customer's own
@@ -95,6 +98,30 @@ WHERE s.sink_id = %(sink_id)s AND s.batch_id = %(batch_id)s
 """
 
 
+def _move_valid(cur: cursor, params: dict[str, object]) -> tuple[int, int, bool]:
+    """Move the batch's valid rows: (readings inserted, minutes merged, whether some staged
+    provenance was already stored).
+
+    Why two tries: ON CONFLICT costs a speculative insertion per row, a quarter of the move
+    (1.75 s against 1.34 s for 99,500 rows, measured in the same run), and a provenance already
+    stored is rare: a retried Spark task that staged its rows twice, or another job on the same
+    topic. So the plain move runs first, inside a savepoint; a unique violation takes the batch
+    back to the savepoint, and the skipping move runs instead (any other violation it raises
+    again, as before).
+    """
+    cur.execute("SAVEPOINT move_valid")
+    try:
+        cur.execute(_MOVE_VALID, params)
+    except psycopg2.errors.UniqueViolation:
+        cur.execute("ROLLBACK TO SAVEPOINT move_valid")
+        cur.execute(_MOVE_VALID_SKIPPING_STORED, params)
+        valid, minutes = cur.fetchone()
+        return valid, minutes, True
+    valid, minutes = cur.fetchone()
+    cur.execute("RELEASE SAVEPOINT move_valid")
+    return valid, minutes, False
+
+
 class CheckpointResetError(RuntimeError):
     """A batch id was committed before but its messages are new: the checkpoint was reset."""
 
@@ -109,6 +136,7 @@ class BatchOutcome:
     minutes_merged: int = 0
     episodes_changed: int = 0
     replayed: bool = False
+    met_stored: bool = False  # some staged provenance was stored already, and skipped
 
     @property
     def rejected(self) -> int:
@@ -159,8 +187,7 @@ def commit_batch(
             cur.execute(_SAMPLE_REJECTED, params)
             samples = cur.fetchall()
         cur.execute(ENSURE_FOR_BATCH, params)  # every valid row's day has its partition
-        cur.execute(_MOVE_VALID, params)
-        valid, minutes = cur.fetchone()
+        valid, minutes, met_stored = _move_valid(cur, params)
         cur.execute(_MOVE_REJECTED, params)
         rejected = dict(cur.fetchall())
         cur.execute(_WATCHED_CUSTOMERS, params)
@@ -171,4 +198,4 @@ def commit_batch(
         episodes += record_activity(cur, sink_id, batch_id)
         cur.execute(_RECORD_COMMITTED, params)
         cur.execute(_CLEAR_STAGE, params)
-    return BatchOutcome(valid, rejected, samples, minutes, episodes)
+    return BatchOutcome(valid, rejected, samples, minutes, episodes, met_stored=met_stored)

@@ -78,6 +78,13 @@ def append_to_stage(messages: DataFrame, config: JobConfig, batch_id: int, write
     )
 
 
+def _note(outcome: BatchOutcome) -> str:
+    """What the batch log line adds about a batch that was not simply new."""
+    if outcome.replayed:
+        return " (replay)"
+    return " (rows already stored were skipped)" if outcome.met_stored else ""
+
+
 class ReadingsSink:
     """Callable for `foreachBatch`."""
 
@@ -113,7 +120,7 @@ class ReadingsSink:
             outcome.minutes_merged,
             outcome.episodes_changed,
             "alerts left in the outbox" if published is None else f"{published} alerts published",
-            " (replay)" if outcome.replayed else "",
+            _note(outcome),
             clock,
         )
 

@@ -45,16 +45,25 @@ _READING_COLUMNS = (
 )  # fmt: skip
 
 
-def move_readings_sql(source: str, *, with_ingested_at: bool = False) -> str:
+def move_readings_sql(
+    source: str, *, with_ingested_at: bool = False, skip_stored: bool = True
+) -> str:
     """One statement: insert the valid readings of `source` (a table, with any WHERE) into
     heart_rate_readings, skipping provenance already stored, and add the rows it actually
-    inserted to their minutes. It returns one row: (readings inserted, minutes merged)."""
+    inserted to their minutes. It returns one row: (readings inserted, minutes merged).
+
+    With `skip_stored=False` a provenance already stored fails the statement with a unique
+    violation instead of being skipped: no speculative insertion per row, a quarter of the
+    move's time (batch_commit runs it first, inside a savepoint)."""
     columns = ", ".join(_READING_COLUMNS + (("ingested_at",) if with_ingested_at else ()))
+    on_conflict = (
+        "ON CONFLICT ON CONSTRAINT heart_rate_readings_provenance DO NOTHING" if skip_stored else ""
+    )
     return f"""
 WITH moved AS (
     INSERT INTO heart_rate_readings ({columns})
     SELECT {columns} FROM {source}
-    ON CONFLICT ON CONSTRAINT heart_rate_readings_provenance DO NOTHING
+    {on_conflict}
     RETURNING customer_id, "timestamp", heart_rate
 ), merged AS (
     {merge_sql("moved")}
