@@ -20,7 +20,7 @@ import stat
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg2
@@ -31,15 +31,14 @@ from heartbeat_ops import database
 from heartbeat_ops.backup import row_counts
 from heartbeat_ops.config import StackConfig, var_dir
 from heartbeat_ops.programs import venv_bin
-from tests.superset.superset_api import SupersetClient, dashboard_numbers, serving
-from tests.superset.test_superset_dashboard import (
+from tests.superset.catalogue import (
     CUSTOMER_DASHBOARD_SLUG,
     DASHBOARD_SLUG,
-    OPERATIONS_DASHBOARD_SLUG,
 )
+from tests.superset.dashboard_figures import every_dashboard, fixed_range, superset_environment
+from tests.superset.superset_api import SupersetClient, serving
 from tests.support import figures
 from tests.support.rollups import rollup_mismatches
-from tests.support.sockets import free_port
 from tests.support.world import World
 
 pytestmark = pytest.mark.integration
@@ -60,9 +59,6 @@ COMPARED = {
 FORGOTTEN = ("sink_progress", "stage_messages")
 # The customer the customer dashboard is opened for: one with its own alert settings.
 CUSTOMER = "B0001"
-# Columns that count from the present (an open episode's age): the one thing a dashboard shows
-# that moves with the clock, whatever the time range.
-CLOCK_COLUMNS = {"age", "age_s"}
 
 
 def ops(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -107,50 +103,14 @@ def snapshot(config: StackConfig, database_name: str | None = None) -> dict[str,
     return seen
 
 
-def superset_environment(env: dict[str, str], home: Path) -> dict[str, str]:
-    """A Superset of this test's own on `env`'s stack: a free port, its own home."""
-    port = free_port()
-    return {**env, "SUPERSET_PORT": str(port), "SUPERSET_HOME": str(home),
-            "SUPERSET_WORKERS": "1", "SUPERSET_BIND_HOST": "127.0.0.1"}  # fmt: skip
-
-
-def unordered(chart: dict[str, object]) -> dict[str, object]:
-    """A chart's result with its rows as a multiset: rows a query leaves unordered (a series
-    ordered by its metric, with ties) come back in the table's physical order, which a restore
-    rewrites; what the chart shows is the same."""
-    return {**chart, "data": sorted(chart["data"], key=repr)}
-
-
-def fixed_range(end: datetime) -> str:
-    """Superset's absolute range syntax: the half day of history, whole hours, fixed."""
-    stop = end.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    start = stop - timedelta(hours=14)
-    return f"{start:%Y-%m-%dT%H:%M:%S} : {stop:%Y-%m-%dT%H:%M:%S}"
-
-
 def shown(env: dict[str, str], home: Path, time_range: str) -> dict[str, object]:
-    """Every dashboard's numbers as a Superset started on `env`'s stack shows them (the main one,
-    pipeline operations, and the customer one for CUSTOMER), its clock-dependent columns left
-    out; then stopped."""
+    """Every dashboard as a Superset started on `env`'s stack shows it (the customer one for
+    CUSTOMER; dashboard_figures.every_dashboard); then stopped."""
     log = home / "superset.log"
     with serving(superset_environment(env, home), log) as url:
         client = SupersetClient(url, env.get("SUPERSET_ADMIN_USERNAME", "admin"),
                                 env["SUPERSET_ADMIN_PASSWORD"]).login()  # fmt: skip
-        numbers = {
-            DASHBOARD_SLUG: dashboard_numbers(client, DASHBOARD_SLUG, time_range),
-            OPERATIONS_DASHBOARD_SLUG: dashboard_numbers(
-                client, OPERATIONS_DASHBOARD_SLUG, time_range
-            ),
-            CUSTOMER_DASHBOARD_SLUG: dashboard_numbers(
-                client, CUSTOMER_DASHBOARD_SLUG, time_range, [CUSTOMER]
-            ),
-        }
-    for charts in numbers.values():
-        for chart in charts.values():
-            chart["data"] = [
-                {k: v for k, v in row.items() if k not in CLOCK_COLUMNS} for row in chart["data"]
-            ]
-    return numbers
+        return every_dashboard(client, time_range, CUSTOMER)
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +255,7 @@ def test_backup_restore_into_a_fresh_stack(source, fresh_world, tmp_path):
     assert before_dashboards[CUSTOMER_DASHBOARD_SLUG]["Alert settings"]["data"], "no settings"
     for slug, charts in dashboards.items():
         for name, chart in charts.items():
-            assert unordered(chart) == unordered(before_dashboards[slug][name]), (slug, name)
+            assert chart == before_dashboards[slug][name], (slug, name)
     # The least-privilege roles work on the restored database: the job writes, the reader reads.
     with psycopg2.connect(target.reader_dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM heart_rate_readings")

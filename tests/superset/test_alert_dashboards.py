@@ -17,8 +17,8 @@ import psycopg2
 import pytest
 
 from heartbeat_ops import alert_defaults
+from tests.superset.catalogue import CUSTOMER_DASHBOARD_SLUG, linked_customer
 from tests.superset.superset_api import build_query_context, metric_labels
-from tests.superset.test_superset_dashboard import CUSTOMER_DASHBOARD_SLUG, _linked_customer
 from tests.support.episodes import Episode, ago, insert_episodes
 
 pytestmark = pytest.mark.integration
@@ -160,7 +160,7 @@ def test_open_episodes_critical_first_then_oldest(superset_client, alert_rows, s
     chart = _charts(superset_client)["Open episodes (critical first, then oldest)"]
     rows = _rows(superset_client, chart, alert_rows.customers)
     assert [
-        (r["severity"], r["kind"], _linked_customer(r["customer_link"]), r["muted"] == "muted")
+        (r["severity"], r["kind"], linked_customer(r["customer_link"]), r["muted"] == "muted")
         for r in rows
     ] == [(severity, kind, customer, muted) for severity, kind, customer, muted, _, _ in expected]
     assert [r["kind"] for r in rows] == ["critical_high", "tachycardia", "device_silent"]
@@ -187,7 +187,7 @@ def test_silent_devices_show_the_outage_first(superset_client, alert_rows, super
     assert [
         (
             r["kind"],
-            "*" if r["customer_link"] == OUTAGE_LABEL else _linked_customer(r["customer_link"]),
+            "*" if r["customer_link"] == OUTAGE_LABEL else linked_customer(r["customer_link"]),
             None if r["last_seen_at"] is None else round(float(r["last_seen_at"])),
         )
         for r in rows
@@ -197,7 +197,7 @@ def test_silent_devices_show_the_outage_first(superset_client, alert_rows, super
     ]
     # One customer: their own silence only.
     (row,) = _rows(superset_client, chart, [alert_rows.silent])
-    assert _linked_customer(row["customer_link"]) == alert_rows.silent
+    assert linked_customer(row["customer_link"]) == alert_rows.silent
 
 
 def _settings_rows(client, customer: str) -> list[tuple]:

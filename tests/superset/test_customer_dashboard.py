@@ -18,8 +18,8 @@ import psycopg2
 import pytest
 
 from heartbeat_ops import history
+from tests.superset.catalogue import CUSTOMER_CHARTS, CUSTOMER_DASHBOARD_SLUG
 from tests.superset.superset_api import build_query_context, metric_labels
-from tests.superset.test_superset_dashboard import CUSTOMER_CHARTS, CUSTOMER_DASHBOARD_SLUG
 from tests.support.episodes import Episode, ago, insert_episodes
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import psycopg2
 import pytest
 
+from tests.superset.catalogue import OPERATIONS_DASHBOARD_SLUG, linked_customer
 from tests.superset.superset_api import build_query_context
-from tests.superset.test_superset_dashboard import OPERATIONS_DASHBOARD_SLUG, _linked_customer
 from tests.support.episodes import Episode, ago, insert_episodes
 
 pytestmark = pytest.mark.integration
@@ -151,8 +151,7 @@ def test_open_episodes_unacknowledged_first_with_their_age(
     ]
     rows = _rows(superset_client, _chart(superset_client, ATTENTION_CHART), notify_rows.customers)
     assert [
-        (r["alert_id"], _linked_customer(r["customer_link"]), r["kind"], r["acked_by"])
-        for r in rows
+        (r["alert_id"], linked_customer(r["customer_link"]), r["kind"], r["acked_by"]) for r in rows
     ] == expected
     assert [r["acknowledged"] for r in rows] == ["no", "yes"]
     assert rows[0]["age"].startswith("3 h ")
@@ -174,7 +173,7 @@ def test_dead_deliveries_equal_sql(superset_client, notify_rows, superuser_dsn):
     assert [
         (
             r["alert_id"],
-            _linked_customer(r["customer_link"]),
+            linked_customer(r["customer_link"]),
             r["target"],
             r["alert_status"],
             r["attempts"],

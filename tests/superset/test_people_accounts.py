@@ -15,6 +15,13 @@ from pathlib import Path
 import pytest
 
 from heartbeat_ops.config import var_dir
+from tests.superset.catalogue import (
+    CUSTOMER_CHARTS,
+    CUSTOMER_DASHBOARD_SLUG,
+    EXPECTED_CHARTS,
+    OPERATIONS_CHARTS,
+    OPERATIONS_DASHBOARD_SLUG,
+)
 from tests.superset.people import listed, superset_command
 from tests.superset.superset_api import (
     BROWSER_DIR,
@@ -23,13 +30,6 @@ from tests.superset.superset_api import (
     refusal_calls,
     viewer_over_http,
     viewer_problems,
-)
-from tests.superset.test_superset_dashboard import (
-    CUSTOMER_CHARTS,
-    CUSTOMER_DASHBOARD_SLUG,
-    EXPECTED_CHARTS,
-    OPERATIONS_CHARTS,
-    OPERATIONS_DASHBOARD_SLUG,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]

@@ -15,19 +15,12 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-import yaml
 from psycopg2 import sql
 
 from heartbeat_ops import database
 from heartbeat_ops.config import StackConfig
-from tests.integration.test_backup_restore import (
-    CLOCK_COLUMNS,
-    fixed_range,
-    superset_environment,
-    unordered,
-)
-from tests.superset.superset_api import SupersetClient, dashboard_numbers, serving
-from tests.superset.test_superset_dashboard import BUNDLE, CUSTOMER_DASHBOARD_SLUG
+from tests.superset.dashboard_figures import every_dashboard, fixed_range, superset_environment
+from tests.superset.superset_api import SupersetClient, serving
 from tests.support import figures
 from tests.support.replica import Replica, replica_of
 from tests.support.world import World
@@ -35,28 +28,6 @@ from tests.support.world import World
 pytestmark = pytest.mark.integration
 
 REPLICA_SUPERSET_DATABASE = "superset_replica_view"
-
-
-def bundle_dashboards() -> list[str]:
-    """Every dashboard's slug, from the bundle: whatever dashboards there are, all compared."""
-    return sorted(
-        yaml.safe_load(path.read_text())["slug"] for path in (BUNDLE / "dashboards").glob("*.yaml")
-    )
-
-
-def numbers(client: SupersetClient, time_range: str, customer: str) -> dict[str, object]:
-    """Every dashboard's charts for a fixed range (the customer one for `customer`), without
-    the columns that move with the clock, rows as multisets."""
-    shown = {}
-    for slug in bundle_dashboards():
-        customers = [customer] if slug == CUSTOMER_DASHBOARD_SLUG else None
-        charts = dashboard_numbers(client, slug, time_range, customers)
-        for chart in charts.values():
-            chart["data"] = [
-                {k: v for k, v in row.items() if k not in CLOCK_COLUMNS} for row in chart["data"]
-            ]
-        shown[slug] = {name: unordered(chart) for name, chart in charts.items()}
-    return shown
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +68,7 @@ def test_dashboards_from_the_replica_equal_the_primarys(
     customer = sample_data.customers[0]
     caught_up = standby.caught_up()  # the sample rows (and everything before) replayed
     began = time.monotonic()
-    from_primary = numbers(superset_client, time_range, customer)
+    from_primary = every_dashboard(superset_client, time_range, customer)
     primary_s = time.monotonic() - began
 
     env = superset_environment(replica_superset_env, tmp_path / "superset-home")
@@ -106,7 +77,7 @@ def test_dashboards_from_the_replica_equal_the_primarys(
             url, env.get("SUPERSET_ADMIN_USERNAME", "admin"), env["SUPERSET_ADMIN_PASSWORD"]
         ).login()
         began = time.monotonic()
-        from_replica = numbers(client, time_range, customer)
+        from_replica = every_dashboard(client, time_range, customer)
         replica_s = time.monotonic() - began
         # The connection the replica's Superset imported names the replica, not the primary.
         metadata = stack.dsn(user=stack.pg_superuser, password=stack.pg_superuser_password,

@@ -12,14 +12,14 @@ import psycopg2
 import pytest
 
 from heartbeat_ops.config import var_dir
-from tests.superset.superset_api import DASHBOARD_SLUG, open_in_browser
-from tests.superset.test_superset_dashboard import (
+from tests.superset.catalogue import (
     CUSTOMER_CHARTS,
     CUSTOMER_DASHBOARD_SLUG,
     EXPECTED_CHARTS,
     OPERATIONS_CHARTS,
     OPERATIONS_DASHBOARD_SLUG,
 )
+from tests.superset.superset_api import DASHBOARD_SLUG, open_in_browser
 
 pytestmark = [
     pytest.mark.integration,
