@@ -17,10 +17,16 @@ jars="$(find "$JARS_DIR" -name '*.jar' | sort | paste -sd, -)"
 [ -n "$jars" ] || { echo "no connector jars in $JARS_DIR: run 'make install'" >&2; exit 1; }
 
 # Executors on a cluster need the job's packages: ship them as a zip next to the entry file.
+# Built aside and renamed into place only when its bytes change: jobs that start together (the
+# tests' workers) must never read it half written, nor rewritten between the two reads Spark
+# makes of it at start ("exists and does not match contents" fails the start).
 mkdir -p "$VAR/build"
 package="$VAR/build/heartbeat-stream.zip"
-"$PYSPARK_PYTHON" -m zipfile -c "$package" \
+fresh="$(mktemp "$package.XXXXXX")"
+"$PYSPARK_PYTHON" -m zipfile -c "$fresh" \
   "$ROOT/spark-jobs/heartbeat_stream" "$ROOT/contract/heartbeat_contract"
+chmod 644 "$fresh"
+if cmp -s "$fresh" "$package"; then rm -f "$fresh"; else mv -f "$fresh" "$package"; fi
 
 # Lower priority than the stack's interactive programs (Superset, and the Kafka and PostgreSQL the
 # job itself needs): when the cores are short, a dashboard draws first and the job catches up.
