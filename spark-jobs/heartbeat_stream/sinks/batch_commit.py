@@ -112,14 +112,14 @@ def _move_valid(cur: cursor, params: dict[str, object]) -> tuple[int, int, bool]
     cur.execute("SAVEPOINT move_valid")
     try:
         cur.execute(_MOVE_VALID, params)
+        met_stored = False
     except psycopg2.errors.UniqueViolation:
         cur.execute("ROLLBACK TO SAVEPOINT move_valid")
         cur.execute(_MOVE_VALID_SKIPPING_STORED, params)
-        valid, minutes = cur.fetchone()
-        return valid, minutes, True
+        met_stored = True
     valid, minutes = cur.fetchone()
     cur.execute("RELEASE SAVEPOINT move_valid")
-    return valid, minutes, False
+    return valid, minutes, met_stored
 
 
 class CheckpointResetError(RuntimeError):
