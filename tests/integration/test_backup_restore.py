@@ -35,8 +35,7 @@ from tests.superset.catalogue import (
     CUSTOMER_DASHBOARD_SLUG,
     DASHBOARD_SLUG,
 )
-from tests.superset.dashboard_figures import every_dashboard, fixed_range, superset_environment
-from tests.superset.superset_api import SupersetClient, serving
+from tests.superset.dashboard_figures import every_dashboard, fixed_range, own_superset
 from tests.support import figures
 from tests.support.rollups import rollup_mismatches
 from tests.support.world import World
@@ -106,10 +105,7 @@ def snapshot(config: StackConfig, database_name: str | None = None) -> dict[str,
 def shown(env: dict[str, str], home: Path, time_range: str) -> dict[str, object]:
     """Every dashboard as a Superset started on `env`'s stack shows it (the customer one for
     CUSTOMER; dashboard_figures.every_dashboard); then stopped."""
-    log = home / "superset.log"
-    with serving(superset_environment(env, home), log) as url:
-        client = SupersetClient(url, env.get("SUPERSET_ADMIN_USERNAME", "admin"),
-                                env["SUPERSET_ADMIN_PASSWORD"]).login()  # fmt: skip
+    with own_superset(env, home) as client:
         return every_dashboard(client, time_range, CUSTOMER)
 
 

@@ -3,13 +3,15 @@ test compares before and after a restore, the read-replica test the primary and 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
 
 from tests.superset.catalogue import BUNDLE, CUSTOMER_DASHBOARD_SLUG
-from tests.superset.superset_api import SupersetClient, dashboard_numbers
+from tests.superset.superset_api import SupersetClient, dashboard_numbers, serving
 from tests.support.sockets import free_port
 
 # Columns that count from the present (an open episode's age): the one thing a dashboard shows
@@ -17,11 +19,16 @@ from tests.support.sockets import free_port
 CLOCK_COLUMNS = {"age", "age_s"}
 
 
-def superset_environment(env: dict[str, str], home: Path) -> dict[str, str]:
-    """A Superset of a test's own on `env`'s stack: a free port, its own home."""
-    port = free_port()
-    return {**env, "SUPERSET_PORT": str(port), "SUPERSET_HOME": str(home),
-            "SUPERSET_WORKERS": "1", "SUPERSET_BIND_HOST": "127.0.0.1"}  # fmt: skip
+@contextmanager
+def own_superset(env: dict[str, str], home: Path) -> Iterator[SupersetClient]:
+    """A Superset of a test's own on `env`'s stack (a free port, its own home, its log in
+    `home`), logged in as its admin; stopped on leaving."""
+    environment = {**env, "SUPERSET_PORT": str(free_port()), "SUPERSET_HOME": str(home),
+                   "SUPERSET_WORKERS": "1", "SUPERSET_BIND_HOST": "127.0.0.1"}  # fmt: skip
+    with serving(environment, home / "superset.log") as url:
+        yield SupersetClient(
+            url, env.get("SUPERSET_ADMIN_USERNAME", "admin"), env["SUPERSET_ADMIN_PASSWORD"]
+        ).login()
 
 
 def fixed_range(end: datetime) -> str:

@@ -19,8 +19,7 @@ from psycopg2 import sql
 
 from heartbeat_ops import database
 from heartbeat_ops.config import StackConfig
-from tests.superset.dashboard_figures import every_dashboard, fixed_range, superset_environment
-from tests.superset.superset_api import SupersetClient, serving
+from tests.superset.dashboard_figures import every_dashboard, fixed_range, own_superset
 from tests.support import figures
 from tests.support.replica import Replica, replica_of
 from tests.support.world import World
@@ -71,11 +70,7 @@ def test_dashboards_from_the_replica_equal_the_primarys(
     from_primary = every_dashboard(superset_client, time_range, customer)
     primary_s = time.monotonic() - began
 
-    env = superset_environment(replica_superset_env, tmp_path / "superset-home")
-    with serving(env, tmp_path / "superset.log") as url:
-        client = SupersetClient(
-            url, env.get("SUPERSET_ADMIN_USERNAME", "admin"), env["SUPERSET_ADMIN_PASSWORD"]
-        ).login()
+    with own_superset(replica_superset_env, tmp_path / "superset-home") as client:
         began = time.monotonic()
         from_replica = every_dashboard(client, time_range, customer)
         replica_s = time.monotonic() - began
