@@ -47,9 +47,9 @@ class StreamJob:
             "KAFKA_TOPIC": topic,
             "HEARTBEAT_CHECKPOINT_DIR": checkpoint,
             # Not "0 seconds": an idle job then asks Kafka for new offsets every 10 ms and, with
-            # its broker, takes about half a core doing nothing (here: 27 % + 21 % of a core,
-            # against 7 % + 6 % at 250 ms); with a job running in most tests, on every worker,
-            # that was a large share of the suite's CPU. 250 ms adds at most that to a wait.
+            # its broker, takes about half a core doing nothing (measured: 27 % + 21 % of a core,
+            # against 7 % + 6 % at 250 ms), on machines the suite keeps busy. 250 ms adds at
+            # most that to a test's wait.
             "HEARTBEAT_TRIGGER_INTERVAL": "250 milliseconds",
             "SPARK_UI_PORT": "0",
             "SPARK_MASTER": "local[2]",
