@@ -43,6 +43,7 @@ LIVE_SNAPSHOT = var_dir() / "test-live-before.json"
 # that took longest last time first (tests/support/schedule.py), so a parallel run's workers
 # finish together; the live stack check last, after everything that could have touched it.
 SUPERSET_TESTS = "tests/superset/"
+SPARK_UNIT_TESTS = "tests/unit/spark/"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,10 +74,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _work_unit(nodeid: str) -> str:
-    """A parallel run's unit of work: a test file (its module fixtures are made once), and all
-    of tests/superset/ as one (its tests share one Superset, slow to start)."""
+    """A parallel run's unit of work: a test file (its module fixtures are made once), all of
+    tests/superset/ as one (its tests share one Superset, slow to start) and all of
+    tests/unit/spark/ as one (one worker's Spark session, started and warmed once, serves them
+    all, where each worker that runs one of them starts and warms its own)."""
     path = nodeid.split("::", 1)[0]
-    return SUPERSET_TESTS if path.startswith(SUPERSET_TESTS) else path
+    for group in (SUPERSET_TESTS, SPARK_UNIT_TESTS):
+        if path.startswith(group):
+            return group
+    return path
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent under -p no:xdist

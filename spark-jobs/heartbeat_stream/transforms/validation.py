@@ -15,7 +15,7 @@ are plain strings (no escape) or an integer id, and an integer heart rate. One a
 as when every message is parsed as a VARIANT (the JVM must be allowed to compile huge methods:
 spark-jobs/submit.sh). Whatever the pattern does not prove (escapes, other key orders, extra
 fields, floats, duplicate keys, broken JSON) is read as a VARIANT, as every message once was.
-tests/unit/test_fast_path.py checks that both give identical rows over every test corpus.
+tests/unit/spark/test_fast_path.py checks that both give identical rows over every test corpus.
 """
 
 from __future__ import annotations
