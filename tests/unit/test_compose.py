@@ -195,7 +195,7 @@ PLUMBING = {
     "HEARTBEAT_RUN_AS",  # the entrypoint's user to drop to
     "SPARK_LOCAL_IP",  # the driver's name for the executors to call back
     "SPARK_DAEMON_MEMORY",  # read by spark-class for the master and workers
-    "SPARK_SUBMIT_OPTS",  # spark-submit's own JVM options: submit.sh only adds the JIT flag
+    "SPARK_SUBMIT_OPTS",  # spark-submit's own JVM options: submit.sh only adds its JIT and GC flags
     "HEARTBEAT_SECRETS_LOADED",
     "HEARTBEAT_VAR_DIR",
     "TZ",
