@@ -46,8 +46,9 @@ nice="${SPARK_NICE:-10}"
 # growing (GCTimeRatio 4: up to a fifth of the time, against 12's thirteenth) and giving back what
 # a marking cycle finds free beyond 40 % keep the heap near what the job holds; a backlog's large
 # batches still grow it up to SPARK_DRIVER_MEMORY. A job that lives for a minute pays for them
-# at its start (two test files' jobs: 47 -> 55 CPU-s); SPARK_GC_OPTS set, even empty, replaces them.
-gc="${SPARK_GC_OPTS--XX:GCTimeRatio=4 -XX:MaxHeapFreeRatio=40}"
+# at its start (two test files' jobs: 47 -> 55 CPU-s): SPARK_GC_OPTS replaces them (the tests
+# give G1's own defaults).
+gc="${SPARK_GC_OPTS:--XX:GCTimeRatio=4 -XX:MaxHeapFreeRatio=40}"
 jvm="-XX:-DontCompileHugeMethods $gc"
 export SPARK_SUBMIT_OPTS="${SPARK_SUBMIT_OPTS:-} $jvm"
 
