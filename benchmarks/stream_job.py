@@ -308,6 +308,10 @@ class VisibilityProbe(threading.Thread):
         self.conn.close()
 
 
+def _to_millisecond(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 class AlertProbe(threading.Thread):
     """ALERT_PROBES customers start 150 bpm one second apart; each reading is sent at its event
     time. Alert latency: from the reading that completes the sustain window to the alert."""
@@ -341,7 +345,9 @@ class AlertProbe(threading.Thread):
             for customer in customers[: tick + 1]:  # one more customer joins every second
                 if customer in self.completing:
                     continue
-                now = datetime.now(UTC)
+                # The event time as the message carries it (milliseconds): the rule compares
+                # those, so a microsecond more or less must not move the completing reading.
+                now = _to_millisecond(datetime.now(UTC))
                 first.setdefault(customer, now)
                 key, value = encode_reading(customer, now, 150)
                 producer.send(self.topic, key=key, value=value)

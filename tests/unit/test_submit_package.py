@@ -4,7 +4,11 @@ together, as the tests' workers start theirs: each start must see one whole, unc
 Spark reads the zip twice at start (copying it for the driver, then checking the copy), and a
 zip rewritten in place between the two failed a job's start in CI ("exists and does not match
 contents"). Here spark-submit is a stand-in that reads the zip twice, a moment apart, the way
-Spark does, and fails the same way when the two reads differ."""
+Spark does, and fails the same way when the two reads differ.
+
+Also the driver's heap submit.sh asks for: fixed at SPARK_DRIVER_MEMORY and touched at start
+unless SPARK_DRIVER_HEAP_OPTS says otherwise, and never handed to executors (a stand-in that
+prints what it was given)."""
 
 from __future__ import annotations
 
@@ -35,6 +39,19 @@ python3 -m zipfile -t "$2" >/dev/null
 """
 
 
+# Prints the driver JVM's options (SPARK_SUBMIT_OPTS), the driver memory and the executors' options.
+ECHO_SPARK_SUBMIT = """#!/usr/bin/env bash
+echo "driver-opts=$SPARK_SUBMIT_OPTS"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --driver-memory) echo "driver-memory=$2" ;;
+    --conf) case "$2" in spark.executor.extraJavaOptions=*) echo "executor-opts=${2#*=}" ;; esac ;;
+  esac
+  shift
+done
+"""
+
+
 @pytest.fixture
 def var(tmp_path: Path) -> Path:
     """A var directory of its own: a connector jar for submit.sh to find, the stand-in for
@@ -47,14 +64,18 @@ def var(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def start_together(var: Path) -> list[subprocess.CompletedProcess[str]]:
-    env = {
+def _environment(var: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "HEARTBEAT_VAR_DIR": str(var),
         "SPARK_SUBMIT": str(var / "spark-submit"),
         "PYSPARK_PYTHON": "python3",
         "SPARK_NICE": "0",
     }
+
+
+def start_together(var: Path) -> list[subprocess.CompletedProcess[str]]:
+    env = _environment(var)
     starts = [
         subprocess.Popen(
             ["bash", str(SUBMIT)],
@@ -89,3 +110,33 @@ def test_a_changed_package_replaces_the_old_one(var):
     for start in start_together(var):
         assert start.returncode == 0, start.stderr
     assert zipfile.is_zipfile(package)
+
+
+def submitted(var: Path, **settings: str) -> dict[str, str]:
+    """What submit.sh hands spark-submit with these settings (the tests' own defaults removed)."""
+    (var / "spark-submit").write_text(ECHO_SPARK_SUBMIT)
+    env = _environment(var)
+    for name in ("SPARK_DRIVER_HEAP_OPTS", "SPARK_DRIVER_MEMORY", "SPARK_SUBMIT_OPTS"):
+        env.pop(name, None)
+    done = subprocess.run(["bash", str(SUBMIT)], env={**env, **settings}, capture_output=True,
+                          text=True, timeout=60, check=True)  # fmt: skip
+    return dict(line.split("=", 1) for line in done.stdout.splitlines())
+
+
+@pytest.mark.parametrize("heap_opts", [None, ""], ids=["unset", "empty"])
+def test_the_driver_heap_is_fixed_at_the_driver_memory_and_touched_at_start(var, heap_opts):
+    settings = {"SPARK_DRIVER_MEMORY": "1536m"}
+    if heap_opts is not None:
+        settings["SPARK_DRIVER_HEAP_OPTS"] = heap_opts
+    given = submitted(var, **settings)
+    assert given["driver-memory"] == "1536m"
+    assert "-Xms1536m -XX:+AlwaysPreTouch" in given["driver-opts"]
+    assert "-Xms" not in given["executor-opts"] and "PreTouch" not in given["executor-opts"]
+    assert "-XX:-DontCompileHugeMethods" in given["executor-opts"]
+
+
+def test_driver_heap_opts_replace_the_fixed_heap(var):
+    given = submitted(var, SPARK_DRIVER_HEAP_OPTS="-XX:-AlwaysPreTouch")
+    assert given["driver-memory"] == "1g"
+    assert "-Xms" not in given["driver-opts"]
+    assert given["driver-opts"].endswith("-XX:-DontCompileHugeMethods -XX:-AlwaysPreTouch")
