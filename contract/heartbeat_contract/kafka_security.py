@@ -62,10 +62,19 @@ def kafka_client_security(settings: Settings, principal: Principal) -> dict[str,
     }
 
 
-def kafka_client_args(settings: Settings, principal: Principal) -> dict[str, str]:
-    """kafka_client_security plus where the broker is (KAFKA_BOOTSTRAP_SERVERS)."""
+# kafka-python reconnects to a broker it lost with a backoff that doubles up to 30 s (Kafka's own
+# Java client: 1 s): a producer, the alert outbox or the notifier resumed 11 s after a broker
+# restart, where 1 s brings them back 0.7 s after it (measured on the tests' world, the broker
+# down 17 s).
+RECONNECT_BACKOFF_MAX_MS = 1000
+
+
+def kafka_client_args(settings: Settings, principal: Principal) -> dict[str, str | int]:
+    """kafka_client_security plus where the broker is (KAFKA_BOOTSTRAP_SERVERS) and how soon a
+    lost broker is tried again."""
     return {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         **kafka_client_security(settings, principal),
     }
 

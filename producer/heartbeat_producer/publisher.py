@@ -24,6 +24,8 @@ from kafka.codec import has_gzip, has_lz4, has_snappy, has_zstd
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.partitioner import DefaultPartitioner
 
+from heartbeat_contract.kafka_security import RECONNECT_BACKOFF_MAX_MS
+
 from .config import PublisherSettings
 from .ledger import Ledger
 from .simulator import Message
@@ -93,6 +95,7 @@ class Publisher:
             "delivery_timeout_ms": settings.delivery_timeout_ms,
             "max_block_ms": settings.max_block_ms,
             "partitioner": CachingPartitioner(),
+            "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
             **settings.security,
         }
         config.update(overrides)

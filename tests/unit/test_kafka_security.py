@@ -26,6 +26,7 @@ def test_services_log_in_with_scram_and_the_admin_with_plain():
     job = kafka_security.kafka_client_args(config(), JOB)
     assert job == {
         "bootstrap_servers": "localhost:9092",
+        "reconnect_backoff_max_ms": 1000,  # kafka-python's default, 30 s, outlasts a restart
         "security_protocol": "SASL_PLAINTEXT",
         "sasl_mechanism": "SCRAM-SHA-512",
         "sasl_plain_username": "heartbeat-job",
