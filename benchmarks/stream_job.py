@@ -46,6 +46,7 @@ from benchmarks._job_tree import JobTree, drop_database
 from benchmarks.naive_consumer import consume as naive_consume
 from heartbeat_contract import encode_reading
 from heartbeat_contract.kafka_security import ADMIN, kafka_client_args
+from heartbeat_contract.message import to_milliseconds
 from heartbeat_ops.config import StackConfig, load, var_dir
 from heartbeat_ops.programs import venv_bin
 from heartbeat_producer.config import SimulationConfig
@@ -308,10 +309,6 @@ class VisibilityProbe(threading.Thread):
         self.conn.close()
 
 
-def _to_millisecond(moment: datetime) -> datetime:
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
 class AlertProbe(threading.Thread):
     """ALERT_PROBES customers start 150 bpm one second apart; each reading is sent at its event
     time. Alert latency: from the reading that completes the sustain window to the alert."""
@@ -347,7 +344,7 @@ class AlertProbe(threading.Thread):
                     continue
                 # The event time as the message carries it (milliseconds): the rule compares
                 # those, so a microsecond more or less must not move the completing reading.
-                now = _to_millisecond(datetime.now(UTC))
+                now = to_milliseconds(datetime.now(UTC))
                 first.setdefault(customer, now)
                 key, value = encode_reading(customer, now, 150)
                 producer.send(self.topic, key=key, value=value)

@@ -41,6 +41,12 @@ OUT_OF_RANGE = "out_of_range"
 QUARANTINE_REASONS = (MALFORMED_JSON, MISSING_FIELD, INVALID_TYPE, INVALID_TIMESTAMP, OUT_OF_RANGE)
 
 
+def to_milliseconds(moment: datetime) -> datetime:
+    """`moment` as a message carries it (and as Kafka stamps a record): whole milliseconds. A
+    moment compared with a parsed message time must be cut the same way."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def format_timestamp(moment: datetime) -> str:
     """ISO-8601 in UTC with millisecond precision and a `Z` suffix."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

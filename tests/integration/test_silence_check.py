@@ -15,6 +15,7 @@ import psycopg2
 import pytest
 from kafka import KafkaProducer
 
+from heartbeat_contract.message import to_milliseconds
 from heartbeat_stream.config import JobConfig
 from heartbeat_stream.runtime.silence import SilenceCheck
 from heartbeat_stream.sinks.alert_store import AlertRules
@@ -26,11 +27,6 @@ pytestmark = pytest.mark.integration
 
 SILENT_AFTER = timedelta(seconds=300)  # the default
 COOLDOWN = timedelta(seconds=600)  # the default
-
-
-def in_milliseconds(moment: datetime) -> datetime:
-    """Broker timestamps keep milliseconds."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 class Sink(SinkRows):
@@ -102,7 +98,7 @@ def sink(stack, fresh_topic, alerts_topic, tmp_path, monkeypatch) -> Iterator[Si
 
 
 def test_a_silence_within_the_cooldown_reopens_the_episode_without_a_second_open_event(sink):
-    now = in_milliseconds(datetime.now(UTC))
+    now = to_milliseconds(datetime.now(UTC))  # as the broker stamps it
     customer = sink.customer("cool")
     sink.commit([(customer, now - timedelta(seconds=1000))])
     assert sink.check.run_once() == 1
@@ -123,7 +119,7 @@ def test_a_silence_within_the_cooldown_reopens_the_episode_without_a_second_open
 
 
 def test_after_an_outage_the_customers_still_silent_are_reported_one_by_one(sink):
-    now = in_milliseconds(datetime.now(UTC))
+    now = to_milliseconds(datetime.now(UTC))  # as the broker stamps it
     wave = [sink.customer(f"w{i}") for i in range(4)]
     sink.commit([(c, now - timedelta(seconds=400 + i)) for i, c in enumerate(wave)])
     assert sink.check.run_once() == 1  # 4 of 4 silent: one outage
@@ -144,7 +140,7 @@ def test_after_an_outage_the_customers_still_silent_are_reported_one_by_one(sink
 
 
 def test_a_partition_not_read_to_its_end_holds_the_judgement_back(sink):
-    now = in_milliseconds(datetime.now(UTC))
+    now = to_milliseconds(datetime.now(UTC))  # as the broker stamps it
     customer = sink.customer("lag")
     sink.commit([(customer, now - timedelta(seconds=1000))])
     waiting = sink.produce(customer, now - timedelta(seconds=999))  # in Kafka, not yet read
