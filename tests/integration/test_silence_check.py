@@ -20,6 +20,7 @@ from heartbeat_stream.config import JobConfig
 from heartbeat_stream.runtime.silence import SilenceCheck
 from heartbeat_stream.sinks.alert_store import AlertRules
 from heartbeat_stream.sinks.batch_commit import commit_batch
+from tests.support.db import superuser_query
 from tests.support.kafka import client_args
 from tests.support.sink_rows import SinkRows
 
@@ -130,13 +131,40 @@ def test_after_an_outage_the_customers_still_silent_are_reported_one_by_one(sink
 
     returning, straggler = wave[1:], wave[0]
     sink.commit([(c, now) for c in returning])  # readings flow again, 1 of 4 still silent
-    assert sink.check.run_once() == 2
+    assert sink.check.run_once() == 1  # the outage ends; the straggler has a delay to return
     [(_, _, ended, _, _)] = sink.episodes("ingestion_silent")
     assert ended is not None
     assert sink.events("*") == [("open", 0), ("resolved", 0)]
+    assert sink.check.run_once() == 0
+    assert sink.episodes("device_silent") == []
+
+    # A silence delay after the outage ended, the straggler still sends nothing: reported alone.
+    superuser_query(
+        sink.stack,
+        "UPDATE heart_rate_alerts SET ended_at = ended_at - %s"
+        " WHERE sink_id = %s AND kind = 'ingestion_silent'",
+        SILENT_AFTER,
+        sink.sink_id,
+    )
+    assert sink.check.run_once() == 1
     [(customer, started, _, _, _)] = sink.episodes("device_silent")
     assert (customer, started) == (straggler, now - timedelta(seconds=400))
     assert sink.events(straggler) == [("open", 0)]
+
+
+def test_a_message_waiting_in_a_partition_idle_since_an_outage_began_does_not_end_it(sink):
+    """The partition's last committed message is older than the outage's judgement: read up to
+    there only, everyone looked heard recently. The check keeps judging where it had got to."""
+    now = to_milliseconds(datetime.now(UTC))  # as the broker stamps it
+    wave = [sink.customer(f"w{i}") for i in range(4)]
+    sink.commit([(c, now - timedelta(seconds=400 + i)) for i, c in enumerate(wave)])
+    assert sink.check.run_once() == 1  # judged up to now: one outage
+
+    sink.produce(wave[0], now)  # one device is back; the job has not read its reading yet
+    assert sink.check.run_once() == 0
+    [(_, _, ended, _, _)] = sink.episodes("ingestion_silent")
+    assert ended is None
+    assert sink.events("*") == [("open", 0)]
 
 
 def test_a_partition_not_read_to_its_end_holds_the_judgement_back(sink):

@@ -93,8 +93,27 @@ def test_an_open_outage_reports_nobody_alone_while_it_lasts():
     assert decide(Census(silent=11, quiet=11, active=12), 0.5, True) == Decision()
 
 
-def test_an_outage_ends_when_readings_flow_again_and_the_rest_are_reported_alone():
-    assert decide(Census(silent=2, quiet=2, active=12), 0.5, True) == Decision(
-        end_outage=True, report_each=True
-    )
+def test_an_outage_ends_when_readings_flow_again_and_reports_nobody_alone_then():
+    assert decide(Census(silent=2, quiet=2, active=12), 0.5, True) == Decision(end_outage=True)
     assert decide(Census(silent=0, quiet=0, active=12), 0.5, True) == Decision(end_outage=True)
+
+
+def test_stragglers_of_an_outage_are_reported_alone_only_a_silence_delay_after_it_ended():
+    stragglers = Census(silent=2, quiet=2, active=12)
+    assert decide(stragglers, 0.5, False, after_outage=True) == Decision()
+    assert decide(stragglers, 0.5, False, after_outage=False) == Decision(report_each=True)
+    # A new wave within that delay is an outage all the same.
+    wave = Census(silent=8, quiet=8, active=12)
+    assert decide(wave, 0.5, False, after_outage=True) == Decision(open_outage=True)
+
+
+def test_the_moment_never_goes_back_before_an_earlier_rounds():
+    # A partition idle since EARLIER receives a message the job has not read yet: on its own
+    # it would be read only up to EARLIER, but an earlier round already judged up to NOW.
+    waiting = {0: ReadPosition(10, EARLIER)}, {0: PartitionExtent(0, 11)}
+    assert read_up_to(*waiting, NOW + timedelta(seconds=5)) == EARLIER
+    assert read_up_to(*waiting, NOW + timedelta(seconds=5), judged_before=NOW) == NOW
+    # Later moments move on past it.
+    read = {0: ReadPosition(11, NOW)}, {0: PartitionExtent(0, 11)}
+    later = NOW + timedelta(seconds=10)
+    assert read_up_to(*read, later, judged_before=NOW) == later

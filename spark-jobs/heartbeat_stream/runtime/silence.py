@@ -46,7 +46,14 @@ log = logging.getLogger("heartbeat.silence")
 
 ACTIVE_WINDOW = timedelta(hours=1)  # "active": heard within this long before R
 
-_LOCK = "SELECT 1 FROM sink_progress WHERE sink_id = %(sink_id)s FOR UPDATE"
+# Also the latest R any round has judged at (sql/017): R never goes back.
+_LOCK = """
+SELECT silence_judged_up_to FROM sink_progress WHERE sink_id = %(sink_id)s FOR UPDATE
+"""
+
+_JUDGED = """
+UPDATE sink_progress SET silence_judged_up_to = %(read_up_to)s WHERE sink_id = %(sink_id)s
+"""
 
 _POSITIONS = """
 SELECT kafka_partition, next_offset, last_message_at FROM sink_read_positions
@@ -206,17 +213,19 @@ class SilenceCheck:
         }
         with conn, conn.cursor() as cur:
             cur.execute(_LOCK, params)
-            if cur.fetchone() is None:
+            progress = cur.fetchone()
+            if progress is None:
                 return 0  # the sink has committed nothing: nobody has been seen
             cur.execute(_POSITIONS, params)
             positions = {p: ReadPosition(n, at) for p, n, at in cur.fetchall()}
-            until = read_up_to(positions, extents, asked_at)
+            until = read_up_to(positions, extents, asked_at, judged_before=progress[0])
             if until is None:
                 if not self._blocked:
                     log.info("silence check waits: a partition holds messages never read yet")
                 self._blocked = True
                 return 0
             self._blocked = False
+            cur.execute(_JUDGED, {**params, "read_up_to": until})
             params |= {
                 "read_up_to": until,
                 "silent_before": until - self.silent_after,
@@ -228,7 +237,10 @@ class SilenceCheck:
             census = Census(silent=silent, quiet=quiet, active=active)
             outage = self._latest(cur, params, ALL_CUSTOMERS, INGESTION_SILENT)
             outage_open = outage is not None and outage[1] is None
-            decision = decide(census, self.config.silent_outage_share, outage_open)
+            after_outage = (
+                outage is not None and not outage_open and (until - self.silent_after < outage[1])
+            )
+            decision = decide(census, self.config.silent_outage_share, outage_open, after_outage)
             events = self._act(cur, params, decision, census, outage, latest_silent)
         if events or decision != Decision():
             log.info(

@@ -39,6 +39,7 @@ def read_up_to(
     positions: Mapping[int, ReadPosition],
     extents: Mapping[int, PartitionExtent],
     asked_at: datetime,
+    judged_before: datetime | None = None,
 ) -> datetime | None:
     """R, the moment up to which every partition of the topic has been read, or None when it
     cannot be told (no partitions known, or a partition holding messages the sink never read).
@@ -46,6 +47,10 @@ def read_up_to(
     A partition read to its end (as Kafka reported it at `asked_at`) has been read up to
     `asked_at`; one with messages still waiting only up to its last committed message's broker
     timestamp. An empty partition the sink never read is read to its end.
+
+    R never goes back: not before `judged_before`, the latest R an earlier round judged at. A
+    partition idle for a while that receives a message would put R back at its previous message
+    until the job reads it, and an outage judged at that older moment looked over.
     """
     if not extents:
         return None
@@ -60,7 +65,8 @@ def read_up_to(
             moments.append(asked_at)
         else:
             moments.append(position.last_message_at)
-    return min(moments)
+    up_to = min(moments)
+    return up_to if judged_before is None else max(up_to, judged_before)
 
 
 @dataclass(frozen=True)
@@ -91,16 +97,20 @@ def is_outage(census: Census, share: float) -> bool:
     return census.quiet >= OUTAGE_MIN_CUSTOMERS and census.quiet > share * census.active
 
 
-def decide(census: Census, share: float, outage_open: bool) -> Decision:
+def decide(census: Census, share: float, outage_open: bool, after_outage: bool = False) -> Decision:
     """The outage rule: while most active customers are quiet, their silence is one
     ingestion_silent episode (opened once the first of them is silent) and nobody is reported
-    alone; when the quiet share drops to `share` or below, the outage ends and customers still
-    silent are reported one by one from then on."""
+    alone; when the quiet share drops to `share` or below, the outage ends.
+
+    Customers still silent then get one more silence delay to come back (`after_outage`: the
+    last outage ended less than a delay before R) before they are reported one by one: devices
+    reconnect after an outage seconds apart, and each straggler paged alone and resolved a
+    moment later would flood the people on call."""
     outage = is_outage(census, share)
     if outage_open:
         if outage:
             return Decision()
-        return Decision(end_outage=True, report_each=census.silent > 0)
+        return Decision(end_outage=True)
     if outage:
         return Decision(open_outage=census.silent > 0)
-    return Decision(report_each=census.silent > 0)
+    return Decision(report_each=census.silent > 0 and not after_outage)
