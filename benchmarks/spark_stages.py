@@ -60,15 +60,14 @@ def _timed(action: Callable[[], object]) -> float:
     return time.monotonic() - started
 
 
-def median_rates(
-    rows: int, actions: dict[str, Callable[[], object]], rounds: int = ROUNDS
-) -> dict[str, dict]:
-    """One warm-up of each action, then `rounds` rounds timing each in turn (so a noisy moment
-    of a shared machine falls on all of them): rows per second of each run and their median."""
+def median_rates(rows: int, actions: dict[str, Callable[[], object]]) -> dict[str, dict]:
+    """One warm-up of each action, then ROUNDS rounds timing each in turn (so a noisy moment
+    of a shared machine falls on all of them): rows per second of each run and their median.
+    ROUNDS is read when called, not when defined, so the tests' smallest run can lower it."""
     for action in actions.values():
         action()
     rates: dict[str, list[float]] = {name: [] for name in actions}
-    for _ in range(rounds):
+    for _ in range(ROUNDS):
         for name, action in actions.items():
             rates[name].append(rows / _timed(action))
     return {name: {"rates": each, "median": statistics.median(each)}
