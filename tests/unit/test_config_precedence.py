@@ -158,4 +158,4 @@ def test_an_empty_value_counts_as_unset(monkeypatch):
     resolved = config.load(STORED)
     assert (resolved.pg_database, resolved.pg_port) == ("heartbeat", 5432)
     assert (resolved.pg_user, resolved.pg_password) == ("heartbeat_app", "from-file")
-    assert JobConfig().max_offsets_per_trigger == 100_000
+    assert JobConfig().max_offsets_per_trigger == 250_000
