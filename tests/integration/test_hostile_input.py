@@ -45,10 +45,7 @@ TOTALS = {"examples": 0}  # for the figures only; no test depends on it
 def running_job(stack, tmp_path_factory) -> Iterator[tuple[StreamJob, str]]:
     with kafka.temporary_topic(stack.kafka_bootstrap_servers, "test-hostile") as topic:
         workdir = tmp_path_factory.mktemp("hostile")
-        # Each example is a small batch: started at once, not after the trigger delay a trickle
-        # waits for (the rules are what is tested here, not the batching).
-        job = StreamJob(stack, topic, str(workdir / "checkpoint"), workdir / "job.log",
-                        HEARTBEAT_MIN_OFFSETS_PER_TRIGGER="0")  # fmt: skip
+        job = StreamJob(stack, topic, str(workdir / "checkpoint"), workdir / "job.log")
         job.start()
         try:
             yield job, topic
