@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 PROGRESS_LOGGER = "org.apache.spark.sql.execution.streaming.runtime.ProgressReporter"
@@ -21,7 +23,10 @@ SPARK_PHASES = (
     "latestOffset", "queryPlanning", "getBatch", "walCommit", "addBatch", "commitOffsets",
     "triggerExecution",
 )  # fmt: skip
-SINK_BATCH = re.compile(r"heartbeat\.sink batch (\d+): (\d+) valid, (\d+) quarantined.*\((.*)\)$")
+SINK_BATCH = re.compile(
+    r"^(\S+ \S+) .*heartbeat\.sink batch (\d+): (\d+) valid, (\d+) quarantined.*\((.*)\)$"
+)
+_LOGGED_AT = "%Y-%m-%d %H:%M:%S,%f"  # the job's log lines: local time, as Python's logging writes
 _LAP = re.compile(r"([a-z ]+?) (\d+(?:\.\d+)?)s$")
 
 
@@ -53,14 +58,32 @@ def spark_phases(log_text: str, query_name: str = "readings") -> list[dict[str, 
     return [found[batch] for batch in sorted(found)]
 
 
-def sink_laps(log_text: str) -> list[dict[str, float]]:
-    """The sink's laps (stage, commit, publish, total: seconds) of each batch with messages."""
-    laps = []
+@dataclass(frozen=True)
+class SinkBatch:
+    ended_at: float  # epoch seconds: when the batch's log line was written
+    messages: int
+    laps: dict[str, float]  # stage, commit, publish, total: seconds
+
+
+def sink_batches(log_text: str) -> list[SinkBatch]:
+    """The sink's batches with messages, in log order."""
+    batches = []
     for line in log_text.splitlines():
         match = SINK_BATCH.search(line)
-        if match and int(match[2]) + int(match[3]) > 0:
-            laps.append(dict(parse_laps(match[4])))
-    return laps
+        if match and int(match[3]) + int(match[4]) > 0:
+            batches.append(
+                SinkBatch(
+                    ended_at=datetime.strptime(match[1], _LOGGED_AT).timestamp(),
+                    messages=int(match[3]) + int(match[4]),
+                    laps=dict(parse_laps(match[5])),
+                )
+            )
+    return batches
+
+
+def sink_laps(log_text: str) -> list[dict[str, float]]:
+    """The sink's laps (stage, commit, publish, total: seconds) of each batch with messages."""
+    return [batch.laps for batch in sink_batches(log_text)]
 
 
 def parse_laps(text: str) -> Iterator[tuple[str, float]]:

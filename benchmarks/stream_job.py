@@ -19,7 +19,9 @@ Settings (environment):
   at least 60), BENCH_STREAM_LIVE_RATES (1000,10000; empty: no live runs).
 
 Per batch, Spark's own phases (the query progress' durationMs, logged by the job at INFO for the
-benchmark only: benchmarks/_batch_times.py) are printed beside the sink's stage and commit laps.
+benchmark only: benchmarks/_batch_times.py) are printed beside the sink's stage and commit laps,
+and the cores busy while the batches stage and while they commit (benchmarks/_cpu_use.py): the
+least time the same work could take with both halves overlapped, as a drain rate.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from pathlib import Path
 import psycopg2
 from kafka import KafkaConsumer, KafkaProducer
 
-from benchmarks import _batch_times
+from benchmarks import _batch_times, _cpu_use
 from benchmarks._job_tree import JobTree, drop_database
 from benchmarks.naive_consumer import consume as naive_consume
 from heartbeat_contract import encode_reading
@@ -224,6 +226,9 @@ def drain(stack, topics: Topics, topic: str, workdir: Path, tree: JobTree, run: 
     alerts = topics.new("drain-alerts", partitions=1)
     load_before = os.getloadavg()[0]
     job, probe = _start_job(stack, topic, workdir, tree, KAFKA_ALERTS_TOPIC=alerts)
+    assert job.process is not None
+    timeline = _cpu_use.CpuTimeline(job_group=job.process.pid)
+    timeline.start()
     try:
         wait_for(
             lambda: _scalar(
@@ -240,6 +245,7 @@ def drain(stack, topics: Topics, topic: str, workdir: Path, tree: JobTree, run: 
         jobs = probe.jobs_per_batch()
         rss = probe.peak_rss_mib()
     finally:
+        samples = timeline.stop()
         job.stop()
         conn.close()
         drop_database(stack)
@@ -247,6 +253,7 @@ def drain(stack, topics: Topics, topic: str, workdir: Path, tree: JobTree, run: 
         "rate": rows / seconds, "warm_rate": warm_rows / warm_seconds,
         "batches": batches, "median_ms": median_ms, "jobs": jobs, "rss": rss,
         "load": (load_before, os.getloadavg()[0]), "log": job.log_path,
+        "cpu": _cpu_use.phase_use(job.log_path, samples),
     }  # fmt: skip
 
 
@@ -440,6 +447,8 @@ def _print_drain(result: dict[str, object], copy: float, naive: float) -> None:
     _say(f"  Spark jobs per batch: {_jobs_line(result['jobs'])}")  # type: ignore[arg-type]
     _say(f"  driver peak RSS: {_rss_line(result['rss'])}")  # type: ignore[arg-type]
     for line in _batch_times.summary(Path(str(result["log"]))):
+        _say(f"  {line}")
+    for line in _cpu_use.summary(result["cpu"], copy, os.cpu_count() or 1):  # type: ignore[arg-type]
         _say(f"  {line}")
     _say(f"  load average (1 min) at its start / end: {before:.2f} / {after:.2f}")
 

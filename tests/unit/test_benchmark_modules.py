@@ -7,11 +7,12 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+from datetime import datetime, timedelta
 
 import pytest
 
 import benchmarks
-from benchmarks import _batch_times
+from benchmarks import _batch_times, _cpu_use
 
 pytestmark = pytest.mark.unit
 
@@ -82,3 +83,43 @@ def test_progress_logging_keeps_the_jobs_own_log_config(tmp_path) -> None:
     text = config.read_text()
     assert text.startswith((ROOT / "spark-jobs" / "log4j2.properties").read_text())
     assert f"logger.progress.name = {_batch_times.PROGRESS_LOGGER}" in text
+
+
+def test_cpu_use_weighs_each_half_of_a_batch_by_the_cores_busy_during_it(tmp_path) -> None:
+    """Three batches back to back: each stages 2 s with both cores busy (the job 1.5 of them)
+    and commits 2 s with one (the job 0.1). Past the first, two batches of 8.02 s could take no
+    less than their 12 busy core-seconds over 2 cores: 6 s."""
+    began = datetime(2026, 12, 1, 10, 0, 0)
+    lines = []
+    for batch in range(3):
+        ended = began + timedelta(seconds=4.01 * (batch + 1))
+        stamp = f"{ended:%Y-%m-%d %H:%M:%S},{ended.microsecond // 1000:03d}"
+        lines.append(stamp + _sink(batch, 1000, 2.0, 2.0)[len(stamp) :])
+    log = tmp_path / "job.log"
+    log.write_text("\n".join(lines))
+
+    def staging(seconds: float) -> bool:  # seconds since `began`
+        return seconds % 4.01 < 2.0
+
+    samples, busy, job = [], 0.0, 0.0
+    for tick in range(0, 260):  # every 0.05 s over the 12.03 s of the three batches
+        seconds = tick * 0.05
+        samples.append(_cpu_use.Sample(began.timestamp() + seconds, busy, job))
+        busy += 0.05 * (2.0 if staging(seconds) else 1.0)
+        job += 0.05 * (1.5 if staging(seconds) else 0.1)
+
+    use = _cpu_use.phase_use(log, samples)
+    assert use is not None and (use.batches, use.messages) == (2, 2000)
+    assert use.stage == pytest.approx((2.0, 1.5), abs=0.06)
+    assert use.commit == pytest.approx((1.0, 0.1), abs=0.06)
+    assert use.least_seconds(2) == pytest.approx(6.0, abs=0.2)
+    first, second = _cpu_use.summary(use, copy_rate=1000.0, cores=2)
+    assert "staging 2.00 (the job 1.50)" in first and "committing 1.00" in first
+    assert "at most 333 messages/s" in second and "(1.34x these batches' 249)" in second
+
+
+def test_cpu_use_says_when_batches_are_too_short_to_sample(tmp_path) -> None:
+    log = tmp_path / "job.log"
+    log.write_text(_sink(1, 1000, 0.01, 0.01))
+    assert _cpu_use.phase_use(log, []) is None
+    assert _cpu_use.summary(None, 1000.0, 2) == ["cores in use: batches too short to sample"]
