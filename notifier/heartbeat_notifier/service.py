@@ -184,13 +184,10 @@ class Notifier:
             self.tracker.add(partition, record.offset, 0)
             return
         targets = [channel for channel in self.channels or () if channel.wants(event)]
-        self.tracker.add(partition, record.offset, len(targets))
+        finished = self.tracker.add(partition, record.offset, len(targets))
         published_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
         for channel in targets:
-            self.dispatcher.submit(
-                channel, event, published_at,
-                lambda p=partition, o=record.offset: self.tracker.done(p, o),
-            )  # fmt: skip
+            self.dispatcher.submit(channel, event, published_at, finished)
 
     def commit(self) -> None:
         """Commit what is finished. A commit refused while the group rebalances or its

@@ -36,27 +36,46 @@ def _event(kind: str = TACHYCARDIA, status: str = OPEN) -> dict[str, object]:
 
 def test_offset_waits_for_the_oldest_unfinished_message():
     tracker = OffsetTracker()
-    tracker.add("p0", 10, 2)  # two channels
+    tenth = tracker.add("p0", 10, 2)  # two channels
     tracker.add("p0", 11, 0)  # no channel wants it
-    tracker.add("p0", 12, 1)
+    twelfth = tracker.add("p0", 12, 1)
     assert tracker.committable() == {"p0": 10}
     tracker.mark_committed({"p0": 10})
-    tracker.done("p0", 12)  # a fast channel finishes a later message first
-    tracker.done("p0", 10)
+    twelfth()  # a fast channel finishes a later message first
+    tenth()
     assert tracker.committable() == {}, "message 10 still has one delivery open"
-    tracker.done("p0", 10)
+    tenth()
     assert tracker.committable() == {"p0": 13}
 
 
 def test_offsets_of_partitions_are_independent_and_revocation_forgets():
     tracker = OffsetTracker()
-    tracker.add("p0", 5, 1)
+    fifth = tracker.add("p0", 5, 1)
     tracker.add("p1", 7, 0)
     assert tracker.committable() == {"p0": 5, "p1": 8}
     tracker.forget(["p0"])
-    tracker.done("p0", 5)  # a delivery finishing after the revocation changes nothing
+    fifth()  # a delivery finishing after the revocation changes nothing
     assert tracker.committable() == {"p1": 8}
     assert tracker.in_flight() == 0
+
+
+def test_a_late_delivery_of_a_forgotten_read_never_counts_for_the_message_read_again():
+    """Channels A, B and C want message 5; A is delivered, B and C retry. The member is dropped
+    from its group (partitions lost) and reads 5 again: A' and C' find their deliveries recorded,
+    then the first read's C finishes. B' still retries, so 5 is not committable: committing 6
+    would lose B's page at the next restart."""
+    tracker = OffsetTracker()
+    first = tracker.add("p0", 5, 3)
+    first()  # A delivered
+    tracker.forget(["p0"])  # lost: the rejoined member re-reads from the commit
+    again = tracker.add("p0", 5, 3)
+    again()  # A' finds A's delivery recorded
+    first()  # the first read's C finishes late
+    again()  # C' finds it recorded
+    assert tracker.committable() == {"p0": 5}, "B' is still being delivered"
+    assert tracker.in_flight() == 1
+    again()  # B' recorded
+    assert tracker.committable() == {"p0": 6}
 
 
 @pytest.mark.parametrize(
