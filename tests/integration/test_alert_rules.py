@@ -227,16 +227,18 @@ def test_raising_the_bound_mid_episode_resolves_it_with_the_next_reading(rig):
     assert (ended, readings, threshold) == (t0 + timedelta(seconds=15), 15, 100)
 
 
-def test_reopened_within_the_cooldown_publishes_no_second_open(rig):
+def test_reopened_within_the_cooldown_publishes_open_again_under_the_same_alert(rig):
+    """Told `resolved`, on call hears when the condition is back: an `open` of revision 1."""
     who = customer("C")
     t0 = start_time()
     rig.send(every_second(who, t0, [130] * 15 + [80]))
     wait_for(lambda: len(rig.events(who)) >= 2, WAIT, "the first episode's events")
     rig.send(every_second(who, t0 + timedelta(seconds=60), [140] * 15 + [80]))  # 44 s later
-    wait_for(lambda: len(rig.events(who)) >= 3, WAIT, "the reopened episode's resolved event")
+    wait_for(lambda: len(rig.events(who)) >= 4, WAIT, "the reopened episode's events")
     assert rig.statuses(who) == [
         (TACHYCARDIA, "open", 0),
         (TACHYCARDIA, "resolved", 0),
+        (TACHYCARDIA, "open", 1),
         (TACHYCARDIA, "resolved", 1),
     ]
     assert {e["alert_id"] for e in rig.events(who)} == {alert_id(who, TACHYCARDIA, t0)}

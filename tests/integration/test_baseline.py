@@ -287,9 +287,9 @@ def test_lifecycle_resolve_reopen_mute_and_off(superuser, app_db, lifecycle):
     ended = d + timedelta(days=1)
     assert [e[2] for e in _episodes(app_db, sink)] == [ended, ended]
     # Elevated again from the next day: within the cooldown of that end, the episode reopens
-    # (same row, revision 1, no event) ...
+    # (same row, revision 1, an `open` of that revision: its `resolved` went out) ...
     _days(superuser, plain, d + timedelta(days=1), [HIGH, HIGH])
-    assert _judge(app_db, sink, d + timedelta(days=3)) == []
+    assert _judge(app_db, sink, d + timedelta(days=3)) == [(plain, "open", 1)]
     assert _episodes(app_db, sink)[1] == (plain, opened, None, 1, 4, False)
     # ... and its next end publishes `resolved` with revision 1.
     _days(superuser, plain, d + timedelta(days=3), [LOW])

@@ -294,7 +294,9 @@ def test_per_customer_bounds_mute_and_cooldown(stack, batches):
         (own, "tachycardia", "warning", 1, False, False, 30),
     ]
     assert {e[0]: e[8] for e in episodes}[own] == 100
-    assert [e[:3] for e in events] == [(own, "open", 0), (own, "resolved", 0), (own, "resolved", 1)]
+    assert [e[:3] for e in events] == [
+        (own, "open", 0), (own, "resolved", 0), (own, "open", 1), (own, "resolved", 1)
+    ]  # fmt: skip
 
 
 _HOURS_FROM_READINGS = """

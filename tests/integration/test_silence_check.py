@@ -98,7 +98,7 @@ def sink(stack, fresh_topic, alerts_topic, tmp_path, monkeypatch) -> Iterator[Si
         built.close()
 
 
-def test_a_silence_within_the_cooldown_reopens_the_episode_without_a_second_open_event(sink):
+def test_a_silence_within_the_cooldown_reopens_the_episode_and_publishes_it_open_again(sink):
     now = to_milliseconds(datetime.now(UTC))  # as the broker stamps it
     customer = sink.customer("cool")
     sink.commit([(customer, now - timedelta(seconds=1000))])
@@ -108,13 +108,15 @@ def test_a_silence_within_the_cooldown_reopens_the_episode_without_a_second_open
     back = now - timedelta(seconds=900)  # heard again: resolved at that reading
     sink.commit([(customer, back)])
     assert sink.events(customer) == [("open", 0), ("resolved", 0)]
-    # Silent again 100 s after that end, within the cooldown: the same episode reopens, silently.
-    assert sink.check.run_once() == 0
+    # Silent again 100 s after that end, within the cooldown: the same episode reopens, and on
+    # call, told it was resolved, hears it is open again (revision 1, the same alert).
+    assert sink.check.run_once() == 1
     [(_, started, ended, revision, _)] = sink.episodes("device_silent")
     assert (started, ended, revision) == (now - timedelta(seconds=1000), None, 1)
+    assert sink.events(customer) == [("open", 0), ("resolved", 0), ("open", 1)]
 
     sink.commit([(customer, now)])
-    assert sink.events(customer) == [("open", 0), ("resolved", 0), ("resolved", 1)]
+    assert sink.events(customer) == [("open", 0), ("resolved", 0), ("open", 1), ("resolved", 1)]
     [(_, _, ended, revision, _)] = sink.episodes("device_silent")
     assert (ended, revision) == (now, 1)
 
@@ -150,6 +152,33 @@ def test_after_an_outage_the_customers_still_silent_are_reported_one_by_one(sink
     [(customer, started, _, _, _)] = sink.episodes("device_silent")
     assert (customer, started) == (straggler, now - timedelta(seconds=400))
     assert sink.events(straggler) == [("open", 0)]
+
+
+def test_an_outage_back_within_the_cooldown_publishes_it_open_again(sink):
+    """Told the outage was resolved, on call hears when it is back: the same episode reopens
+    and publishes an `open` of revision 1."""
+    now = to_milliseconds(datetime.now(UTC))  # as the broker stamps it
+    wave = [sink.customer(f"b{i}") for i in range(4)]
+    sink.commit([(c, now - timedelta(seconds=400 + i)) for i, c in enumerate(wave)])
+    assert sink.check.run_once() == 1  # an outage
+    sink.commit([(c, now) for c in wave])  # everyone back
+    assert sink.check.run_once() == 1  # resolved
+    assert sink.events("*") == [("open", 0), ("resolved", 0)]
+
+    # Everyone silent again (their last readings moved a silence delay and more back), well
+    # within the cooldown of that end.
+    superuser_query(
+        sink.stack,
+        "UPDATE customer_activity SET last_seen_at = last_seen_at - %s"
+        " WHERE sink_id = %s AND customer_id = ANY(%s)",
+        SILENT_AFTER + timedelta(seconds=100),
+        sink.sink_id,
+        wave,
+    )
+    assert sink.check.run_once() == 1
+    [(_, started, ended, revision, _)] = sink.episodes("ingestion_silent")
+    assert (started, ended, revision) == (now - timedelta(seconds=400), None, 1)
+    assert sink.events("*") == [("open", 0), ("resolved", 0), ("open", 1)]
 
 
 def test_a_message_waiting_in_a_partition_idle_since_an_outage_began_does_not_end_it(sink):

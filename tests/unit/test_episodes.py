@@ -226,10 +226,18 @@ def test_open_and_resolve_in_one_batch():
     assert outcome.episodes[0].threshold_bpm == 40
 
 
-def test_reopening_within_the_cooldown_keeps_the_episode_and_publishes_nothing():
+def test_reopening_within_the_cooldown_keeps_the_episode_and_publishes_it_open_again():
+    """The episode's `resolved` went out when it ended: on call must hear that the condition is
+    back. The same alert_id (one episode, one acknowledgement), the next revision."""
     last = Episode(TACHYCARDIA, at(0), at(69), 150, 70, ended_at=at(70), threshold_bpm=120)
     reopened = evolve_rows(series("A", 300, [170] * 61), last={TACHYCARDIA: last})
-    assert reopened.events == []
+    (opened,) = reopened.events
+    assert (opened["status"], opened["revision"], opened["alert_id"], opened["ended_at"]) == (
+        OPEN,
+        1,
+        alert_id("A", TACHYCARDIA, at(0)),
+        None,
+    )
     (episode,) = reopened.episodes
     assert (episode.started_at, episode.revision, episode.readings, episode.extreme_bpm) == (
         at(0),
@@ -241,7 +249,7 @@ def test_reopening_within_the_cooldown_keeps_the_episode_and_publishes_nothing()
     # the tracker now feeds the reopened episode
     assert reopened.tracker.run_started_at == at(0)
     grown = evolve_rows(series("A", 361, [150] * 5), reopened.tracker, {TACHYCARDIA: episode})
-    assert grown.episodes[0].started_at == at(0) and grown.episodes[0].readings == 136
+    assert grown.events == [] and grown.episodes[0].readings == 136
     ended = evolve_rows(series("A", 366, [80]), grown.tracker, {TACHYCARDIA: grown.episodes[0]})
     (event,) = ended.events
     assert (event["status"], event["revision"], event["alert_id"]) == (
@@ -249,6 +257,22 @@ def test_reopening_within_the_cooldown_keeps_the_episode_and_publishes_nothing()
         1,
         alert_id("A", TACHYCARDIA, at(0)),
     )
+
+
+def test_a_muted_episode_reopened_after_the_mute_ran_out_publishes_open():
+    """Muted while it first ran, its condition back within the cooldown once the mute is over:
+    the reopen is judged at its own moment, or a customer reopening every few minutes would
+    stay muted for good."""
+    last = Episode(TACHYCARDIA, at(0), at(69), 150, 70, ended_at=at(70), muted=True)
+    expired = Lifecycle(cooldown=timedelta(seconds=600), muted_until=NOW - timedelta(seconds=1))
+    reopened = evolve_rows(series("A", 300, [170] * 61), last={TACHYCARDIA: last},
+                           lifecycle=expired)  # fmt: skip
+    (event,) = reopened.events
+    assert (event["status"], event["revision"]) == (OPEN, 1)
+    assert not reopened.episodes[0].muted
+    still = Lifecycle(cooldown=timedelta(seconds=600), muted_until=NOW + timedelta(hours=1))
+    quiet = evolve_rows(series("A", 300, [170] * 61), last={TACHYCARDIA: last}, lifecycle=still)
+    assert quiet.events == [] and quiet.episodes[0].muted
 
 
 def test_after_the_cooldown_a_new_episode_opens():

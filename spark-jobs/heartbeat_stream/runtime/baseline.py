@@ -212,7 +212,8 @@ RETURNING {_returning("a")}
 
 # 3b. Runs of elevated days (at the current baseline + margin) that end yesterday and are long
 # enough, for customers with baseline alerts on and no open episode of the kind: within the
-# cooldown of the customer's last episode, that episode reopens (no event); else one opens.
+# cooldown of the customer's last episode, that episode reopens (an `open` of its next
+# revision, muted as the customer is now); else one opens.
 _OPEN = f"""
 WITH elevated AS (
     SELECT r.customer_id, r.day, r.resting_bpm, b.baseline_bpm,
@@ -246,11 +247,11 @@ WHERE coalesce(s.baseline_alerts, true)
 ), reopened AS (
 UPDATE heart_rate_alerts a SET
     ended_at = NULL, revision = a.revision + 1, last_reading_at = c.last_reading_at,
-    updated_at = now()
+    muted = c.muted, updated_at = now()
 FROM candidates c
 WHERE a.id = c.latest_id
   AND c.latest_ended_at >= c.started_at - make_interval(secs => %(cooldown)s)
-RETURNING a.id
+RETURNING {_returning("a")}
 ), opened AS (
 INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, severity, started_at, extreme_bpm,
     readings, last_reading_at, muted, threshold_bpm, baseline_bpm)
@@ -264,7 +265,7 @@ RETURNING {_returning("heart_rate_alerts")}
 )
 SELECT 'opened', opened.* FROM opened
 UNION ALL
-SELECT 'reopened', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM reopened
+SELECT 'reopened', reopened.* FROM reopened
 """
 
 
@@ -337,10 +338,11 @@ def run_pass(
     opened = [row[1:] for row in rows if row[0] == "opened"]
     reopened = len(rows) - len(opened)
     resolved += _follow_open(cur, params)  # the figures of what just opened, at its threshold
+    # An `open` for each episode opened, or reopened (its `resolved` went out), unless muted.
     events = [
-        alert_outbox.episode_event(row[0], ELEVATED_RESTING, OPEN, row[2:])
-        for row in opened
-        if not row[1]
+        alert_outbox.episode_event(row[1], ELEVATED_RESTING, OPEN, row[3:])
+        for row in rows
+        if not row[2]
     ]
     for event in events:
         alert_outbox.record(cur, sink_id, event)

@@ -93,6 +93,7 @@ UPDATE heart_rate_alerts SET ended_at = NULL, revision = revision + 1,
     updated_at = now()
 WHERE sink_id = %(sink_id)s AND customer_id = %(customer)s AND kind = %(kind)s
   AND started_at = %(started_at)s
+RETURNING revision
 """
 
 _OUTAGE_FIGURES = """
@@ -110,9 +111,10 @@ RETURNING started_at, ended_at, last_reading_at, readings, revision
 
 # Each silent customer not yet reported: marked silent, and given a device_silent episode from
 # their last reading; one whose previous device_silent episode ended within the cooldown before
-# that reopens it instead (same alert_id, revision + 1, no event). Muted customers (per
-# customer_alert_settings at the time of decision) get a muted episode. Returns the new
-# episodes that publish an `open` event.
+# that reopens it instead (same alert_id, revision + 1, an `open` event of that revision: its
+# `resolved` went out). Muted customers (per customer_alert_settings at the time of decision)
+# get a muted episode, or reopen it muted. Returns the episodes, new or reopened, that publish
+# an `open` event: (customer, started_at, last reading, revision).
 _REPORT_EACH = """
 WITH silent AS (
     SELECT a.customer_id, a.last_seen_at,
@@ -138,9 +140,10 @@ WITH silent AS (
 ), reopened AS (
     UPDATE heart_rate_alerts h
     SET ended_at = NULL, revision = h.revision + 1, last_reading_at = p.last_seen_at,
-        updated_at = now()
+        muted = p.muted, updated_at = now()
     FROM previous p
     WHERE h.id = p.episode AND p.reopens
+    RETURNING h.customer_id, h.started_at, h.last_reading_at, h.revision, h.muted
 ), opened AS (
     INSERT INTO heart_rate_alerts (sink_id, customer_id, kind, severity, started_at,
         last_reading_at, extreme_bpm, readings, muted)
@@ -149,9 +152,11 @@ WITH silent AS (
     FROM previous
     WHERE NOT coalesce(reopens, false)
     ON CONFLICT ON CONSTRAINT heart_rate_alerts_episode DO NOTHING
-    RETURNING customer_id, started_at, muted
+    RETURNING customer_id, started_at, last_reading_at, revision, muted
 )
-SELECT customer_id, started_at FROM opened WHERE NOT muted
+SELECT customer_id, started_at, last_reading_at, revision FROM opened WHERE NOT muted
+UNION ALL
+SELECT customer_id, started_at, last_reading_at, revision FROM reopened WHERE NOT muted
 """
 
 
@@ -295,7 +300,8 @@ class SilenceCheck:
         latest_silent: datetime | None,
     ) -> list[dict[str, object]]:
         """One ingestion_silent episode from the newest last reading of the silent customers;
-        within the cooldown of the previous one's end, that one reopens (no event)."""
+        within the cooldown of the previous one's end, that one reopens (revision + 1, and an
+        `open` of that revision: its `resolved` went out)."""
         assert latest_silent is not None
         if previous is not None and latest_silent <= previous[1] + self.cooldown:
             cur.execute(
@@ -307,7 +313,17 @@ class SilenceCheck:
                     "last_reading_at": latest_silent,
                 },
             )
-            return []
+            (revision,) = cur.fetchone()
+            reopened = alert_event(
+                customer_id=ALL_CUSTOMERS,
+                kind=INGESTION_SILENT,
+                status=OPEN,
+                started_at=previous[0],
+                last_reading_at=latest_silent,
+                readings=census.silent,
+                revision=revision,
+            )
+            return [reopened]
         values = {**feed, "severity": SEVERITY[INGESTION_SILENT], "started_at": latest_silent}
         cur.execute(_OPEN_OUTAGE, {**values, "readings": census.silent})
         if cur.fetchone() is None:
@@ -330,9 +346,10 @@ class SilenceCheck:
                 kind=DEVICE_SILENT,
                 status=OPEN,
                 started_at=started_at,
-                last_reading_at=started_at,
+                last_reading_at=last_reading_at,
+                revision=revision,
             )
-            for customer, started_at in cur.fetchall()
+            for customer, started_at, last_reading_at, revision in cur.fetchall()
         ]
 
 

@@ -316,9 +316,11 @@ def settle(
 
     `last`: the customer's latest stored episode per kind. A change either updates the episode
     it continues (same kind and start), or reopens the latest one of its kind when that ended
-    within the cooldown (same row and alert_id, revision + 1, no event), or opens a new one
-    (an `open` event). An episode that ends publishes `resolved` with its revision. An episode
-    opened while the customer is muted (at `now`) is recorded muted and never publishes.
+    within the cooldown (same row and alert_id, revision + 1: an `open` event of that revision,
+    since its `resolved` went out when it ended), or opens a new one (an `open` event). An
+    episode that ends publishes `resolved` with its revision. An episode opened or reopened
+    while the customer is muted (at `now`) is recorded muted and publishes nothing until it
+    reopens unmuted.
     """
     latest = dict(last)
     episodes: dict[tuple[str, datetime], Episode] = {}
@@ -342,7 +344,10 @@ def settle(
                 readings=before.readings + change.readings,
                 ended_at=change.ended_at,
                 revision=before.revision + 1,
+                muted=lifecycle.muted(now),
             )
+            if not after.muted:  # its consumers were told `resolved`: the condition is back
+                events.append(event_of(customer, replace(after, ended_at=None), OPEN))
             if tracker and tracker.episode_open and tracker.run_started_at == change.started_at:
                 # the run goes on feeding the reopened episode in later batches
                 tracker = replace(
