@@ -6,7 +6,8 @@ Pure Python, in three steps, for each rule:
 - `advance` folds a customer's runs into the rule's tracker, carried between batches in
   PostgreSQL, and says which episodes opened, grew or closed (`EpisodeChange`);
 - `settle` turns those changes into stored episodes and lifecycle events: a new episode, or
-  the customer's last episode of the kind reopened within the cooldown (no event), muted or not.
+  the customer's last episode of the kind reopened within the cooldown (an `open` of its next
+  revision, since its `resolved` went out), muted or not as the customer is at that moment.
 `evolve` chains `advance` and `settle` for one customer and one rule.
 
 Two rules: `Thresholds` (rule 'threshold': tachycardia/bradycardia over valid readings, bounds per
