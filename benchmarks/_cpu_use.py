@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +37,9 @@ def _machine_busy_s() -> float:
     return (sum(ticks) - idle - iowait) / _TICKS
 
 
-def _group_cpu_s(group: int) -> float:
-    """CPU seconds (user + system) of the live processes of process group `group`."""
-    total = 0
+def group_processes(group: int) -> Iterator[tuple[Path, list[str]]]:
+    """(/proc/<pid>, its stat fields after the command name) of each live process of process
+    group `group`: a job's spark-submit, its JVM and its Python driver."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -47,8 +48,13 @@ def _group_cpu_s(group: int) -> float:
         except (OSError, IndexError):
             continue
         if int(fields[2]) == group:
-            total += int(fields[11]) + int(fields[12])
-    return total / _TICKS
+            yield proc, fields
+
+
+def _group_cpu_s(group: int) -> float:
+    """CPU seconds (user + system) of the live processes of process group `group`."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in group_processes(group))
+    return ticks / _TICKS
 
 
 class CpuTimeline(threading.Thread):

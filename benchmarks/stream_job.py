@@ -138,15 +138,12 @@ class JobProbe:
     def peak_rss_mib(self) -> dict[str, float]:
         """VmHWM of each process in the job's process group (the JVM driver, Python)."""
         assert self.job.process is not None
-        group, peaks = self.job.process.pid, {}
-        for proc in Path("/proc").iterdir():
+        peaks: dict[str, float] = {}
+        for proc, _ in _cpu_use.group_processes(self.job.process.pid):
             try:
-                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-                if not proc.name.isdigit() or int(fields[2]) != group:
-                    continue
                 name = (proc / "comm").read_text().strip()
                 status = (proc / "status").read_text()
-            except (OSError, IndexError):
+            except OSError:
                 continue
             for line in status.splitlines():
                 if line.startswith("VmHWM:"):

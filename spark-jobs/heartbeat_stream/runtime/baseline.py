@@ -335,8 +335,8 @@ def run_pass(
     resolved = _follow_open(cur, params)
     cur.execute(_OPEN, params)
     rows = cur.fetchall()
-    opened = [row[1:] for row in rows if row[0] == "opened"]
-    reopened = len(rows) - len(opened)
+    opened = sum(row[0] == "opened" for row in rows)
+    reopened = len(rows) - opened
     resolved += _follow_open(cur, params)  # the figures of what just opened, at its threshold
     # An `open` for each episode opened, or reopened (its `resolved` went out), unless muted.
     events = [
@@ -355,7 +355,7 @@ def run_pass(
         days,
         recomputed,
         baselines,
-        len(opened),
+        opened,
         reopened,
         len(resolved),
         len(events),

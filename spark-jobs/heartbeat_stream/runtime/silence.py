@@ -304,37 +304,31 @@ class SilenceCheck:
         `open` of that revision: its `resolved` went out)."""
         assert latest_silent is not None
         if previous is not None and latest_silent <= previous[1] + self.cooldown:
+            started_at = previous[0]
             cur.execute(
                 _REOPEN_OUTAGE,
                 {
                     **feed,
-                    "started_at": previous[0],
+                    "started_at": started_at,
                     "readings": census.silent,
                     "last_reading_at": latest_silent,
                 },
             )
             (revision,) = cur.fetchone()
-            reopened = alert_event(
-                customer_id=ALL_CUSTOMERS,
-                kind=INGESTION_SILENT,
-                status=OPEN,
-                started_at=previous[0],
-                last_reading_at=latest_silent,
-                readings=census.silent,
-                revision=revision,
-            )
-            return [reopened]
-        values = {**feed, "severity": SEVERITY[INGESTION_SILENT], "started_at": latest_silent}
-        cur.execute(_OPEN_OUTAGE, {**values, "readings": census.silent})
-        if cur.fetchone() is None:
-            return []
+        else:
+            started_at, revision = latest_silent, 0
+            values = {**feed, "severity": SEVERITY[INGESTION_SILENT], "started_at": started_at}
+            cur.execute(_OPEN_OUTAGE, {**values, "readings": census.silent})
+            if cur.fetchone() is None:
+                return []
         event = alert_event(
             customer_id=ALL_CUSTOMERS,
             kind=INGESTION_SILENT,
             status=OPEN,
-            started_at=latest_silent,
+            started_at=started_at,
             last_reading_at=latest_silent,
             readings=census.silent,
+            revision=revision,
         )
         return [event]
 
