@@ -1,19 +1,20 @@
-"""Delivering one event to one channel, at least once, recorded: claim the (channel, event) row,
-skip it if already finished, suppress an acknowledged alert's `open`, else attempt with retries
-(tenacity: exponential back-off with jitter, a 429's Retry-After honoured, no retry on a permanent
-refusal) until delivered or dead. Each channel has its own bounded pool of threads, so a slow or
-dead receiver only ever holds up its own deliveries."""
+"""Delivering what the log owes each channel, at least once, recorded. A feeder thread leases
+each channel's due deliveries from the log (oldest first, an alert's events in order, at most
+two per thread of HEARTBEAT_NOTIFY_CONCURRENCY) and hands them to that channel's own pool; a
+delivery suppresses an acknowledged alert's `open`, else attempts with retries (tenacity:
+exponential back-off with jitter, a 429's Retry-After honoured, no retry on a permanent refusal)
+until delivered or dead. A slow or dead receiver holds up only its own channel: its backlog
+waits in the log, and nothing else waits for it."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import psycopg2
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_base, wait_exponential_jitter
 
@@ -27,6 +28,13 @@ from .metrics import Metrics
 from .transports import Permanent, Retryable, post_webhook, send_email
 
 log = logging.getLogger(__name__)
+FEED_SECONDS = 1.0  # a pass at least this often, woken sooner by new rows or a finished one
+# A delivery under way keeps its lease, renewed every third of this; a notifier killed mid-way
+# leaves rows that a peer takes over once this has run out (its own restart, at once).
+LEASE_SECONDS = 60.0
+# Leased per channel thread: one being sent and one waiting in the pool's queue, so a thread
+# that finishes starts its next delivery without waiting for the feeder's next pass.
+QUEUED_PER_THREAD = 2
 
 
 class Stopping(Exception):
@@ -52,62 +60,100 @@ class RetryAfterOrBackoff(wait_base):
 
 
 class Dispatcher:
-    """Per-channel thread pools; `submit` returns at once, `on_finished` runs once the delivery
-    is recorded as delivered, dead or suppressed (never before). Events of one alert reach a
-    channel in the order read (open before resolved): each waits for the alert's previous one
-    on that channel, which the pool's FIFO queue has already started, so waiting cannot
-    deadlock."""
+    """The feeder and the per-channel pools. `wake` after recording new rows; a pass also runs
+    every FEED_SECONDS for rows no wake announced (a peer's run-out lease, a database back from
+    an outage, the rows a previous run left pending)."""
 
-    def __init__(self, config: NotifierConfig, db: Database, metrics: Metrics) -> None:
+    def __init__(self, config: NotifierConfig, db: Database, metrics: Metrics, holder: str) -> None:
         self.config = config
         self.db = db
         self.metrics = metrics
+        self.holder = holder
         self.stopping = threading.Event()
+        self.channels: list[Channel] = []
+        self._wake = threading.Event()
         self._pools: dict[int, ThreadPoolExecutor] = {}
         self._clients: dict[int, httpx.Client] = {}
-        self._latest: dict[tuple[int, str], Future] = {}  # (channel, alert) -> its last job
+        self._held: dict[int, set[str]] = {}  # channel -> deliveries under way here
         self._lock = threading.Lock()
+        self._renewed_at = time.monotonic()
+        self._feeder = threading.Thread(target=self._feed_loop, name="feeder", daemon=True)
 
-    def submit(
-        self,
-        channel: Channel,
-        event: dict[str, object],
-        published_at: datetime | None,
-        on_finished: Callable[[], None],
-    ) -> None:
+    def start(self) -> Dispatcher:
+        self._feeder.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def in_flight(self) -> int:
         with self._lock:
+            return sum(len(held) for held in self._held.values())
+
+    def _feed_loop(self) -> None:
+        while not self.stopping.is_set():
+            self._wake.wait(FEED_SECONDS)
+            self._wake.clear()
+            if self.stopping.is_set():
+                return
+            try:
+                self.feed()
+            except psycopg2.Error as error:  # the database away: the rows wait in the log
+                log.warning("cannot read the deliveries due: %s; retrying in %.0f s", error,
+                            FEED_SECONDS)  # fmt: skip
+
+    def feed(self) -> None:
+        """One pass: renew the leases under way when due, then lease each channel's due rows
+        up to its free threads and start them."""
+        if time.monotonic() - self._renewed_at >= LEASE_SECONDS / 3:
+            with self._lock:
+                held = [i for ids in self._held.values() for i in ids]
+            with self.db.cursor() as cur:
+                ledger.renew_leases(cur, self.holder, held, LEASE_SECONDS)
+            self._renewed_at = time.monotonic()
+        for channel in list(self.channels):
+            with self._lock:
+                held = self._held.setdefault(channel.id, set())
+                free = QUEUED_PER_THREAD * self.config.notify_concurrency - len(held)
+                busy = list(held)
+            if free <= 0:
+                continue
+            with self.db.cursor() as cur:
+                due = ledger.lease_due(cur, channel.id, holder=self.holder, held=busy,
+                                       limit=free, lease_seconds=LEASE_SECONDS)  # fmt: skip
+            for delivery in due:
+                self._start(channel, delivery)
+
+    def _start(self, channel: Channel, delivery: ledger.Delivery) -> None:
+        with self._lock:
+            if self.stopping.is_set():
+                return
+            self._held.setdefault(channel.id, set()).add(delivery.id)
             pool = self._pools.get(channel.id)
             if pool is None:
                 pool = self._pools[channel.id] = ThreadPoolExecutor(
                     self.config.notify_concurrency, thread_name_prefix=f"channel-{channel.id}"
                 )
-            key = (channel.id, str(event["alert_id"]))
-            previous = self._latest.get(key)
-            future = pool.submit(self._run, channel, event, published_at, on_finished, previous)
-            self._latest[key] = future
-        future.add_done_callback(lambda done: self._forget(key, done))
+            pool.submit(self._run, channel, delivery)
 
-    def _forget(self, key: tuple[int, str], done: Future) -> None:
-        with self._lock:
-            if self._latest.get(key) is done:
-                del self._latest[key]
-
-    def _run(self, channel, event, published_at, on_finished, previous: Future | None) -> None:
+    def _run(self, channel: Channel, delivery: ledger.Delivery) -> None:
         """Until recorded: a database outage pauses the delivery, it never loses it."""
-        if previous is not None:
-            wait([previous])
-        while not self.stopping.is_set():
-            try:
-                self.deliver(channel, event, published_at)
-            except Stopping:
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.deliver(channel, delivery)
+                except Stopping:
+                    return
+                except Exception:
+                    log.exception("delivery %s to channel %s failed; retrying in 5 s",
+                                  delivery.id, channel.id)  # fmt: skip
+                    self.stopping.wait(5)
+                    continue
                 return
-            except Exception:
-                log.exception("delivery of %s to channel %s failed; retrying in 5 s",
-                              event.get("event_id"), channel.id)  # fmt: skip
-                self.stopping.wait(5)
-                continue
-            on_finished()
-            return
+        finally:
+            with self._lock:
+                self._held.get(channel.id, set()).discard(delivery.id)
+            self.wake()  # a free thread, and perhaps the alert's next event due
 
     def _sleep(self, seconds: float) -> None:
         if self.stopping.wait(seconds):
@@ -156,16 +202,11 @@ class Dispatcher:
 
         return post
 
-    def deliver(self, channel: Channel, event: dict[str, object], published_at) -> str:
-        """Take the (channel, event) delivery to its end; returns its outcome."""
-        with self.db.cursor() as cur:
-            delivery = ledger.claim(cur, channel, event, published_at)
-            if delivery.outcome != "pending":
-                return delivery.outcome  # a redelivered event already finished: never twice
-            if event["status"] == OPEN and delivery.alert_acknowledged:
-                ledger.finish(cur, delivery.id, "suppressed")
-                self.metrics.delivery(channel.id, "suppressed")
-                return "suppressed"
+    def deliver(self, channel: Channel, delivery: ledger.Delivery) -> str:
+        """Take a leased delivery to its end; returns its outcome."""
+        event = delivery.event
+        if event["status"] == OPEN and delivery.alert_acknowledged:
+            return self._finish(channel, delivery.id, "suppressed")
         remaining = self.config.notify_max_attempts - delivery.attempts
         if remaining <= 0:
             return self._finish(channel, delivery.id, "dead", error="attempts exhausted")
@@ -223,8 +264,17 @@ class Dispatcher:
         return outcome
 
     def close(self) -> None:
+        """Stop feeding and delivering; what is left pending is released for a peer at once."""
         self.stopping.set()
+        self._wake.set()
+        if self._feeder.is_alive():
+            self._feeder.join(30)
         for pool in list(self._pools.values()):
             pool.shutdown(wait=True, cancel_futures=True)
         for client in self._clients.values():
             client.close()
+        try:
+            with self.db.cursor() as cur:
+                ledger.release_leases(cur, self.holder)
+        except psycopg2.Error as error:  # the leases run out by themselves
+            log.warning("cannot release the deliveries left pending: %s", error)

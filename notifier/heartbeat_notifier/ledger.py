@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from psycopg2.extras import Json, execute_values
+
 from heartbeat_contract.alerts import OPEN
 
 from .events import Channel
@@ -15,9 +17,23 @@ ALERT_ID = re.compile(r"^[0-9a-f]{32}$")  # heartbeat_contract.alerts.alert_id's
 
 
 @dataclass(frozen=True)
+class Owed:
+    """A delivery the notifier has read an event for: recorded pending before the offset moves."""
+
+    channel: Channel
+    event: dict[str, object]
+    published_at: datetime | None
+
+
+@dataclass(frozen=True)
 class Delivery:
+    """A pending delivery leased to this notifier: the row, its event, and whether its alert
+    is acknowledged."""
+
     id: str
-    outcome: str
+    channel_id: int
+    event: dict[str, object]
+    published_at: datetime | None
     attempts: int
     alert_acknowledged: bool
 
@@ -30,29 +46,88 @@ def load_channels(cur) -> list[Channel]:
     return [Channel(r[0], r[1], r[2], r[3], r[4], tuple(r[5]), r[6]) for r in cur.fetchall()]
 
 
-def claim(
-    cur, channel: Channel, event: dict[str, object], published_at: datetime | None
-) -> Delivery:
-    """The delivery of this event to this channel, made if new (one row per pair, ever), and
-    whether its alert is acknowledged: one round trip."""
+def record_owed(cur, owed: list[Owed]) -> None:
+    """One pending row per (channel, event), in the order read, in one statement. A row already
+    there (the event read again) is kept as it is; a row made before the log held events gets
+    its event."""
+    if not owed:
+        return
+    execute_values(
+        cur,
+        "INSERT INTO notify_deliveries (channel_id, event_id, alert_id, alert_status, kind,"
+        " severity, customer_id, published_at, event) VALUES %s"
+        " ON CONFLICT (channel_id, event_id) DO UPDATE SET event = EXCLUDED.event"
+        " WHERE notify_deliveries.event IS NULL",
+        [_owed_row(o) for o in owed],
+        page_size=1000,
+    )
+
+
+def _owed_row(owed: Owed) -> tuple:
+    event = owed.event
+    return (owed.channel.id, event["event_id"], event["alert_id"], event["status"], event["kind"],
+            event["severity"], event["customer_id"], owed.published_at, Json(event))  # fmt: skip
+
+
+# A channel's due rows: pending, with their event, not leased by a live peer nor held by this
+# notifier now, and no older pending row of the same alert on the channel (an alert's events
+# go out in the order read: its resolve never overtakes its open). Leased in the same statement.
+_LEASE_DUE = """
+UPDATE notify_deliveries d SET leased_by = %(holder)s,
+    leased_until = now() + make_interval(secs => %(lease)s)
+FROM (
+    SELECT p.id FROM notify_deliveries p
+    WHERE p.channel_id = %(channel)s AND p.outcome = 'pending' AND p.event IS NOT NULL
+      AND (p.leased_until IS NULL OR p.leased_until < now() OR p.leased_by = %(holder)s)
+      AND p.id <> ALL(%(held)s::uuid[])
+      AND NOT EXISTS (
+          SELECT 1 FROM notify_deliveries o
+          WHERE o.channel_id = p.channel_id AND o.alert_id = p.alert_id
+            AND o.outcome = 'pending' AND o.seq < p.seq)
+    ORDER BY p.seq LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) due
+WHERE d.id = due.id
+RETURNING d.id::text, d.channel_id, d.event, d.published_at, d.attempts, d.seq,
+    EXISTS (SELECT 1 FROM alert_acks k WHERE k.alert_id = d.alert_id)
+"""
+
+
+def lease_due(
+    cur, channel_id: int, *, holder: str, held: list[str], limit: int, lease_seconds: float
+) -> list[Delivery]:
+    """Up to `limit` of the channel's due deliveries, oldest first, leased to `holder`.
+    `held`: the ones this notifier is delivering now (its own older lease is no obstacle:
+    that is a previous run of the same notifier)."""
+    cur.execute(_LEASE_DUE, {"holder": holder, "lease": lease_seconds, "channel": channel_id,
+                             "held": held, "limit": limit})  # fmt: skip
+    rows = sorted(cur.fetchall(), key=lambda row: row[5])
+    return [Delivery(r[0], r[1], r[2], r[3], r[4], r[6]) for r in rows]
+
+
+def renew_leases(cur, holder: str, ids: list[str], lease_seconds: float) -> None:
+    """The deliveries still under way keep their lease."""
+    if ids:
+        cur.execute(
+            "UPDATE notify_deliveries SET leased_until = now() + make_interval(secs => %s)"
+            " WHERE id = ANY(%s::uuid[]) AND leased_by = %s AND outcome = 'pending'",
+            (lease_seconds, ids, holder),
+        )
+
+
+def release_leases(cur, holder: str) -> None:
+    """On a clean stop: whatever this notifier left pending is free for a peer at once."""
     cur.execute(
-        "WITH made AS ("
-        " INSERT INTO notify_deliveries (channel_id, event_id, alert_id, alert_status, kind,"
-        " severity, customer_id, published_at) VALUES (%(channel)s, %(event)s, %(alert)s,"
-        " %(status)s, %(kind)s, %(severity)s, %(customer)s, %(published)s)"
-        " ON CONFLICT (channel_id, event_id) DO NOTHING RETURNING id, outcome, attempts),"
-        " row AS (SELECT id, outcome, attempts FROM made UNION ALL"
-        " SELECT id, outcome, attempts FROM notify_deliveries"
-        " WHERE channel_id = %(channel)s AND event_id = %(event)s)"
-        " SELECT id::text, outcome, attempts,"
-        " EXISTS (SELECT 1 FROM alert_acks WHERE alert_id = %(alert)s) FROM row LIMIT 1",
-        {
-            "channel": channel.id, "event": event["event_id"], "alert": event["alert_id"],
-            "status": event["status"], "kind": event["kind"], "severity": event["severity"],
-            "customer": event["customer_id"], "published": published_at,
-        },
-    )  # fmt: skip
-    return Delivery(*cur.fetchone())
+        "UPDATE notify_deliveries SET leased_until = NULL"
+        " WHERE leased_by = %s AND outcome = 'pending'",
+        (holder,),
+    )
+
+
+def pending_count(cur) -> int:
+    """Deliveries owed and not finished, over every channel (a dead receiver's backlog)."""
+    cur.execute("SELECT count(*) FROM notify_deliveries WHERE outcome = 'pending'")
+    return cur.fetchone()[0]
 
 
 def is_acknowledged(cur, alert_id: str) -> bool:

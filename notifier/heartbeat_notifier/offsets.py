@@ -1,70 +1,36 @@
-"""Which Kafka offsets may be committed: a partition's offset moves past a message only once every
-delivery of it, and of every message before it, is recorded as delivered, dead or suppressed.
-Deliveries finish out of order (one slow channel, fast others); the commit waits for the oldest.
-
-Each read of a message is its own entry, finished only by its own deliveries: after a partition
-is forgotten (revoked, or the member dropped from its group) and read again, a delivery of the
-first read that finishes late must not count for the second read's, or the offset would be
-committed past a delivery still retrying, and a restart would lose it."""
+"""Which Kafka offsets may be committed: a partition's offset moves past a message once what it
+owes every channel is recorded in the delivery log (ledger.record_owed). Delivering is the
+log's business from then on, so a slow or dead receiver never holds the offset back."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
-
-
-class _Read:
-    """One read of one message: its deliveries still open."""
-
-    __slots__ = ("open_jobs",)
-
-    def __init__(self, jobs: int) -> None:
-        self.open_jobs = jobs
+from collections.abc import Hashable
 
 
 class OffsetTracker:
-    """Per partition: messages still being delivered, and the next offset safe to commit."""
+    """Per partition: the next offset whose message is not yet recorded, and the last commit."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: dict[Hashable, dict[int, _Read]] = {}  # partition -> offset -> its read
-        self._next: dict[Hashable, int] = {}  # partition -> one past the highest offset seen
+        self._recorded: dict[Hashable, int] = {}  # partition -> one past the last recorded
         self._committed: dict[Hashable, int] = {}
 
-    def add(self, partition: Hashable, offset: int, jobs: int) -> Callable[[], None]:
-        """A message read, with the number of deliveries it needs (0: nothing to do). Returns
-        what each of those deliveries calls once it is recorded as finished."""
-        read = _Read(jobs)
+    def recorded(self, positions: dict[Hashable, int]) -> None:
+        """Messages up to (not including) these offsets are recorded in the log."""
         with self._lock:
-            if jobs > 0:
-                self._pending.setdefault(partition, {})[offset] = read
-            self._next[partition] = max(self._next.get(partition, 0), offset + 1)
-        return lambda: self._done(partition, offset, read)
-
-    def _done(self, partition: Hashable, offset: int, read: _Read) -> None:
-        with self._lock:
-            pending = self._pending.get(partition)
-            if pending is None or pending.get(offset) is not read:
-                return  # forgotten meanwhile (revoked, lost), perhaps read again since
-            read.open_jobs -= 1
-            if read.open_jobs <= 0:
-                del pending[offset]
-
-    def in_flight(self) -> int:
-        with self._lock:
-            return sum(len(p) for p in self._pending.values())
+            for partition, offset in positions.items():
+                self._recorded[partition] = max(self._recorded.get(partition, 0), offset)
 
     def committable(self) -> dict[Hashable, int]:
         """partition -> offset to commit, only where it moved since the last call's result was
         marked committed (`mark_committed`)."""
         with self._lock:
-            result = {}
-            for partition, next_offset in self._next.items():
-                pending = self._pending.get(partition)
-                safe = min(pending) if pending else next_offset
-                if safe > self._committed.get(partition, -1):
-                    result[partition] = safe
-            return result
+            return {
+                partition: offset
+                for partition, offset in self._recorded.items()
+                if offset > self._committed.get(partition, -1)
+            }
 
     def mark_committed(self, offsets: dict[Hashable, int]) -> None:
         with self._lock:
@@ -73,13 +39,12 @@ class OffsetTracker:
 
     def partitions(self) -> set[Hashable]:
         with self._lock:
-            return set(self._next) | set(self._pending)
+            return set(self._recorded)
 
     def forget(self, partitions) -> None:
         """Partitions whose position the consumer dropped (taken away by a rebalance, the
         member lost, the consumer closed): whoever reads them next starts from the commit."""
         with self._lock:
             for partition in partitions:
-                self._pending.pop(partition, None)
-                self._next.pop(partition, None)
+                self._recorded.pop(partition, None)
                 self._committed.pop(partition, None)

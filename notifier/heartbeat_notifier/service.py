@@ -1,11 +1,12 @@
-"""The notifier's main loop: read alert events with its own consumer group, hand each matching
-(channel, event) to the dispatcher, and commit a partition's offset only past messages whose
-every delivery is recorded as finished (offsets.OffsetTracker)."""
+"""The notifier's main loop: read alert events with its own consumer group, record a pending
+delivery for each matching (channel, event) in the delivery log, and commit a partition's
+offset past what is recorded (offsets.OffsetTracker); the dispatcher delivers from the log."""
 
 from __future__ import annotations
 
 import logging
 import signal
+import socket
 import time
 import uuid
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from .watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 CHANNELS_REFRESH_SECONDS = 1.0  # channels added or removed apply within about this long
-MAX_IN_FLIGHT = 1000  # messages with unfinished deliveries before reading pauses
+RECORD_RETRY_SECONDS = 1.0  # the database away: reading pauses, recording is tried again
 LAG_REFRESH_SECONDS = 5.0
 TOPIC_WAIT_POLL_SECONDS = 0.5
 TOPIC_WAIT_LOG_SECONDS = 10.0
@@ -45,15 +46,14 @@ def commit_request(offsets: dict) -> dict[TopicPartition, OffsetAndMetadata]:
 
 
 class _Rebalances(AsyncConsumerRebalanceListener):
-    """Before a rebalance, commit what is finished; after it, forget only the partitions this
-    member no longer holds. kafka-python keeps the position of a partition handed back to the
-    same member, so what is tracked there must be kept too: forgotten, its unfinished deliveries
-    would no longer hold the commit back, and a crash would lose them.
+    """Before a rebalance, commit what is recorded; after it, forget only the partitions this
+    member no longer holds (kafka-python keeps the position of a partition handed back to the
+    same member).
 
     kafka-python runs the listener on its IO thread, where a blocking commit raises (`Cannot
     block on net.run()`) and the notifier's poll would fail; so the listener is async and awaits
-    a non-blocking commit. A commit that fails costs only re-reads: the ledger skips deliveries
-    already finished."""
+    a non-blocking commit. A commit that fails costs only re-reads: the log keeps one row per
+    (channel, event)."""
 
     def __init__(self, consumer: KafkaConsumer, tracker: OffsetTracker, metrics: Metrics) -> None:
         self.consumer = consumer
@@ -79,10 +79,17 @@ class _Rebalances(AsyncConsumerRebalanceListener):
         self.tracker.forget(lost)
 
 
-def stalled(waiting: int, in_flight: int, paused: bool, idle_seconds: float) -> bool:
-    """Events wait past the commit, none is being delivered, reading is not paused, and
-    nothing was read for STALL_SECONDS: the consumer is stuck, not busy."""
-    return waiting > 0 and in_flight == 0 and not paused and idle_seconds >= STALL_SECONDS
+def stalled(waiting: int, paused: bool, idle_seconds: float) -> bool:
+    """Events wait past the commit, reading is not paused, and nothing was read for
+    STALL_SECONDS: the consumer is stuck, not busy."""
+    return waiting > 0 and not paused and idle_seconds >= STALL_SECONDS
+
+
+def holder_name(config: NotifierConfig) -> str:
+    """Who leases deliveries: one notifier, the same across its restarts (its host, group and
+    listen address, which only one process can bind), so a restart takes over its own rows at
+    once and a peer waits for the lease to run out."""
+    return f"{socket.gethostname()}/{config.notifier_group}/{config.notifier_listen}"
 
 
 def _wait_until_visible(consumer: KafkaConsumer, topic: str) -> None:
@@ -108,7 +115,8 @@ class Notifier:
         self.metrics = Metrics()
         self.tracker = OffsetTracker()
         self.db = Database(config.dsn, size=16)
-        self.dispatcher = Dispatcher(config, self.db, self.metrics)
+        self.dispatcher = Dispatcher(config, self.db, self.metrics, holder_name(config)).start()
+        self._unrecorded: tuple[list[ledger.Owed], dict] | None = None  # read, not yet recorded
         self.retention = RetentionClock(
             self.db, config.raw_retention_days, config.retention_interval_seconds
         )
@@ -145,8 +153,8 @@ class Notifier:
     def _rejoin(self, waiting: int) -> None:
         """Replace a consumer that reads nothing while events wait. Seen under heavy load with
         kafka-python 3.0.12: the broker dropped the member for missed heartbeats right after it
-        joined, and the consumer neither rejoined nor fetched. Called only with no delivery in
-        flight, so everything read is committed and the new member re-reads nothing twice."""
+        joined, and the consumer neither rejoined nor fetched. What was read is recorded (or
+        re-read by the new consumer), so nothing is lost and the log keeps nothing twice."""
         log.error("read nothing for %.0f s while %d event(s) wait on %s: rejoining the group"
                   " with a new consumer", time.monotonic() - self._read_at, waiting,
                   self.config.kafka_alerts_topic)  # fmt: skip
@@ -170,29 +178,52 @@ class Notifier:
             log.warning("cannot re-read channels: %s", error)
             return
         self.metrics.channels = len(self.channels)
+        self.dispatcher.channels = self.channels
         self._channels_read_at = time.monotonic()
 
-    def handle(self, record) -> None:
-        partition = (record.topic, record.partition)
+    def owed_by(self, record) -> list[ledger.Owed]:
+        """The deliveries one message owes: one per channel that wants its event (none for a
+        message that is not an event)."""
         self.metrics.event_read()
         self._read_at = time.monotonic()
         try:
             event = parse_event(record.value)
         except MalformedEvent as error:
-            log.warning("skipping %s@%s: %s", partition, record.offset, error)
+            log.warning("skipping %s@%s: %s", (record.topic, record.partition), record.offset,
+                        error)  # fmt: skip
             self.metrics.malformed += 1
-            self.tracker.add(partition, record.offset, 0)
-            return
-        targets = [channel for channel in self.channels or () if channel.wants(event)]
-        finished = self.tracker.add(partition, record.offset, len(targets))
+            return []
         published_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-        for channel in targets:
-            self.dispatcher.submit(channel, event, published_at, finished)
+        return [
+            ledger.Owed(channel, event, published_at)
+            for channel in self.channels or ()
+            if channel.wants(event)
+        ]
+
+    def record(self, owed: list[ledger.Owed], positions: dict) -> bool:
+        """Record what was read as pending deliveries, then let the offsets move past it and
+        wake the feeder. With the database away, keep it and pause reading until it can be
+        recorded: a crash meanwhile re-reads it from the last commit."""
+        try:
+            with self.db.cursor() as cur:
+                ledger.record_owed(cur, owed)
+        except psycopg2.Error as error:
+            if self._unrecorded is None:
+                log.warning("cannot record %d deliveries read: %s; retrying in %.0f s",
+                            len(owed), error, RECORD_RETRY_SECONDS)  # fmt: skip
+            self._unrecorded = (owed, positions)
+            return False
+        self._unrecorded = None
+        assigned = {tuple(tp) for tp in self.consumer.assignment()}
+        self.tracker.recorded({p: at for p, at in positions.items() if p in assigned})
+        if owed:
+            self.dispatcher.wake()
+        return True
 
     def commit(self) -> None:
-        """Commit what is finished. A commit refused while the group rebalances or its
+        """Commit what is recorded. A commit refused while the group rebalances or its
         coordinator moves is left for the next round (or the revocation's commit): it costs
-        only re-reads after a crash, which the ledger skips; the notifier goes on."""
+        only re-reads after a crash, which the log records once; the notifier goes on."""
         offsets = self.tracker.committable()
         if not offsets:
             return
@@ -217,7 +248,7 @@ class Notifier:
         }
         waiting = sum(self.metrics.lag.values())
         idle = time.monotonic() - self._read_at
-        if stalled(waiting, self.tracker.in_flight(), bool(self.consumer.paused()), idle):
+        if stalled(waiting, bool(self.consumer.paused()), idle):
             self._rejoin(waiting)
         elif not waiting:
             self._read_at = time.monotonic()  # nothing to read is not a stall
@@ -252,17 +283,25 @@ class Notifier:
             log.warning("cannot record the read replica's lag: %s", error)
 
     def read(self) -> None:
-        """Poll once and hand each event to the dispatcher; reading pauses while MAX_IN_FLIGHT
-        messages have deliveries unfinished."""
-        in_flight = self.tracker.in_flight()
-        self.metrics.in_flight = in_flight
-        if in_flight >= MAX_IN_FLIGHT:
+        """Poll once and record what the events read owe each channel. Reading waits only for
+        the database, never for a delivery."""
+        if self._unrecorded is not None:
             self.consumer.pause(*self.consumer.assignment())
-        elif self.consumer.paused():
+            if not self.record(*self._unrecorded):
+                # in the group meanwhile; paused, the poll returns nothing
+                self.consumer.poll(timeout_ms=int(RECORD_RETRY_SECONDS * 1000))
+                return
+        if self.consumer.paused():
             self.consumer.resume(*self.consumer.paused())
+        self.metrics.in_flight = self.dispatcher.in_flight()
+        owed: list[ledger.Owed] = []
+        positions: dict = {}
         for records in self.consumer.poll(timeout_ms=200, max_records=500).values():
             for record in records:
-                self.handle(record)
+                owed += self.owed_by(record)
+                positions[(record.topic, record.partition)] = record.offset + 1
+        if positions:
+            self.record(owed, positions)
 
     def step(self) -> None:
         """One round of the main loop."""
@@ -291,7 +330,8 @@ class Notifier:
         finally:
             guard.stop()
             self.dispatcher.close()
-            self.commit()
+            if self._unrecorded is None:
+                self.commit()
             self.record_figures(force=True)
             self.consumer.close(autocommit=False)
             server.shutdown()

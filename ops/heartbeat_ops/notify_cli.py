@@ -146,9 +146,8 @@ def cmd_test(args: argparse.Namespace) -> int:
                       last_reading_at=now),
         "test": True,
     }  # fmt: skip
-    send = Dispatcher(load_notifier_config(), None, Metrics()).sender(  # type: ignore[arg-type]
-        channel, event, f"test-{uuid.uuid4()}"
-    )
+    dispatcher = Dispatcher(load_notifier_config(), None, Metrics(), holder="test")  # type: ignore[arg-type]
+    send = dispatcher.sender(channel, event, f"test-{uuid.uuid4()}")
     try:
         status = send()
     except DeliveryFailed as error:

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.errors
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
 from heartbeat_contract.alerts import (
@@ -27,6 +27,7 @@ from heartbeat_contract.alerts import (
     alert_event,
     encode_event,
 )  # fmt: skip
+from heartbeat_notifier import ledger
 from heartbeat_notifier.config import load as load_notifier_config
 from heartbeat_notifier.service import Notifier
 from heartbeat_notifier.signing import verify
@@ -291,10 +292,10 @@ def test_a_replaced_consumer_reads_what_waits_and_nothing_twice(
     assert len(receiver.at("/rejoin")) == 2
 
 
-def test_a_rebalance_commits_what_is_delivered_and_the_notifier_reads_on(
+def test_a_rebalance_commits_what_is_recorded_and_the_notifier_reads_on(
     stack, admin, receiver, notifier_here, fresh_topic
 ):
-    """A second member joins while a delivery is finished but not yet committed: the
+    """A second member joins while an event is recorded but not yet committed: the
     revocation commits it, and the notifier reads on through that rebalance and the next.
     (The listener used to block on a commit on kafka-python's IO thread, which 3.0 refuses:
     the notifier's poll raised `User rebalance callback throws an error` and it exited.)"""
@@ -306,8 +307,7 @@ def test_a_rebalance_commits_what_is_delivered_and_the_notifier_reads_on(
     [(partition, offset)] = kafka.publish(servers, fresh_topic, [encode_event(opened)])
     wait_for(driving(notifier.read, lambda: finished(admin, hook, 1)), 60, "the delivery",
              poll=0)  # fmt: skip
-    wait_for(lambda: not notifier.tracker.in_flight(), 30, "the delivery off the tracker")
-    assert notifier.tracker.committable(), "delivered and not yet committed"
+    assert notifier.tracker.committable(), "recorded and not yet committed"
     joiner = KafkaConsumer(**client_args(servers), group_id=notifier.config.notifier_group,
                            enable_auto_commit=False)  # fmt: skip
     try:
@@ -320,7 +320,7 @@ def test_a_rebalance_commits_what_is_delivered_and_the_notifier_reads_on(
 
         wait_for(both_assigned, 60, "the rebalance between the notifier and the joiner", poll=0)
         committed = joiner.committed(TopicPartition(fresh_topic, partition))
-        assert committed == offset + 1, "the revocation committed the finished delivery"
+        assert committed == offset + 1, "the revocation committed the recorded event"
     finally:
         joiner.close(autocommit=False)
     kafka.publish(servers, fresh_topic, [encode_event(resolved)])
@@ -331,19 +331,22 @@ def test_a_rebalance_commits_what_is_delivered_and_the_notifier_reads_on(
     assert len(receiver.at("/rebalance")) == 2, "each event once"
 
 
+def _refused(*_: object) -> None:
+    raise psycopg2.OperationalError("the database is away (the test's blip)")
+
+
 def test_a_commit_while_the_group_rebalances_is_deferred_and_lands_after(
-    stack, admin, receiver, notifier_here, fresh_topic
+    stack, admin, receiver, notifier_here, fresh_topic, monkeypatch
 ):
-    """A delivery finishes while the group is rebalancing: the main loop's commit is refused
-    (kafka-python raises RebalanceInProgressError until the member has rejoined) and is made
-    after the rebalance. The notifier used to exit on that error (seen in a CI run). A
-    newcomer starts the rebalance, and an idle member holds it open: it does not poll, so it
-    never rejoins."""
+    """An event's recording lands while the group rebalances (its first try was refused by
+    the database), and the main loop's commit is refused (kafka-python raises
+    RebalanceInProgressError until the member has rejoined) and is made in the rebalance. The
+    notifier used to exit on that error (seen in a CI run). A newcomer starts the rebalance,
+    and an idle member holds it open: it does not poll, so it never rejoins."""
     notifier = notifier_here
     servers = stack.kafka_bootstrap_servers
     group = notifier.config.notifier_group
-    receiver.scripts["/held"] = [BLOCK]
-    hook, _ = add_webhook(stack, receiver.url("/held"))
+    hook, _ = add_webhook(stack, receiver.url("/defer"))
     notifier.refresh_channels()
     left = threading.Event()
 
@@ -372,70 +375,97 @@ def test_a_commit_while_the_group_rebalances_is_deferred_and_lands_after(
         mine = min(tp.partition for tp in notifier.consumer.assignment())
         [(partition, offset)] = kafka.publish(servers, fresh_topic, [encode_event(episode(
             "N-DEFER")[0])], mine)  # fmt: skip
-        wait_for(driving(notifier.read, lambda: receiver.at("/held")), 60, "the delivery sent",
-                 poll=0)  # fmt: skip
-        revoked = notifier.metrics.rebalances
-        joiner.start()
-        wait_for(driving(notifier.read, lambda: notifier.metrics.rebalances > revoked), 60,
-                 "the notifier rejoining (its partitions revoked)", poll=0)  # fmt: skip
-        receiver.released.set()
-        wait_for(lambda: notifier.tracker.committable(), 30, "the delivery finished")
+        # The database refuses the recording until the notifier is rejoining: the revocation
+        # has nothing to commit, and the retried recording lands mid-rebalance.
+        with monkeypatch.context() as blip:
+            blip.setattr(ledger, "record_owed", _refused)
+            wait_for(driving(notifier.read, lambda: notifier._unrecorded is not None), 60,
+                     "the event read, its recording refused", poll=0)  # fmt: skip
+            revoked = notifier.metrics.rebalances
+            joiner.start()
+            wait_for(driving(notifier.read, lambda: notifier.metrics.rebalances > revoked), 60,
+                     "the notifier rejoining (its partitions revoked)", poll=0)  # fmt: skip
+        assert notifier.record(*notifier._unrecorded), "recorded once the database is back"
+        assert notifier.tracker.committable(), "recorded mid-rebalance"
         notifier.commit()  # raised RebalanceInProgressError
         assert notifier.tracker.committable(), "deferred: nothing committed mid-rebalance"
         left.set()  # both members leave: the rebalance completes with the notifier alone,
         joiner.join(30)  # so the partition stays with it
         idle.close(autocommit=False)
         wait_for(driving(notifier.step, lambda: not notifier.tracker.committable()), 90,
-                 "the deferred commit made after the rebalance", poll=0)  # fmt: skip
+                 "the deferred commit made in the rebalance", poll=0)  # fmt: skip
         assert notifier.consumer.committed(TopicPartition(fresh_topic, partition)) == offset + 1
+        wait_for(lambda: finished(admin, hook, 1), 30, "the delivery")
         assert [r[1:4] for r in deliveries(admin, hook)] == [(OPEN, "delivered", 1)]
     finally:
-        receiver.released.set()
         left.set()
         if joiner.ident is not None:
             joiner.join(30)
         idle.close(autocommit=False)
 
 
-# The held request outlives the test however slow the rebalance (the receiver holds it up to
-# 300 s): with the tests' 5 s timeout and 8 attempts it was dead in about 50 s, a finished
-# delivery the commit may pass, on a machine loaded enough for the rebalance to take that long.
-@pytest.mark.parametrize(
-    "notifier_here", [{"HEARTBEAT_NOTIFY_TIMEOUT_SECONDS": "600"}], indirect=True
-)
-def test_a_rebalance_that_keeps_a_partition_never_commits_past_a_pending_delivery(
-    stack, admin, receiver, notifier_here, fresh_topic
-):
-    """kafka-python keeps the position of a partition that a rebalance hands back to the same
-    member, so the notifier must keep what it tracks there too: when it forgot its unfinished
-    deliveries on every revocation, the next message on that partition let the commit pass the
-    pending one, and a crash then lost that delivery for good (seen in the SIGKILL test). The
-    rebalance here is an operator's: partitions added to the alerts topic."""
-    notifier = notifier_here
-    servers = stack.kafka_bootstrap_servers
-    receiver.scripts["/held"] = [BLOCK]
-    held, _ = add_webhook(stack, receiver.url("/held"))
-    fast, _ = add_webhook(stack, receiver.url("/fast"))
-    notifier.refresh_channels()
-    opened, resolved = episode("N-KEEP")  # one alert: one key, one partition
+def _group_state(servers: str, group: str) -> str:
+    admin = KafkaAdminClient(**client_args(servers))
     try:
-        [(partition, first)] = kafka.publish(servers, fresh_topic, [encode_event(opened)])
-        wait_for(driving(notifier.step, lambda: finished(admin, fast, 1) and receiver.at("/held")),
-                 60, "the fast delivery, and the held one sent", poll=0)  # fmt: skip
-        kafka.add_partitions(servers, fresh_topic, 4)
-        wait_for(driving(notifier.step, lambda: len(notifier.consumer.assignment()) == 4), 60,
-                 "the rebalance that hands the notifier the new partition", poll=0)  # fmt: skip
-        # the same partition (its key would hash elsewhere among 4)
-        [(_, second)] = kafka.publish(servers, fresh_topic, [encode_event(resolved)], partition)
-        assert second == first + 1
-        wait_for(driving(notifier.step, lambda: finished(admin, fast, 2)), 60,
-                 "the second fast delivery", poll=0)  # fmt: skip
-        assert [row[2] for row in deliveries(admin, held)] == ["pending"]  # still in flight
-        notifier.commit()
-        committed = notifier.consumer.committed(TopicPartition(fresh_topic, partition)) or 0
-        assert committed <= first, "the commit waits for the held delivery"
+        return admin.describe_groups([group])[group]["group_state"]
+    finally:
+        admin.close()
+
+
+def _committed(servers: str, group: str, topic: str) -> int:
+    """The group's committed offsets over the topic's partitions, summed."""
+    consumer = KafkaConsumer(**client_args(servers), group_id=group, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or ()
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
+    finally:
+        consumer.close(autocommit=False)
+
+
+def test_a_dead_receiver_holds_up_only_its_own_channel_and_its_backlog_outlives_a_restart(
+    stack, admin, receiver, fresh_topic, tmp_path, smtp
+):
+    """A receiver that hangs keeps its channel's threads (HEARTBEAT_NOTIFY_CONCURRENCY) and
+    nothing else: the other channel gets every event, the offset is committed past all of them,
+    and the dead channel's backlog waits in the delivery log. Before, the offset waited for
+    every delivery and reading paused for every channel once 1,000 events waited on one
+    receiver. After a SIGKILL and the receiver's return, the restarted notifier delivers the
+    whole backlog from the log, each alert's open before its resolve."""
+    servers = stack.kafka_bootstrap_servers
+    group = f"test-notifier-{uuid.uuid4().hex[:8]}"
+    receiver.scripts["/dead"] = [BLOCK]
+    dead, _ = add_webhook(stack, receiver.url("/dead"))
+    fast, _ = add_webhook(stack, receiver.url("/fast"))
+    notifier = NotifierProcess(stack, fresh_topic, group, tmp_path / "notifier.log",
+                               HEARTBEAT_NOTIFY_CONCURRENCY="2",
+                               HEARTBEAT_NOTIFY_TIMEOUT_SECONDS="600")  # fmt: skip
+    events = [e for n in range(15) for e in episode(f"N-DEAD-{n}")]
+    try:
+        notifier.start()
+        kafka.publish(servers, fresh_topic, [encode_event(e) for e in events])
+        wait_for(lambda: finished(admin, fast, len(events)), 60, "every event on the fast channel")
+        wait_for(lambda: _committed(servers, group, fresh_topic) == len(events), 60,
+                 "the offsets committed past the dead channel's backlog")  # fmt: skip
+        assert [row[2] for row in deliveries(admin, dead)] == ["pending"] * len(events)
+        assert len(receiver.at("/dead")) == 2, "the dead channel holds only its own two threads"
+
+        notifier.kill()
+        receiver.released.set()  # the held requests are answered to a dead process
+        receiver.scripts["/dead"] = [200]
+        notifier.start()
+        wait_for(lambda: finished(admin, dead, len(events)), 120, "the backlog after restart")
     finally:
         receiver.released.set()
+        notifier.stop()
+    assert {r[2] for r in deliveries(admin, dead)} == {"delivered"}
+    sent = [(r.json["alert_id"], r.json["status"]) for r in receiver.at("/dead")]
+    assert set(sent) == {(e["alert_id"], e["status"]) for e in events}
+    for alert in {e["alert_id"] for e in events}:
+        statuses = [status for alert_id, status in sent if alert_id == alert]
+        assert statuses.index(OPEN) < len(statuses) - 1 - statuses[::-1].index(RESOLVED), (
+            "an alert's resolve never reaches a channel before its open"
+        )
+    assert len(receiver.at("/fast")) == len(events), "the fast channel's deliveries never again"
 
 
 def test_sigkill_between_sending_and_recording_loses_nothing_and_resends_only_the_unrecorded(
@@ -638,7 +668,7 @@ def test_postgresql_outage_delays_deliveries_and_loses_none(
     try:
         for event in events:
             publish(event)
-        wait_for(lambda: "retrying in 5 s" in notifier.log_path.read_text(), 60,
+        wait_for(lambda: "cannot record 1 deliveries read" in notifier.log_path.read_text(), 60,
                  "the notifier waiting for PostgreSQL")  # fmt: skip
         assert receiver.at("/outage") == [], "nothing is sent before it is recorded as pending"
         assert notifier.healthy(), "the notifier keeps running through the outage"

@@ -34,48 +34,27 @@ def _event(kind: str = TACHYCARDIA, status: str = OPEN) -> dict[str, object]:
                        last_reading_at=NOW, extreme_bpm=150, readings=61)  # fmt: skip
 
 
-def test_offset_waits_for_the_oldest_unfinished_message():
+def test_the_offset_moves_past_what_is_recorded_only_and_commits_only_moves():
     tracker = OffsetTracker()
-    tenth = tracker.add("p0", 10, 2)  # two channels
-    tracker.add("p0", 11, 0)  # no channel wants it
-    twelfth = tracker.add("p0", 12, 1)
-    assert tracker.committable() == {"p0": 10}
-    tracker.mark_committed({"p0": 10})
-    twelfth()  # a fast channel finishes a later message first
-    tenth()
-    assert tracker.committable() == {}, "message 10 still has one delivery open"
-    tenth()
+    assert tracker.committable() == {}, "nothing recorded: nothing to commit"
+    tracker.recorded({"p0": 11, "p1": 8})
+    assert tracker.committable() == {"p0": 11, "p1": 8}
+    tracker.mark_committed({"p0": 11, "p1": 8})
+    assert tracker.committable() == {}
+    tracker.recorded({"p0": 9})  # an older batch recorded late never moves it back
+    tracker.recorded({"p0": 13})
     assert tracker.committable() == {"p0": 13}
 
 
-def test_offsets_of_partitions_are_independent_and_revocation_forgets():
+def test_a_forgotten_partition_is_not_committed_and_starts_again():
     tracker = OffsetTracker()
-    fifth = tracker.add("p0", 5, 1)
-    tracker.add("p1", 7, 0)
-    assert tracker.committable() == {"p0": 5, "p1": 8}
-    tracker.forget(["p0"])
-    fifth()  # a delivery finishing after the revocation changes nothing
+    tracker.recorded({"p0": 5, "p1": 8})
+    tracker.forget(["p0"])  # revoked or lost: its next reader starts from the commit
+    assert tracker.committable() == {"p1": 8} and tracker.partitions() == {"p1"}
+    tracker.mark_committed({"p1": 8})
+    tracker.forget(["p1"])
+    tracker.recorded({"p1": 8})  # handed back and read again from the commit
     assert tracker.committable() == {"p1": 8}
-    assert tracker.in_flight() == 0
-
-
-def test_a_late_delivery_of_a_forgotten_read_never_counts_for_the_message_read_again():
-    """Channels A, B and C want message 5; A is delivered, B and C retry. The member is dropped
-    from its group (partitions lost) and reads 5 again: A' and C' find their deliveries recorded,
-    then the first read's C finishes. B' still retries, so 5 is not committable: committing 6
-    would lose B's page at the next restart."""
-    tracker = OffsetTracker()
-    first = tracker.add("p0", 5, 3)
-    first()  # A delivered
-    tracker.forget(["p0"])  # lost: the rejoined member re-reads from the commit
-    again = tracker.add("p0", 5, 3)
-    again()  # A' finds A's delivery recorded
-    first()  # the first read's C finishes late
-    again()  # C' finds it recorded
-    assert tracker.committable() == {"p0": 5}, "B' is still being delivered"
-    assert tracker.in_flight() == 1
-    again()  # B' recorded
-    assert tracker.committable() == {"p0": 6}
 
 
 @pytest.mark.parametrize(
@@ -201,19 +180,18 @@ def test_listen_address_and_ack_url(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("waiting", "in_flight", "paused", "idle", "expected"),
+    ("waiting", "paused", "idle", "expected"),
     [
-        (1, 0, False, STALL_SECONDS, True),  # an event waits, nothing read for the limit
-        (1, 0, False, STALL_SECONDS - 1, False),  # not yet
-        (0, 0, False, STALL_SECONDS * 10, False),  # nothing waits: a quiet topic
-        (5, 2, False, STALL_SECONDS * 10, False),  # deliveries in flight hold the commit back
-        (5, 0, True, STALL_SECONDS * 10, False),  # paused on purpose (too many in flight)
+        (1, False, STALL_SECONDS, True),  # an event waits, nothing read for the limit
+        (1, False, STALL_SECONDS - 1, False),  # not yet
+        (0, False, STALL_SECONDS * 10, False),  # nothing waits: a quiet topic
+        (5, True, STALL_SECONDS * 10, False),  # paused on purpose (the database is away)
     ],
 )
 def test_a_consumer_is_stalled_only_when_events_wait_and_nothing_else_explains_it(
-    waiting, in_flight, paused, idle, expected
+    waiting, paused, idle, expected
 ) -> None:
-    assert stalled(waiting, in_flight, paused, idle) is expected
+    assert stalled(waiting, paused, idle) is expected
 
 
 def test_stuck_only_from_the_limit_on():
