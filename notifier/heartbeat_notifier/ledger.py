@@ -124,10 +124,23 @@ def release_leases(cur, holder: str) -> None:
     )
 
 
-def pending_count(cur) -> int:
-    """Deliveries owed and not finished, over every channel (a dead receiver's backlog)."""
-    cur.execute("SELECT count(*) FROM notify_deliveries WHERE outcome = 'pending'")
-    return cur.fetchone()[0]
+@dataclass(frozen=True)
+class Backlog:
+    """What one channel still owes: pending deliveries, and how long the oldest has waited."""
+
+    pending: int
+    oldest_seconds: float
+
+
+def backlog(cur) -> dict[int, Backlog]:
+    """Per channel in use, its pending deliveries: a dead receiver shows here long before its
+    rows are dead."""
+    cur.execute(
+        "SELECT d.channel_id, count(*), extract(epoch FROM now() - min(d.created_at))"
+        " FROM notify_deliveries d JOIN notify_channels c ON c.id = d.channel_id"
+        " WHERE d.outcome = 'pending' AND c.removed_at IS NULL GROUP BY d.channel_id"
+    )
+    return {row[0]: Backlog(row[1], float(row[2])) for row in cur.fetchall()}
 
 
 def is_acknowledged(cur, alert_id: str) -> bool:

@@ -1,5 +1,6 @@
 """The notifier's own figures, served on /metrics in Prometheus' text format: deliveries per
-channel and outcome, delivery latency (event published -> delivered), consumer lag. The same
+channel and outcome, delivery latency (event published -> delivered), consumer lag, and what
+each channel still owes (its backlog in the delivery log). The same
 figures, per interval, go to pipeline_metrics (pipeline_figures.py)."""
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Metrics:
         self.latencies: deque[float] = deque(maxlen=latency_window)
         self.lag: dict[str, int] = {}  # "topic/partition" -> messages behind the end
         self.in_flight = 0
+        # channel -> (pending deliveries, seconds the oldest has waited), re-read with the lag
+        self.backlog: dict[int, tuple[int, float]] = {}
         self.channels = 0  # channels in use (re-read from PostgreSQL every second)
         self._interval = Interval()
 
@@ -89,6 +92,17 @@ class Metrics:
             for partition, lag in sorted(self.lag.items()):
                 lines.append(f'heartbeat_notifier_consumer_lag{{partition="{partition}"}} {lag}')
             lines.append(f"heartbeat_notifier_in_flight {self.in_flight}")
+            backlog = sorted(self.backlog.items())
+            lines.append("# TYPE heartbeat_notifier_pending_deliveries gauge")
+            for channel, (pending, _) in backlog:
+                lines.append(
+                    f'heartbeat_notifier_pending_deliveries{{channel="{channel}"}} {pending}'
+                )
+            lines.append("# TYPE heartbeat_notifier_oldest_pending_seconds gauge")
+            for channel, (_, oldest) in backlog:
+                lines.append(
+                    f'heartbeat_notifier_oldest_pending_seconds{{channel="{channel}"}} {oldest:.1f}'
+                )
             lines.append(f"heartbeat_notifier_channels {self.channels}")
             lines.append(f"heartbeat_notifier_malformed_events_total {self.malformed}")
             lines.append(f"heartbeat_notifier_stalled_rejoins_total {self.rejoins}")

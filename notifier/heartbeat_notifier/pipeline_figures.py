@@ -49,6 +49,7 @@ def figures_row(
     seconds: float,
     lag: dict[str, int],
     in_flight: int,
+    backlog: dict[int, tuple[int, float]] | None = None,
 ) -> FiguresRow:
     """One interval's row. batch_id is the interval's end in epoch milliseconds: increasing within
     a run; two notifiers of one group (query_id) collide only at the same millisecond, and then
@@ -81,6 +82,10 @@ def figures_row(
             "delivery_latency_ms": latency,
             "consumer_lag": dict(sorted(lag.items())),
             "in_flight": in_flight,
+            "backlog": [
+                {"channel_id": channel, "pending": pending, "oldest_seconds": round(oldest, 1)}
+                for channel, (pending, oldest) in sorted((backlog or {}).items())
+            ],
         },
     )
 

@@ -238,6 +238,7 @@ class Notifier:
         if time.monotonic() - self._lag_read_at < LAG_REFRESH_SECONDS:
             return
         self._lag_read_at = time.monotonic()
+        self.refresh_backlog()
         assigned = self.consumer.assignment()
         if not assigned:
             return
@@ -252,6 +253,17 @@ class Notifier:
             self._rejoin(waiting)
         elif not waiting:
             self._read_at = time.monotonic()  # nothing to read is not a stall
+
+    def refresh_backlog(self) -> None:
+        """What each channel still owes, for /metrics and the figures; with the database away
+        the last figures stay."""
+        try:
+            with self.db.cursor() as cur:
+                owed = ledger.backlog(cur)
+        except psycopg2.Error as error:
+            log.warning("cannot read the channels' backlog: %s", error)
+            return
+        self.metrics.backlog = {c: (b.pending, b.oldest_seconds) for c, b in owed.items()}
 
     def record_figures(self, force: bool = False) -> None:
         """Every INTERVAL_SECONDS, one pipeline_metrics row. With the database away, that
@@ -268,6 +280,7 @@ class Notifier:
             seconds=seconds,
             lag=dict(self.metrics.lag),
             in_flight=self.metrics.in_flight,
+            backlog=dict(self.metrics.backlog),
         )
         try:
             with self.db.cursor() as cur:

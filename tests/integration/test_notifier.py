@@ -448,6 +448,10 @@ def test_a_dead_receiver_holds_up_only_its_own_channel_and_its_backlog_outlives_
                  "the offsets committed past the dead channel's backlog")  # fmt: skip
         assert [row[2] for row in deliveries(admin, dead)] == ["pending"] * len(events)
         assert len(receiver.at("/dead")) == 2, "the dead channel holds only its own two threads"
+        backlog = f'heartbeat_notifier_pending_deliveries{{channel="{dead}"}}'
+        wait_for(lambda: notifier.metric(backlog) == len(events), 30, "the backlog on /metrics")
+        assert notifier.metric(f'heartbeat_notifier_pending_deliveries{{channel="{fast}"}}') in (
+            None, 0), "the fast channel owes nothing"  # fmt: skip
 
         notifier.kill()
         receiver.released.set()  # the held requests are answered to a dead process

@@ -26,7 +26,8 @@ def test_an_interval_row_counts_deliveries_per_channel_and_outcome():
     metrics.delivery(2, "dead")
     metrics.delivery(1, "suppressed")
     row = figures_row(metrics.take_interval(), group="g", run_id="r", ended_at=END, seconds=10.0,
-                      lag={"alerts/0": 3, "alerts/1": 2}, in_flight=1)  # fmt: skip
+                      lag={"alerts/0": 3, "alerts/1": 2}, in_flight=1,
+                      backlog={2: (30, 95.04)})  # fmt: skip
 
     values = row.values()
     assert values[:2] == ("notifier:g", QUERY_NAME) and QUERY_NAME != "readings"
@@ -42,6 +43,7 @@ def test_an_interval_row_counts_deliveries_per_channel_and_outcome():
     assert row.details["delivery_latency_ms"] == {"count": 2, "p50": 200.0, "p99": 400.0,
                                                   "max": 400.0}  # fmt: skip
     assert row.details["consumer_lag"] == {"alerts/0": 3, "alerts/1": 2}
+    assert row.details["backlog"] == [{"channel_id": 2, "pending": 30, "oldest_seconds": 95.0}]
 
 
 def test_taking_an_interval_starts_the_next_one_empty():
@@ -53,6 +55,7 @@ def test_taking_an_interval_starts_the_next_one_empty():
                         seconds=10.0, lag={}, in_flight=0)  # fmt: skip
     assert (empty.input_rows, empty.processed_rows_per_second, empty.kafka_lag) == (0, 0.0, None)
     assert empty.details["delivery_latency_ms"]["p99"] is None
+    assert empty.details["backlog"] == []
     # /metrics keeps counting across intervals.
     assert 'heartbeat_notifier_deliveries_total{channel="1",outcome="delivered"} 1' in (
         metrics.render()
@@ -90,3 +93,19 @@ def test_the_health_charts_each_read_one_programs_rows():
             if f["subject"] == "query_name"
         ]
         assert filters == [("query_name", "==", owner[name])], name
+
+
+def test_metrics_show_each_channels_backlog_as_two_gauge_families():
+    metrics = Metrics()
+    metrics.backlog = {1: (0, 0.0), 2: (30, 95.04)}
+    lines = metrics.render().splitlines()
+    pending = lines.index("# TYPE heartbeat_notifier_pending_deliveries gauge")
+    oldest = lines.index("# TYPE heartbeat_notifier_oldest_pending_seconds gauge")
+    assert lines[pending + 1 : pending + 3] == [
+        'heartbeat_notifier_pending_deliveries{channel="1"} 0',
+        'heartbeat_notifier_pending_deliveries{channel="2"} 30',
+    ]
+    assert lines[oldest + 1 : oldest + 3] == [
+        'heartbeat_notifier_oldest_pending_seconds{channel="1"} 0.0',
+        'heartbeat_notifier_oldest_pending_seconds{channel="2"} 95.0',
+    ]
