@@ -109,6 +109,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# A removed channel is never delivered to again: what it still owed ends dead, so it shows among
+# the dead deliveries (what that channel missed) instead of waiting in the log for good.
+_END_OWED = (
+    "UPDATE notify_deliveries SET outcome = 'dead', dead_at = now(),"
+    " last_error = 'channel removed before delivery'"
+    " WHERE channel_id = %s AND outcome = 'pending'"
+)
+
+
 def cmd_remove(args: argparse.Namespace) -> int:
     conn = _connect()
     try:
@@ -119,12 +128,16 @@ def cmd_remove(args: argparse.Namespace) -> int:
                 (args.id,),
             )
             row = cur.fetchone()
+            if row is not None:
+                cur.execute(_END_OWED, (args.id,))
+                ended = cur.rowcount
     finally:
         conn.close()
     if row is None:
         print(f"error: no channel {args.id}", file=sys.stderr)
         return 1
-    print(f"removed channel {args.id} ({row[0]}); its delivery log is kept")
+    print(f"removed channel {args.id} ({row[0]}); its delivery log is kept; {ended} pending"
+          " deliveries ended dead")  # fmt: skip
     return 0
 
 
@@ -204,7 +217,9 @@ def add_commands(sub) -> None:
     listing = commands.add_parser("list", help="channels with their delivered/dead/pending counts")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_list)
-    remove = commands.add_parser("remove", help="stop sending to a channel (its log is kept)")
+    remove = commands.add_parser(
+        "remove", help="stop sending to a channel (its log is kept; what it still owes ends dead)"
+    )
     remove.add_argument("id", type=int)
     remove.set_defaults(func=cmd_remove)
     test = commands.add_parser("test", help="send a made-up event to a channel once")

@@ -29,6 +29,7 @@ from heartbeat_contract.alerts import (
 )  # fmt: skip
 from heartbeat_notifier import ledger
 from heartbeat_notifier.config import load as load_notifier_config
+from heartbeat_notifier.events import Channel, parse_event
 from heartbeat_notifier.service import Notifier
 from heartbeat_notifier.signing import verify
 from heartbeat_ops.programs import venv_bin
@@ -213,6 +214,22 @@ def test_retries_until_delivered_and_a_refusal_is_dead(stack, admin, receiver, n
     listing = ops(stack, "notify", "list", "--json")
     row = next(c for c in json.loads(listing) if c["id"] == refuses)
     assert row["dead"] == 1
+
+
+def test_a_removed_channels_backlog_ends_dead_and_shows_among_the_dead(stack, admin, receiver):
+    """A removed channel is never delivered to again: what it still owed is ended dead by
+    `notify remove`, not left pending in the log for good."""
+    hook, _ = add_webhook(stack, receiver.url("/removed"))
+    channel = Channel(hook, "webhook", receiver.url("/removed"), "json", "warning", (), "x")
+    events = [parse_event(encode_event(e)[1]) for e in episode("N-REMOVED")]
+    with admin.cursor() as cur:
+        ledger.record_owed(cur, [ledger.Owed(channel, event, None) for event in events])
+    assert "2 pending deliveries ended dead" in ops(stack, "notify", "remove", str(hook))
+    assert [(row[2], row[5]) for row in deliveries(admin, hook)] == [
+        ("dead", "channel removed before delivery")] * 2  # fmt: skip
+    with admin.cursor() as cur:
+        cur.execute("SELECT count(*) FROM notify_dead_deliveries WHERE channel_id = %s", (hook,))
+        assert cur.fetchone()[0] == 2, "the dashboards' view of what the channel missed"
 
 
 def test_started_before_its_topic_exists_it_waits_unhealthy_then_delivers(
