@@ -35,6 +35,7 @@ LEASE_SECONDS = 60.0
 # Leased per channel thread: one being sent and one waiting in the pool's queue, so a thread
 # that finishes starts its next delivery without waiting for the feeder's next pass.
 QUEUED_PER_THREAD = 2
+FEEDER_STUCK_SECONDS = 30.0  # no pass for this long: /health is red
 
 
 class Stopping(Exception):
@@ -77,6 +78,7 @@ class Dispatcher:
         self._held: dict[int, set[str]] = {}  # channel -> deliveries under way here
         self._lock = threading.Lock()
         self._renewed_at = time.monotonic()
+        self.fed_at = time.monotonic()  # the end of the feeder's last pass
         self._feeder = threading.Thread(target=self._feed_loop, name="feeder", daemon=True)
 
     def start(self) -> Dispatcher:
@@ -91,6 +93,9 @@ class Dispatcher:
             return sum(len(held) for held in self._held.values())
 
     def _feed_loop(self) -> None:
+        """Pass after pass until stopped. A pass that fails is logged and the next one comes
+        round: a feeder thread that died would leave the notifier reading and recording, and
+        delivering nothing."""
         while not self.stopping.is_set():
             self._wake.wait(FEED_SECONDS)
             self._wake.clear()
@@ -101,6 +106,13 @@ class Dispatcher:
             except psycopg2.Error as error:  # the database away: the rows wait in the log
                 log.warning("cannot read the deliveries due: %s; retrying in %.0f s", error,
                             FEED_SECONDS)  # fmt: skip
+            except Exception:
+                log.exception("a feeder pass failed; the next in %.0f s", FEED_SECONDS)
+            self.fed_at = time.monotonic()
+
+    def feeding(self) -> bool:
+        """The feeder came round lately (for /health)."""
+        return self._feeder.is_alive() and time.monotonic() - self.fed_at < FEEDER_STUCK_SECONDS
 
     def feed(self) -> None:
         """One pass: renew the leases under way when due, then lease each channel's due rows

@@ -166,7 +166,9 @@ class Notifier:
         self._read_at = time.monotonic()
 
     def healthy(self) -> bool:
-        return self.running and time.monotonic() - self.last_loop_at < 30
+        """Reading comes round, and so does delivering."""
+        recent = time.monotonic() - self.last_loop_at < 30
+        return self.running and recent and self.dispatcher.feeding()
 
     def refresh_channels(self) -> None:
         if time.monotonic() - self._channels_read_at < CHANNELS_REFRESH_SECONDS:

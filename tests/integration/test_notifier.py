@@ -285,6 +285,31 @@ def driving(round_of_work, condition):
     return check
 
 
+def test_a_failed_feeder_pass_is_logged_and_the_next_one_delivers(
+    stack, admin, receiver, notifier_here, publish, monkeypatch, caplog
+):
+    """The feeder thread is the only one that starts deliveries: a pass that raises something
+    unforeseen must not end it (the notifier would read and record, healthy, and tell nobody)."""
+    notifier = notifier_here
+    hook, _ = add_webhook(stack, receiver.url("/feeder"))
+    broken = threading.Event()
+    lease_due = ledger.lease_due
+
+    def once_broken(*args, **kwargs):
+        if not broken.is_set():
+            broken.set()
+            raise RuntimeError("an unforeseen failure in the feeder")
+        return lease_due(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "lease_due", once_broken)
+    publish(episode("N-FEEDER")[0])
+    wait_for(driving(notifier.step, lambda: finished(admin, hook, 1)), 60,
+             "the delivery after the failed pass", poll=0)  # fmt: skip
+    assert broken.is_set() and "a feeder pass failed" in caplog.text
+    assert notifier.dispatcher.feeding() and notifier.healthy()
+    assert deliveries(admin, hook)[0][2:4] == ("delivered", 1)
+
+
 def test_a_replaced_consumer_reads_what_waits_and_nothing_twice(
     stack, admin, receiver, notifier_here, publish
 ):
