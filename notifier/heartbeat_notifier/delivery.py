@@ -148,23 +148,32 @@ class Dispatcher:
                 )
             pool.submit(self._run, channel, delivery)
 
-    def _run(self, channel: Channel, delivery: ledger.Delivery) -> None:
-        """Until recorded: a database outage pauses the delivery, it never loses it."""
+    def _run(self, channel: Channel, leased: ledger.Delivery) -> None:
+        """Until recorded: a database outage pauses the delivery, it never loses it. Tried
+        again, the delivery is re-read first: the attempts it made before the failure count
+        against HEARTBEAT_NOTIFY_MAX_ATTEMPTS."""
+        delivery: ledger.Delivery | None = leased
         try:
             while not self.stopping.is_set():
                 try:
+                    if delivery is not leased:
+                        with self.db.cursor() as cur:
+                            delivery = ledger.current(cur, leased)
+                        if delivery is None:
+                            return  # finished meanwhile
                     self.deliver(channel, delivery)
                 except Stopping:
                     return
                 except Exception:
                     log.exception("delivery %s to channel %s failed; retrying in 5 s",
-                                  delivery.id, channel.id)  # fmt: skip
+                                  leased.id, channel.id)  # fmt: skip
+                    delivery = None  # re-read before the next try
                     self.stopping.wait(5)
                     continue
                 return
         finally:
             with self._lock:
-                self._held.get(channel.id, set()).discard(delivery.id)
+                self._held.get(channel.id, set()).discard(leased.id)
             self.wake()  # a free thread, and perhaps the alert's next event due
 
     def _sleep(self, seconds: float) -> None:

@@ -4,7 +4,7 @@ notifier and `heartbeat-ops notify` run against them, parameterised, one job eac
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from psycopg2.extras import Json, execute_values
@@ -103,6 +103,18 @@ def lease_due(
                              "held": held, "limit": limit})  # fmt: skip
     rows = sorted(cur.fetchall(), key=lambda row: row[5])
     return [Delivery(r[0], r[1], r[2], r[3], r[4], r[6]) for r in rows]
+
+
+def current(cur, delivery: Delivery) -> Delivery | None:
+    """The leased delivery as the log has it now (its attempts, its alert's acknowledgement),
+    or None once it is finished (ended by another hand, e.g. `notify remove`)."""
+    cur.execute(
+        "SELECT d.attempts, EXISTS (SELECT 1 FROM alert_acks k WHERE k.alert_id = d.alert_id)"
+        " FROM notify_deliveries d WHERE d.id = %s AND d.outcome = 'pending'",
+        (delivery.id,),
+    )
+    row = cur.fetchone()
+    return None if row is None else replace(delivery, attempts=row[0], alert_acknowledged=row[1])
 
 
 def renew_leases(cur, holder: str, ids: list[str], lease_seconds: float) -> None:

@@ -310,6 +310,33 @@ def test_a_failed_feeder_pass_is_logged_and_the_next_one_delivers(
     assert deliveries(admin, hook)[0][2:4] == ("delivered", 1)
 
 
+@pytest.mark.parametrize("notifier_here", [{"HEARTBEAT_NOTIFY_MAX_ATTEMPTS": "2"}], indirect=True)
+def test_a_delivery_tried_again_after_a_database_failure_counts_the_attempts_it_made(
+    stack, admin, receiver, notifier_here, publish, monkeypatch
+):
+    """The database fails right after an attempt was counted and sent: the delivery is tried
+    again 5 s later from what the log says it made, never past HEARTBEAT_NOTIFY_MAX_ATTEMPTS."""
+    notifier = notifier_here
+    receiver.scripts["/stale"] = [500]
+    hook, _ = add_webhook(stack, receiver.url("/stale"))
+    failed = threading.Event()
+    record_failure = ledger.record_failure
+
+    def fails_once(*args, **kwargs):
+        if not failed.is_set():
+            failed.set()
+            raise psycopg2.OperationalError("the database went away (the test's blip)")
+        return record_failure(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "record_failure", fails_once)
+    publish(episode("N-STALE")[0])
+    wait_for(driving(notifier.step, lambda: finished(admin, hook, 1)), 60,
+             "the delivery given up", poll=0)  # fmt: skip
+    assert failed.is_set()
+    assert deliveries(admin, hook)[0][2:5] == ("dead", 2, 500)
+    assert len(receiver.at("/stale")) == 2, "two attempts in all, the one before the failure too"
+
+
 def test_a_replaced_consumer_reads_what_waits_and_nothing_twice(
     stack, admin, receiver, notifier_here, publish
 ):
