@@ -31,9 +31,7 @@ class Delivery:
     is acknowledged."""
 
     id: str
-    channel_id: int
     event: dict[str, object]
-    published_at: datetime | None
     attempts: int
     alert_acknowledged: bool
 
@@ -88,7 +86,7 @@ FROM (
     FOR UPDATE SKIP LOCKED
 ) due
 WHERE d.id = due.id
-RETURNING d.id::text, d.channel_id, d.event, d.published_at, d.attempts, d.seq,
+RETURNING d.id::text, d.event, d.attempts, d.seq,
     EXISTS (SELECT 1 FROM alert_acks k WHERE k.alert_id = d.alert_id)
 """
 
@@ -101,8 +99,8 @@ def lease_due(
     that is a previous run of the same notifier)."""
     cur.execute(_LEASE_DUE, {"holder": holder, "lease": lease_seconds, "channel": channel_id,
                              "held": held, "limit": limit})  # fmt: skip
-    rows = sorted(cur.fetchall(), key=lambda row: row[5])
-    return [Delivery(r[0], r[1], r[2], r[3], r[4], r[6]) for r in rows]
+    rows = sorted(cur.fetchall(), key=lambda row: row[3])  # RETURNING keeps no order
+    return [Delivery(r[0], r[1], r[2], r[4]) for r in rows]
 
 
 def current(cur, delivery: Delivery) -> Delivery | None:
@@ -136,23 +134,15 @@ def release_leases(cur, holder: str) -> None:
     )
 
 
-@dataclass(frozen=True)
-class Backlog:
-    """What one channel still owes: pending deliveries, and how long the oldest has waited."""
-
-    pending: int
-    oldest_seconds: float
-
-
-def backlog(cur) -> dict[int, Backlog]:
-    """Per channel in use, its pending deliveries: a dead receiver shows here long before its
-    rows are dead."""
+def backlog(cur) -> dict[int, tuple[int, float]]:
+    """Per channel in use, what it still owes: (pending deliveries, seconds the oldest has
+    waited). A dead receiver shows here long before its rows are dead."""
     cur.execute(
         "SELECT d.channel_id, count(*), extract(epoch FROM now() - min(d.created_at))"
         " FROM notify_deliveries d JOIN notify_channels c ON c.id = d.channel_id"
         " WHERE d.outcome = 'pending' AND c.removed_at IS NULL GROUP BY d.channel_id"
     )
-    return {row[0]: Backlog(row[1], float(row[2])) for row in cur.fetchall()}
+    return {row[0]: (row[1], float(row[2])) for row in cur.fetchall()}
 
 
 def is_acknowledged(cur, alert_id: str) -> bool:

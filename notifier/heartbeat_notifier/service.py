@@ -261,11 +261,9 @@ class Notifier:
         the last figures stay."""
         try:
             with self.db.cursor() as cur:
-                owed = ledger.backlog(cur)
+                self.metrics.backlog = ledger.backlog(cur)
         except psycopg2.Error as error:
             log.warning("cannot read the channels' backlog: %s", error)
-            return
-        self.metrics.backlog = {c: (b.pending, b.oldest_seconds) for c, b in owed.items()}
 
     def record_figures(self, force: bool = False) -> None:
         """Every INTERVAL_SECONDS, one pipeline_metrics row. With the database away, that

@@ -285,6 +285,20 @@ def driving(round_of_work, condition):
     return check
 
 
+def _failing_once(real, error: Exception):
+    """`real`, except that its first call raises `error`; `.failed` says whether it has."""
+    failed = threading.Event()
+
+    def call(*args, **kwargs):
+        if not failed.is_set():
+            failed.set()
+            raise error
+        return real(*args, **kwargs)
+
+    call.failed = failed
+    return call
+
+
 def test_a_failed_feeder_pass_is_logged_and_the_next_one_delivers(
     stack, admin, receiver, notifier_here, publish, monkeypatch, caplog
 ):
@@ -292,20 +306,12 @@ def test_a_failed_feeder_pass_is_logged_and_the_next_one_delivers(
     unforeseen must not end it (the notifier would read and record, healthy, and tell nobody)."""
     notifier = notifier_here
     hook, _ = add_webhook(stack, receiver.url("/feeder"))
-    broken = threading.Event()
-    lease_due = ledger.lease_due
-
-    def once_broken(*args, **kwargs):
-        if not broken.is_set():
-            broken.set()
-            raise RuntimeError("an unforeseen failure in the feeder")
-        return lease_due(*args, **kwargs)
-
-    monkeypatch.setattr(ledger, "lease_due", once_broken)
+    broken = _failing_once(ledger.lease_due, RuntimeError("an unforeseen failure in the feeder"))
+    monkeypatch.setattr(ledger, "lease_due", broken)
     publish(episode("N-FEEDER")[0])
     wait_for(driving(notifier.step, lambda: finished(admin, hook, 1)), 60,
              "the delivery after the failed pass", poll=0)  # fmt: skip
-    assert broken.is_set() and "a feeder pass failed" in caplog.text
+    assert broken.failed.is_set() and "a feeder pass failed" in caplog.text
     assert notifier.dispatcher.feeding() and notifier.healthy()
     assert deliveries(admin, hook)[0][2:4] == ("delivered", 1)
 
@@ -319,20 +325,13 @@ def test_a_delivery_tried_again_after_a_database_failure_counts_the_attempts_it_
     notifier = notifier_here
     receiver.scripts["/stale"] = [500]
     hook, _ = add_webhook(stack, receiver.url("/stale"))
-    failed = threading.Event()
-    record_failure = ledger.record_failure
-
-    def fails_once(*args, **kwargs):
-        if not failed.is_set():
-            failed.set()
-            raise psycopg2.OperationalError("the database went away (the test's blip)")
-        return record_failure(*args, **kwargs)
-
+    blip = psycopg2.OperationalError("the database went away (the test's blip)")
+    fails_once = _failing_once(ledger.record_failure, blip)
     monkeypatch.setattr(ledger, "record_failure", fails_once)
     publish(episode("N-STALE")[0])
     wait_for(driving(notifier.step, lambda: finished(admin, hook, 1)), 60,
              "the delivery given up", poll=0)  # fmt: skip
-    assert failed.is_set()
+    assert fails_once.failed.is_set()
     assert deliveries(admin, hook)[0][2:5] == ("dead", 2, 500)
     assert len(receiver.at("/stale")) == 2, "two attempts in all, the one before the failure too"
 
