@@ -2,10 +2,12 @@
 publishes on the alerts topic (KAFKA_ALERTS_TOPIC), keyed by customer like the readings.
 
 An episode is one sustained condition of one customer (or, for `ingestion_silent`, of the whole
-feed: customer_id ALL_CUSTOMERS). Its `alert_id` is stable: the same for every event and every
-send of that episode. Each episode publishes an `open` event when it opens and a `resolved`
-event when it ends; an episode that reopens within the cooldown keeps its alert_id and publishes
-nothing on reopening, and its next end publishes `resolved` again with a higher `revision`.
+feed: customer_id ALL_CUSTOMERS; for `delivery_failing`, of one notification channel: customer_id
+ALL_CUSTOMERS, see `delivery_failing_event`). Its `alert_id` is stable: the same for every event
+and every send of that episode. Each episode publishes an `open` event when it opens and a
+`resolved` event when it ends; an episode that reopens within the cooldown keeps its alert_id and
+publishes nothing on reopening, and its next end publishes `resolved` again with a higher
+`revision`.
 Delivery is at least once: consumers deduplicate by `event_id` (alert_id, status, revision).
 
 Value: a UTF-8 JSON object, for example (one per kind in README, "Alert events")
@@ -20,7 +22,7 @@ Value: a UTF-8 JSON object, for example (one per kind in README, "Alert events")
 - extreme_bpm: the peak (high kinds) or the lowest (low kinds) bpm; for elevated_resting the
   highest daily resting rate; null for device_silent and ingestion_silent;
 - readings: readings in the episode (days for elevated_resting, customers for ingestion_silent,
-  0 for device_silent);
+  0 for device_silent, dead deliveries for delivery_failing);
 - threshold_bpm: the bound that was crossed, as set for this customer when it opened
   (elevated_resting: baseline + margin); baseline_bpm: the customer's baseline (elevated_resting).
 """
@@ -40,6 +42,9 @@ CRITICAL_LOW = "critical_low"  # readings below 40 bpm (quarantined) but plausib
 ELEVATED_RESTING = "elevated_resting"  # resting rate above the personal baseline, day after day
 DEVICE_SILENT = "device_silent"  # a customer who was sending stopped reaching Kafka
 INGESTION_SILENT = "ingestion_silent"  # most active customers fell silent together: an outage
+# A notification channel's deliveries go dead: the people it serves are told nothing. Raised by
+# the notifier itself (never published on the topic) and sent to the other channels.
+DELIVERY_FAILING = "delivery_failing"
 ALERT_KINDS = (
     TACHYCARDIA,
     BRADYCARDIA,
@@ -48,6 +53,7 @@ ALERT_KINDS = (
     ELEVATED_RESTING,
     DEVICE_SILENT,
     INGESTION_SILENT,
+    DELIVERY_FAILING,
 )
 
 WARNING = "warning"
@@ -61,6 +67,7 @@ SEVERITY = {
     CRITICAL_HIGH: CRITICAL,
     CRITICAL_LOW: CRITICAL,
     INGESTION_SILENT: CRITICAL,  # nobody's readings arrive: every customer is unwatched
+    DELIVERY_FAILING: CRITICAL,  # a channel reaches nobody: its people miss every alert
 }
 
 OPEN = "open"
@@ -156,3 +163,33 @@ def alert_message(
         readings=readings,
     )
     return encode_event(event)
+
+
+def delivery_failing_event(
+    *,
+    channel_id: int,
+    channel: str,
+    status: str,
+    started_at: datetime,
+    last_dead_at: datetime,
+    ended_at: datetime | None,
+    dead: int,
+    last_error: str | None,
+) -> dict[str, object]:
+    """The notifier's notice that channel `channel_id` reaches nobody: started_at is its first
+    dead delivery, last_reading_at its latest, readings the dead deliveries while open; plus
+    `channel_id`, `channel` (which channel, without secrets) and `last_error`. Its alert_id is
+    the channel's, not the whole feed's: two channels failing at one moment are two alerts."""
+    event = alert_event(
+        customer_id=ALL_CUSTOMERS,
+        kind=DELIVERY_FAILING,
+        status=status,
+        started_at=started_at,
+        last_reading_at=last_dead_at,
+        ended_at=ended_at,
+        readings=dead,
+    )
+    identity = alert_id(f"channel {channel_id}", DELIVERY_FAILING, started_at)
+    event["alert_id"] = identity
+    event["event_id"] = event_id(identity, status, 0)
+    return {**event, "channel_id": channel_id, "channel": channel, "last_error": last_error}

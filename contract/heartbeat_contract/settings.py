@@ -190,6 +190,11 @@ class Settings(BaseSettings):
     notify_backoff_max_seconds: float = Field(
         300.0, gt=0, alias="HEARTBEAT_NOTIFY_BACKOFF_MAX_SECONDS"
     )
+    # A failing channel's delivery_failing notice is resolved once it has delivered and none of
+    # its deliveries has gone dead for this long (a channel that flaps stays one open notice).
+    notify_recovered_after_seconds: float = Field(
+        300.0, gt=0, alias="HEARTBEAT_NOTIFY_RECOVERED_AFTER_SECONDS"
+    )
     smtp_host: str = Field("localhost", alias="HEARTBEAT_SMTP_HOST")
     smtp_port: int = Field(25, alias="HEARTBEAT_SMTP_PORT")
     smtp_user: str = Field("", alias="HEARTBEAT_SMTP_USER")

@@ -4,7 +4,8 @@ two per thread of HEARTBEAT_NOTIFY_CONCURRENCY) and hands them to that channel's
 delivery suppresses an acknowledged alert's `open`, else attempts with retries (tenacity:
 exponential back-off with jitter, a 429's Retry-After honoured, no retry on a permanent refusal)
 until delivered or dead. A slow or dead receiver holds up only its own channel: its backlog
-waits in the log, and nothing else waits for it."""
+waits in the log, and nothing else waits for it; its dead deliveries open a `delivery_failing`
+notice for the other channels (failing_channels.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tenacity.wait import wait_base, wait_exponential_jitter
 
 from heartbeat_contract.alerts import OPEN
 
-from . import ledger, messages
+from . import failing_channels, ledger, messages
 from .config import NotifierConfig
 from .database import Database
 from .events import Channel
@@ -36,6 +37,7 @@ LEASE_SECONDS = 60.0
 # that finishes starts its next delivery without waiting for the feeder's next pass.
 QUEUED_PER_THREAD = 2
 FEEDER_STUCK_SECONDS = 30.0  # no pass for this long: /health is red
+RECOVERY_CHECK_SECONDS = 5.0  # failing channels that recovered are looked for this often
 
 
 class Stopping(Exception):
@@ -78,6 +80,7 @@ class Dispatcher:
         self._held: dict[int, set[str]] = {}  # channel -> deliveries under way here
         self._lock = threading.Lock()
         self._renewed_at = time.monotonic()
+        self._recovery_checked_at = time.monotonic()
         self.fed_at = time.monotonic()  # the end of the feeder's last pass
         self._feeder = threading.Thread(target=self._feed_loop, name="feeder", daemon=True)
 
@@ -115,8 +118,9 @@ class Dispatcher:
         return self._feeder.is_alive() and time.monotonic() - self.fed_at < FEEDER_STUCK_SECONDS
 
     def feed(self) -> None:
-        """One pass: renew the leases under way when due, then lease each channel's due rows
-        up to its free threads and start them."""
+        """One pass: renew the leases under way when due, lease each channel's due rows up to
+        its free threads and start them, and every RECOVERY_CHECK_SECONDS resolve the notices
+        of failing channels that recovered."""
         if time.monotonic() - self._renewed_at >= LEASE_SECONDS / 3:
             with self._lock:
                 held = [i for ids in self._held.values() for i in ids]
@@ -135,6 +139,29 @@ class Dispatcher:
                                        limit=free, lease_seconds=LEASE_SECONDS)  # fmt: skip
             for delivery in due:
                 self._start(channel, delivery)
+        # Last, and timed from before it runs: a check that fails never holds up the leasing.
+        if time.monotonic() - self._recovery_checked_at >= RECOVERY_CHECK_SECONDS:
+            self._recovery_checked_at = time.monotonic()
+            self.resolve_recovered()
+
+    def resolve_recovered(self) -> None:
+        """Failing channels that delivered again, and stayed quiet since: their notices end,
+        and their resolves are owed to the channels told of them (not before the channels
+        are known: a resolve owed to nobody would never be sent)."""
+        channels = list(self.channels)
+        if not channels:
+            return
+        with self.db.transaction() as cur:
+            recovered = failing_channels.resolve_recovered(
+                cur, self.config.notify_recovered_after_seconds
+            )
+            for failure in recovered:
+                ledger.record_owed(cur, failing_channels.owed_for(failure, channels))
+        for failure in recovered:
+            log.warning("channel %s delivers again: its %s notice is resolved", failure.channel,
+                        failure.event()["kind"])  # fmt: skip
+        if recovered:
+            self.wake()
 
     def _start(self, channel: Channel, delivery: ledger.Delivery) -> None:
         with self._lock:
@@ -277,12 +304,31 @@ class Dispatcher:
 
     def _finish(self, channel: Channel, delivery_id: str, outcome: str, status: int | None = None,
                 error: str | None = None) -> str:  # fmt: skip
+        if outcome == "dead":
+            return self._finish_dead(channel, delivery_id, status, error)
         with self.db.cursor() as cur:
             latency = ledger.finish(cur, delivery_id, outcome, status, error)
         self.metrics.delivery(channel.id, outcome, latency if outcome == "delivered" else None)
-        if outcome == "dead":
-            log.warning("delivery %s to channel %s is dead: %s", delivery_id, channel.id, error)
         return outcome
+
+    def _finish_dead(self, channel: Channel, delivery_id: str, status: int | None,
+                     error: str | None) -> str:  # fmt: skip
+        """Dead, and in the same transaction counted in the channel's failure notice, or the
+        notice opened and owed to the other channels."""
+        channels = list(self.channels)
+        with self.db.transaction() as cur:
+            ledger.finish(cur, delivery_id, "dead", status, error)
+            ended_here = cur.rowcount == 1  # not ended meanwhile by another hand (notify remove)
+            opened = failing_channels.count_dead(cur, channel, error) if ended_here else None
+            if opened is not None:
+                ledger.record_owed(cur, failing_channels.owed_for(opened, channels))
+        self.metrics.delivery(channel.id, "dead")
+        log.warning("delivery %s to channel %s is dead: %s", delivery_id, channel.id, error)
+        if opened is not None:
+            log.error("channel %s is failing: a delivery_failing notice (alert %s) is owed to"
+                      " the other channels", opened.channel, opened.alert_id)  # fmt: skip
+            self.wake()
+        return "dead"
 
     def close(self) -> None:
         """Stop feeding and delivering; what is left pending is released for a peer at once."""

@@ -1,5 +1,6 @@
 """What a notification says: the webhook bodies (json, slack) and the e-mail, each carrying the
-customer, kind, severity, figures, time, a dashboard link and how to acknowledge."""
+customer (for a delivery_failing notice, the channel), kind, severity, figures, time, a dashboard
+link and how to acknowledge."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 from email.message import EmailMessage
 from urllib.parse import quote
 
-from heartbeat_contract.alerts import ALL_CUSTOMERS, OPEN
+from heartbeat_contract.alerts import ALL_CUSTOMERS, DELIVERY_FAILING, OPEN
 
 # How people acknowledge from a shell (the coordinator also wires it as `heartbeat-ops alerts ack`).
 ACK_COMMAND = "heartbeat-ops alerts ack {alert_id} --by NAME"
@@ -33,20 +34,37 @@ def dashboard_link(dashboard_url: str, customer_id: str) -> str:
     return f"{base}/superset/dashboard/customer-detail/?native_filters={quote(native_filters)}"
 
 
+def operations_link(dashboard_url: str) -> str:
+    """The Pipeline Operations dashboard: its Dead deliveries table is what a failing channel
+    missed."""
+    return f"{dashboard_url.rstrip('/')}/superset/dashboard/pipeline-operations/"
+
+
 def ack_url(ack_base_url: str, alert_id: str) -> str:
     return f"{ack_base_url}/alerts/{alert_id}/ack"
 
 
 def headline(event: dict[str, object]) -> str:
-    """One line: `CRITICAL critical_high open: customer C0042`."""
-    who = "all customers" if event["customer_id"] == ALL_CUSTOMERS else event["customer_id"]
-    return f"{str(event['severity']).upper()} {event['kind']} {event['status']}: customer {who}"
+    """One line: `CRITICAL critical_high open: customer C0042`, or for a failing channel
+    `CRITICAL delivery_failing open: channel 3 (webhook to https://hooks.example.org)`."""
+    if event["kind"] == DELIVERY_FAILING:
+        who = f"channel {event.get('channel')}"
+    elif event["customer_id"] == ALL_CUSTOMERS:
+        who = "customer all customers"
+    else:
+        who = f"customer {event['customer_id']}"
+    return f"{str(event['severity']).upper()} {event['kind']} {event['status']}: {who}"
 
 
 def _figures(event: dict[str, object]) -> list[tuple[str, str]]:
     rows = [("started", str(event.get("started_at")))]
     if event.get("ended_at"):
         rows.append(("ended", str(event["ended_at"])))
+    if event["kind"] == DELIVERY_FAILING:
+        rows.append(("last dead delivery", str(event.get("last_reading_at"))))
+        rows.append(("dead deliveries", str(event.get("readings"))))
+        rows.append(("last error", str(event.get("last_error"))))
+        return rows
     rows.append(("last reading", str(event.get("last_reading_at"))))
     rows += [(name.replace("_", " "), str(event[name])) for name in FIGURES if event.get(name)]
     return rows
@@ -59,7 +77,7 @@ def webhook_body(
     receiver can trust the X-Heartbeat-Timestamp it checks for freshness."""
     if fmt == "slack":
         facts = ", ".join(f"{name} {value}" for name, value in _figures(event))
-        text = f"*{headline(event)}*\n{facts}\n<{links['dashboard']}|Customer dashboard>" + (
+        text = f"*{headline(event)}*\n{facts}\n<{links['dashboard']}|{links['dashboard_name']}>" + (
             f" · acknowledge: `{links['ack_command']}`" if event["status"] == OPEN else ""
         )
         payload: dict[str, object] = {"text": text}
@@ -86,8 +104,13 @@ def email_message(
     message["To"] = recipient
     message["X-Heartbeat-Delivery"] = delivery_id
     message["X-Heartbeat-Alert"] = str(event["alert_id"])
+    subject = (
+        ("channel", str(event.get("channel")))
+        if event["kind"] == DELIVERY_FAILING
+        else ("customer", str(event["customer_id"]))
+    )
     rows = [
-        ("customer", str(event["customer_id"])),
+        subject,
         ("kind", str(event["kind"])),
         ("severity", str(event["severity"])),
         ("status", str(event["status"])),
@@ -95,7 +118,7 @@ def email_message(
         ("alert id", str(event["alert_id"])),
     ]
     text = "\n".join(f"{name}: {value}" for name, value in rows)
-    text += f"\n\nCustomer dashboard: {links['dashboard']}\n"
+    text += f"\n\n{links['dashboard_name']}: {links['dashboard']}\n"
     if event["status"] == OPEN:
         text += f"Acknowledge: {links['ack_command']}\n  or POST {links['ack_url']}\n"
     message.set_content(text)
@@ -110,7 +133,8 @@ def email_message(
     )
     message.add_alternative(
         f"<html><body><h3>{html.escape(headline(event))}</h3><table>{table}</table>"
-        f'<p><a href="{html.escape(links["dashboard"])}">Customer dashboard</a></p>{ack}'
+        f'<p><a href="{html.escape(links["dashboard"])}">'
+        f"{html.escape(links['dashboard_name'])}</a></p>{ack}"
         "</body></html>",
         subtype="html",
     )
@@ -119,8 +143,16 @@ def email_message(
 
 def links_for(event: dict[str, object], *, dashboard_url: str, ack_base_url: str) -> dict[str, str]:
     alert = str(event["alert_id"])
+    if event["kind"] == DELIVERY_FAILING:
+        dashboard, name = operations_link(dashboard_url), "Pipeline Operations (dead deliveries)"
+    else:
+        dashboard, name = (
+            dashboard_link(dashboard_url, str(event["customer_id"])),
+            "Customer dashboard",
+        )
     return {
-        "dashboard": dashboard_link(dashboard_url, str(event["customer_id"])),
+        "dashboard": dashboard,
+        "dashboard_name": name,
         "ack_url": ack_url(ack_base_url, alert),
         "ack_command": ACK_COMMAND.format(alert_id=alert),
     }

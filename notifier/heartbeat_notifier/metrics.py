@@ -1,6 +1,7 @@
 """The notifier's own figures, served on /metrics in Prometheus' text format: deliveries per
-channel and outcome, delivery latency (event published -> delivered), consumer lag, and what
-each channel still owes (its backlog in the delivery log). The same
+channel and outcome, delivery latency (event published -> delivered), consumer lag, what
+each channel still owes (its backlog in the delivery log) and which channels are failing (an open
+delivery_failing notice). The same
 figures, per interval, go to pipeline_metrics (pipeline_figures.py)."""
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Metrics:
         self.in_flight = 0
         # channel -> (pending deliveries, seconds the oldest has waited), re-read with the lag
         self.backlog: dict[int, tuple[int, float]] = {}
+        self.failing: set[int] = set()  # channels with an open delivery_failing notice, likewise
         self.channels = 0  # channels in use (re-read from PostgreSQL every second)
         self._interval = Interval()
 
@@ -103,6 +105,9 @@ class Metrics:
                 lines.append(
                     f'heartbeat_notifier_oldest_pending_seconds{{channel="{channel}"}} {oldest:.1f}'
                 )
+            lines.append("# TYPE heartbeat_notifier_channel_failing gauge")
+            for channel in sorted(self.failing):
+                lines.append(f'heartbeat_notifier_channel_failing{{channel="{channel}"}} 1')
             lines.append(f"heartbeat_notifier_channels {self.channels}")
             lines.append(f"heartbeat_notifier_malformed_events_total {self.malformed}")
             lines.append(f"heartbeat_notifier_stalled_rejoins_total {self.rejoins}")

@@ -18,7 +18,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from heartbeat_contract.kafka_security import NOTIFIER, kafka_client_args
 
-from . import api, ledger, pipeline_figures, replica_lag
+from . import api, failing_channels, ledger, pipeline_figures, replica_lag
 from .config import NotifierConfig
 from .database import Database
 from .delivery import Dispatcher
@@ -257,11 +257,12 @@ class Notifier:
             self._read_at = time.monotonic()  # nothing to read is not a stall
 
     def refresh_backlog(self) -> None:
-        """What each channel still owes, for /metrics and the figures; with the database away
-        the last figures stay."""
+        """What each channel still owes, and which are failing, for /metrics and the figures;
+        with the database away the last figures stay."""
         try:
             with self.db.cursor() as cur:
                 self.metrics.backlog = ledger.backlog(cur)
+                self.metrics.failing = failing_channels.failing(cur)
         except psycopg2.Error as error:
             log.warning("cannot read the channels' backlog: %s", error)
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import psycopg2
 
 from heartbeat_contract.alerts import ALERT_KINDS, OPEN, SEVERITIES, TACHYCARDIA, alert_event
-from heartbeat_notifier import ledger
+from heartbeat_notifier import failing_channels, ledger
 from heartbeat_notifier.config import load as load_notifier_config
 from heartbeat_notifier.delivery import Dispatcher
 from heartbeat_notifier.metrics import Metrics
@@ -131,6 +131,10 @@ def cmd_remove(args: argparse.Namespace) -> int:
             if row is not None:
                 cur.execute(_END_OWED, (args.id,))
                 ended = cur.rowcount
+                # Failing no more: the channels told it was failing are told it is resolved.
+                channels = ledger.load_channels(cur)
+                for failure in failing_channels.resolve_removed(cur, args.id):
+                    ledger.record_owed(cur, failing_channels.owed_for(failure, channels))
     finally:
         conn.close()
     if row is None:

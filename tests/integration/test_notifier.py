@@ -27,7 +27,7 @@ from heartbeat_contract.alerts import (
     alert_event,
     encode_event,
 )  # fmt: skip
-from heartbeat_notifier import ledger
+from heartbeat_notifier import failing_channels, ledger
 from heartbeat_notifier.config import load as load_notifier_config
 from heartbeat_notifier.events import Channel, parse_event
 from heartbeat_notifier.service import Notifier
@@ -189,9 +189,10 @@ def test_retries_until_delivered_and_a_refusal_is_dead(stack, admin, receiver, n
     receiver.scripts["/flaky"] = [500, 500, 500, 200]
     receiver.scripts["/refuses"] = [400]
     receiver.scripts["/busy"] = [(429, 1), 200]
-    flaky, _ = add_webhook(stack, receiver.url("/flaky"))
-    refuses, _ = add_webhook(stack, receiver.url("/refuses"))
-    busy, _ = add_webhook(stack, receiver.url("/busy"))
+    # Of one kind: the refusing channel's delivery_failing notice (tested below) is not theirs.
+    flaky, _ = add_webhook(stack, receiver.url("/flaky"), "--kind", TACHYCARDIA)
+    refuses, _ = add_webhook(stack, receiver.url("/refuses"), "--kind", TACHYCARDIA)
+    busy, _ = add_webhook(stack, receiver.url("/busy"), "--kind", TACHYCARDIA)
     notifier.start()
     opened, _ = episode("N-RETRY")
     publish(opened)
@@ -216,20 +217,91 @@ def test_retries_until_delivered_and_a_refusal_is_dead(stack, admin, receiver, n
     assert row["dead"] == 1
 
 
+def _failures(admin, channel: int) -> list[tuple]:
+    with admin.cursor() as cur:
+        cur.execute("SELECT alert_id, dead, ended_at IS NULL FROM notify_channel_failures"
+                    " WHERE channel_id = %s ORDER BY started_at", (channel,))  # fmt: skip
+        return cur.fetchall()
+
+
+def test_a_failing_channel_is_told_once_on_the_others_and_resolved_when_it_delivers_again(
+    stack, admin, receiver, fresh_topic, tmp_path
+):
+    """A channel whose deliveries go dead reaches nobody and cannot say so itself. Its first
+    dead delivery opens one critical delivery_failing notice for every other channel that
+    takes it (not itself, not a channel of other kinds); more dead deliveries are counted in
+    it and never sent again; once the channel delivers and stays quiet for
+    HEARTBEAT_NOTIFY_RECOVERED_AFTER_SECONDS, the notice is resolved on the same channels."""
+    receiver.scripts["/gone"] = [410]
+    gone, _ = add_webhook(stack, receiver.url("/gone"))
+    watcher, secret = add_webhook(stack, receiver.url("/watcher"), "--severity", "critical")
+    tachycardia_only, _ = add_webhook(stack, receiver.url("/tachy"), "--kind", TACHYCARDIA)
+    group = f"test-notifier-{uuid.uuid4().hex[:8]}"
+    notifier = NotifierProcess(stack, fresh_topic, group, tmp_path / "notifier.log",
+                               HEARTBEAT_NOTIFY_RECOVERED_AFTER_SECONDS="3")  # fmt: skip
+    servers = stack.kafka_bootstrap_servers
+    failing = f'heartbeat_notifier_channel_failing{{channel="{gone}"}}'
+    try:
+        notifier.start()
+        warnings = [episode(f"N-FAILING-{n}")[0] for n in range(3)]  # warning: not for watcher
+        kafka.publish(servers, fresh_topic, [encode_event(e) for e in warnings])
+        wait_for(lambda: finished(admin, gone, 3), 60, "the gone channel's deliveries dead")
+        wait_for(lambda: finished(admin, watcher, 1), 60, "the notice on the watching channel")
+        assert {row[2] for row in deliveries(admin, gone)} == {"dead"}
+        [(alert, dead, is_open)] = _failures(admin, gone)
+        assert (dead, is_open) == (3, True), "three dead deliveries, one open notice"
+        assert len(deliveries(admin, watcher)) == 1, "told once, not once per dead delivery"
+        [told] = receiver.at("/watcher")
+        assert verify(secret, told.body, told.headers["x-heartbeat-signature"])
+        notice = told.json
+        assert (notice["kind"], notice["status"], notice["severity"]) == (
+            "delivery_failing", OPEN, "critical")  # fmt: skip
+        assert (notice["alert_id"], notice["channel_id"]) == (alert, gone)
+        assert notice["channel"] == f"{gone} (webhook to http://127.0.0.1)", "no path: no secret"
+        assert "410" in notice["last_error"]
+        assert notice["dashboard_url"].endswith("/superset/dashboard/pipeline-operations/")
+        assert finished(admin, tachycardia_only, 3), "its own events, and no notice"
+        assert len(receiver.at("/gone")) == 3, "its own notice is not owed to itself"
+        wait_for(lambda: notifier.metric(failing) == 1, 30, "the failing channel on /metrics")
+
+        receiver.scripts["/gone"] = [200]
+        kafka.publish(servers, fresh_topic, [encode_event(episode("N-FAILING-BACK")[0])])
+        wait_for(lambda: finished(admin, watcher, 2), 60, "the notice resolved")
+        assert [r[2] for r in deliveries(admin, gone)][-1] == "delivered"
+        resolved = receiver.at("/watcher")[1].json
+        assert (resolved["alert_id"], resolved["status"], resolved["readings"]) == (
+            alert, RESOLVED, 3)  # fmt: skip
+        assert resolved["ended_at"] is not None
+        assert _failures(admin, gone)[0][2] is False
+        wait_for(lambda: notifier.metric(failing) is None, 30, "no failing channel on /metrics")
+    finally:
+        notifier.stop()
+    assert len(receiver.at("/watcher")) == 2 and finished(admin, tachycardia_only, 4)
+
+
 def test_a_removed_channels_backlog_ends_dead_and_shows_among_the_dead(stack, admin, receiver):
     """A removed channel is never delivered to again: what it still owed is ended dead by
-    `notify remove`, not left pending in the log for good."""
+    `notify remove`, not left pending in the log for good; and if it was failing, its notice is
+    resolved on the channels that were told."""
     hook, _ = add_webhook(stack, receiver.url("/removed"))
+    watcher, _ = add_webhook(stack, receiver.url("/watcher"))
     channel = Channel(hook, "webhook", receiver.url("/removed"), "json", "warning", (), "x")
     events = [parse_event(encode_event(e)[1]) for e in episode("N-REMOVED")]
     with admin.cursor() as cur:
         ledger.record_owed(cur, [ledger.Owed(channel, event, None) for event in events])
+        failure = failing_channels.count_dead(cur, channel, "HTTP 410")
+    assert failure is not None
     assert "2 pending deliveries ended dead" in ops(stack, "notify", "remove", str(hook))
     assert [(row[2], row[5]) for row in deliveries(admin, hook)] == [
         ("dead", "channel removed before delivery")] * 2  # fmt: skip
     with admin.cursor() as cur:
         cur.execute("SELECT count(*) FROM notify_dead_deliveries WHERE channel_id = %s", (hook,))
         assert cur.fetchone()[0] == 2, "the dashboards' view of what the channel missed"
+    assert _failures(admin, hook) == [(failure.alert_id, 1, False)], "failing no more"
+    with admin.cursor() as cur:
+        cur.execute("SELECT alert_id, alert_status, kind, outcome FROM notify_deliveries"
+                    " WHERE channel_id = %s", (watcher,))  # fmt: skip
+        assert cur.fetchall() == [(failure.alert_id, RESOLVED, "delivery_failing", "pending")]
 
 
 def test_started_before_its_topic_exists_it_waits_unhealthy_then_delivers(
@@ -781,7 +853,7 @@ def test_the_notifiers_figures_reach_pipeline_metrics_beside_the_jobs(
     """One row per interval, query_name 'notifier': deliveries per channel and outcome, their
     latency, the consumer lag; the notifier's role may insert them and nothing else there."""
     receiver.scripts["/refuses"] = [400]
-    ok, _ = add_webhook(stack, receiver.url("/ok"))
+    ok, _ = add_webhook(stack, receiver.url("/ok"), "--kind", TACHYCARDIA)  # no failing notice
     refuses, _ = add_webhook(stack, receiver.url("/refuses"))
     query_id = f"notifier:{notifier.env['HEARTBEAT_NOTIFIER_GROUP']}"
     notifier.start()

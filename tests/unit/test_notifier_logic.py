@@ -13,7 +13,16 @@ from urllib.parse import unquote
 import pytest
 from tenacity import RetryCallState, Retrying
 
-from heartbeat_contract.alerts import CRITICAL_HIGH, OPEN, RESOLVED, TACHYCARDIA, alert_event
+from heartbeat_contract.alerts import (
+    CRITICAL_HIGH,
+    DELIVERY_FAILING,
+    OPEN,
+    RESOLVED,
+    TACHYCARDIA,
+    alert_event,
+    encode_event,
+)  # fmt: skip
+from heartbeat_notifier import failing_channels
 from heartbeat_notifier.delivery import RetryAfterOrBackoff
 from heartbeat_notifier.events import Channel, MalformedEvent, parse_event
 from heartbeat_notifier.messages import dashboard_link, email_message, links_for, webhook_body
@@ -144,6 +153,59 @@ def test_notifications_carry_the_dashboard_link_and_how_to_acknowledge():
     assert mail["Subject"] == "[heartbeat] WARNING tachycardia resolved: customer C0042"
     html = mail.get_body(("html",)).get_content()
     assert links["dashboard"].replace("&", "&amp;") in html
+
+
+def _failure(channel_id: int = 7, ended_at: datetime | None = None) -> failing_channels.Failure:
+    label = f"{channel_id} (webhook to https://h)"
+    last_dead = NOW + timedelta(minutes=3)
+    return failing_channels.Failure("a" * 32, channel_id, label, NOW, last_dead, 4, "HTTP 410",
+                                    ended_at)  # fmt: skip
+
+
+def test_a_failing_channels_notice_is_a_critical_event_of_that_channel_alone():
+    opened, resolved = _failure().event(), _failure(ended_at=NOW + timedelta(hours=1)).event()
+    assert parse_event(encode_event(opened)[1])["kind"] == DELIVERY_FAILING, "the notifier reads it"
+    assert (opened["status"], resolved["status"]) == (OPEN, RESOLVED)
+    assert opened["severity"] == "critical" and opened["alert_id"] == resolved["alert_id"]
+    assert opened["event_id"] != resolved["event_id"]
+    assert (opened["channel_id"], opened["readings"], opened["last_error"]) == (7, 4, "HTTP 410")
+    assert _failure(channel_id=8).event()["alert_id"] != opened["alert_id"], (
+        "two channels failing at one moment are two alerts"
+    )
+
+
+def test_a_failing_channel_is_named_without_its_secrets():
+    slack = Channel(3, "webhook", "https://hooks.slack.com/services/T0/B0/s3cr3t?x=1", "slack",
+                    "warning", (), "k")  # fmt: skip
+    assert failing_channels.label(slack) == "3 (webhook to https://hooks.slack.com)"
+    mail = Channel(4, "email", "oncall@example.org", "email", "warning", (), None)
+    assert failing_channels.label(mail) == "4 (email to oncall@example.org)"
+
+
+def test_a_failing_channels_notice_is_owed_to_the_other_channels_that_take_it():
+    def channel(channel_id: int, severity: str = "warning", kinds: tuple[str, ...] = ()):
+        return Channel(channel_id, "webhook", "https://h", "json", severity, kinds, "k")
+
+    channels = [channel(7), channel(8, "critical"), channel(9, kinds=(TACHYCARDIA,)),
+                channel(10, kinds=(DELIVERY_FAILING,))]  # fmt: skip
+    owed = failing_channels.owed_for(_failure(channel_id=7), channels)
+    assert [o.channel.id for o in owed] == [8, 10], "not itself, not a channel of other kinds"
+    assert failing_channels.owed_for(_failure(channel_id=7), channels[:1]) == []
+
+
+def test_a_failing_channels_notice_names_the_channel_and_links_the_dead_deliveries():
+    event = _failure().event()
+    links = links_for(event, dashboard_url="http://dash:8088", ack_base_url="http://n:8095")
+    assert links["dashboard"] == "http://dash:8088/superset/dashboard/pipeline-operations/"
+    mail = email_message(event, sender="a@b", recipient="c@d", delivery_id="d1", links=links)
+    assert mail["Subject"] == (
+        "[heartbeat] CRITICAL delivery_failing open: channel 7 (webhook to https://h)"
+    )
+    text = mail.get_body(("plain",)).get_content()
+    assert "dead deliveries: 4" in text and "last error: HTTP 410" in text
+    assert "Pipeline Operations (dead deliveries): http://dash:8088/" in text
+    slack = json.loads(webhook_body(event, fmt="slack", delivery_id="d1", sent_at=5, links=links))
+    assert "channel 7" in slack["text"] and "customer" not in slack["text"]
 
 
 def test_a_customer_id_with_rison_specials_is_escaped():

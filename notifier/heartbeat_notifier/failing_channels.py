@@ -1,0 +1,133 @@
+"""A channel whose deliveries go dead tells nobody by itself, so the notifier says so on the
+others: a critical `delivery_failing` notice (heartbeat_contract.alerts.delivery_failing_event)
+opened by the channel's first dead delivery, counted but never sent again while more go dead
+(a failing channel pages once, not once per delivery), and resolved once the channel has
+delivered and none of its deliveries has gone dead for HEARTBEAT_NOTIFY_RECOVERED_AFTER_SECONDS
+(or once it is removed). Its notifications are rows of the same delivery log, recorded in the
+transaction that changes the notice, so a crash cannot open a notice that nobody is owed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from heartbeat_contract.alerts import (
+    DELIVERY_FAILING,
+    OPEN,
+    RESOLVED,
+    alert_id,
+    delivery_failing_event,
+)  # fmt: skip
+
+from .events import Channel
+from .ledger import Owed
+
+log = logging.getLogger(__name__)
+_COLUMNS = "alert_id, channel_id, channel, started_at, last_dead_at, dead, last_error, ended_at"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One row of notify_channel_failures: a channel's failure, open while ended_at is None."""
+
+    alert_id: str
+    channel_id: int
+    channel: str
+    started_at: datetime
+    last_dead_at: datetime
+    dead: int
+    last_error: str | None
+    ended_at: datetime | None
+
+    def event(self) -> dict[str, object]:
+        return delivery_failing_event(
+            channel_id=self.channel_id,
+            channel=self.channel,
+            status=OPEN if self.ended_at is None else RESOLVED,
+            started_at=self.started_at,
+            last_dead_at=self.last_dead_at,
+            ended_at=self.ended_at,
+            dead=self.dead,
+            last_error=self.last_error,
+        )
+
+
+def label(channel: Channel) -> str:
+    """Which channel, without its secrets: a webhook's URL path and query can be a credential
+    (Slack's incoming webhooks), so only its scheme and host are named."""
+    if channel.transport == "webhook":
+        parts = urlsplit(channel.target)
+        return f"{channel.id} (webhook to {parts.scheme}://{parts.hostname})"
+    return f"{channel.id} ({channel.transport} to {channel.target})"
+
+
+def owed_for(failure: Failure, channels: list[Channel]) -> list[Owed]:
+    """The notice's deliveries: every other channel that takes it. None at all is logged: the
+    failure is then only on /metrics and the dashboards."""
+    event = failure.event()
+    owed = [
+        Owed(channel, event, None)
+        for channel in channels
+        if channel.id != failure.channel_id and channel.wants(event)
+    ]
+    if not owed:
+        log.error("channel %s is failing (%s) and no other channel takes %s notices: nobody is"
+                  " told", failure.channel, failure.last_error, DELIVERY_FAILING)  # fmt: skip
+    return owed
+
+
+def _failure(row: tuple) -> Failure:
+    return Failure(*row)
+
+
+def count_dead(cur, channel: Channel, error: str | None) -> Failure | None:
+    """A dead delivery of `channel`: counted in its open notice, or opens one (returned, to be
+    announced). Two notifiers opening one at once: the unique index keeps the first."""
+    cur.execute(
+        "UPDATE notify_channel_failures SET dead = dead + 1, last_dead_at = now(),"
+        " last_error = coalesce(%s, last_error) WHERE channel_id = %s AND ended_at IS NULL",
+        (error, channel.id),
+    )
+    if cur.rowcount:
+        return None
+    started = datetime.now(UTC)
+    identity = alert_id(f"channel {channel.id}", DELIVERY_FAILING, started)
+    cur.execute(
+        f"INSERT INTO notify_channel_failures ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, 1, %s,"
+        f" NULL) ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
+        (identity, channel.id, label(channel), started, started, error),
+    )
+    row = cur.fetchone()
+    return None if row is None else _failure(row)
+
+
+def resolve_recovered(cur, quiet_seconds: float) -> list[Failure]:
+    """End the notices of channels that delivered after their last dead delivery, which is at
+    least `quiet_seconds` old."""
+    cur.execute(
+        "UPDATE notify_channel_failures f SET ended_at = now()"
+        " WHERE f.ended_at IS NULL AND f.last_dead_at < now() - make_interval(secs => %s)"
+        " AND EXISTS (SELECT 1 FROM notify_deliveries d WHERE d.channel_id = f.channel_id"
+        "   AND d.outcome = 'delivered' AND d.delivered_at > f.last_dead_at)"
+        f" RETURNING {_COLUMNS}",
+        (quiet_seconds,),
+    )
+    return [_failure(row) for row in cur.fetchall()]
+
+
+def resolve_removed(cur, channel_id: int) -> list[Failure]:
+    """A removed channel is failing no more: its notice ends (and its resolve is sent)."""
+    cur.execute(
+        "UPDATE notify_channel_failures SET ended_at = now()"
+        f" WHERE channel_id = %s AND ended_at IS NULL RETURNING {_COLUMNS}",
+        (channel_id,),
+    )
+    return [_failure(row) for row in cur.fetchall()]
+
+
+def failing(cur) -> set[int]:
+    """The channels with an open notice (for /metrics)."""
+    cur.execute("SELECT channel_id FROM notify_channel_failures WHERE ended_at IS NULL")
+    return {row[0] for row in cur.fetchall()}
