@@ -38,6 +38,11 @@ LEASE_SECONDS = 60.0
 QUEUED_PER_THREAD = 2
 FEEDER_STUCK_SECONDS = 30.0  # no pass for this long: /health is red
 RECOVERY_CHECK_SECONDS = 5.0  # failing channels that recovered are looked for this often
+# A delivery that fails for something other than the database (a message that cannot be built:
+# a defect) is tried again after RETRY_SECONDS, and is dead at the UNEXPECTED_LIMIT-th failure:
+# left pending it would hold its alert's later events, and a worker, for good.
+RETRY_SECONDS = 5.0
+UNEXPECTED_LIMIT = 3
 
 
 class Stopping(Exception):
@@ -176,10 +181,12 @@ class Dispatcher:
             pool.submit(self._run, channel, delivery)
 
     def _run(self, channel: Channel, leased: ledger.Delivery) -> None:
-        """Until recorded: a database outage pauses the delivery, it never loses it. Tried
-        again, the delivery is re-read first: the attempts it made before the failure count
-        against HEARTBEAT_NOTIFY_MAX_ATTEMPTS."""
+        """Until recorded: a database outage pauses the delivery, it never loses it; anything
+        else ends it dead at its UNEXPECTED_LIMIT-th time. Tried again, the delivery is re-read
+        first: the attempts it made before the failure count against
+        HEARTBEAT_NOTIFY_MAX_ATTEMPTS."""
         delivery: ledger.Delivery | None = leased
+        unexpected = 0
         try:
             while not self.stopping.is_set():
                 try:
@@ -191,13 +198,22 @@ class Dispatcher:
                     self.deliver(channel, delivery)
                 except Stopping:
                     return
-                except Exception:
-                    log.exception("delivery %s to channel %s failed; retrying in 5 s",
-                                  leased.id, channel.id)  # fmt: skip
-                    delivery = None  # re-read before the next try
-                    self.stopping.wait(5)
-                    continue
-                return
+                except psycopg2.Error as error:
+                    log.warning("delivery %s to channel %s waits for the database (%s);"
+                                " retrying in %.0f s", leased.id, channel.id, error,
+                                RETRY_SECONDS)  # fmt: skip
+                except Exception as error:
+                    unexpected += 1
+                    log.exception("delivery %s to channel %s failed (%d of %d)", leased.id,
+                                  channel.id, unexpected, UNEXPECTED_LIMIT)  # fmt: skip
+                    if unexpected >= UNEXPECTED_LIMIT:
+                        why = f"cannot be delivered: {type(error).__name__}: {error}"
+                        self._finish(channel, leased.id, "dead", error=why)
+                        return
+                else:
+                    return
+                delivery = None  # re-read before the next try
+                self.stopping.wait(RETRY_SECONDS)
         finally:
             with self._lock:
                 self._held.get(channel.id, set()).discard(leased.id)

@@ -27,7 +27,7 @@ from heartbeat_contract.alerts import (
     alert_event,
     encode_event,
 )  # fmt: skip
-from heartbeat_notifier import failing_channels, ledger
+from heartbeat_notifier import delivery, failing_channels, ledger, messages
 from heartbeat_notifier.config import load as load_notifier_config
 from heartbeat_notifier.events import Channel, parse_event
 from heartbeat_notifier.service import Notifier
@@ -406,6 +406,36 @@ def test_a_delivery_tried_again_after_a_database_failure_counts_the_attempts_it_
     assert fails_once.failed.is_set()
     assert deliveries(admin, hook)[0][2:5] == ("dead", 2, 500)
     assert len(receiver.at("/stale")) == 2, "two attempts in all, the one before the failure too"
+
+
+def test_a_delivery_that_cannot_be_built_ends_dead_and_its_alerts_resolve_goes_out(
+    stack, admin, receiver, notifier_here, publish, monkeypatch
+):
+    """A defect that fails one delivery every time, outside its attempts (here: its links
+    cannot be made), is retried a few times and then dead with the reason. Before, it was
+    retried every 5 s for good, holding a worker and every later event of its alert."""
+    notifier = notifier_here
+    hook, _ = add_webhook(stack, receiver.url("/unbuildable"))
+    real_links = messages.links_for
+
+    def links_for(event, **kwargs):
+        if event["status"] == OPEN:
+            raise RuntimeError("a link that cannot be made (the test's defect)")
+        return real_links(event, **kwargs)
+
+    monkeypatch.setattr(messages, "links_for", links_for)
+    monkeypatch.setattr(delivery, "RETRY_SECONDS", 0.1)
+    opened, resolved = [publish(event) for event in episode("N-UNBUILDABLE")]
+    wait_for(driving(notifier.step, lambda: finished(admin, hook, 2)), 60,
+             "the open dead and the resolve delivered", poll=0)  # fmt: skip
+    rows = {row[0]: row for row in deliveries(admin, hook)}
+    outcome, attempts, _, error = rows[opened["event_id"]][2:6]
+    assert (outcome, attempts) == ("dead", 0), "never attempted: nothing was sent"
+    assert (
+        error == "cannot be delivered: RuntimeError: a link that cannot be made (the test's defect)"
+    )
+    assert rows[resolved["event_id"]][2] == "delivered"
+    assert [r.json["status"] for r in receiver.at("/unbuildable")] == [RESOLVED]
 
 
 def test_a_replaced_consumer_reads_what_waits_and_nothing_twice(
