@@ -42,8 +42,8 @@ CRITICAL_LOW = "critical_low"  # readings below 40 bpm (quarantined) but plausib
 ELEVATED_RESTING = "elevated_resting"  # resting rate above the personal baseline, day after day
 DEVICE_SILENT = "device_silent"  # a customer who was sending stopped reaching Kafka
 INGESTION_SILENT = "ingestion_silent"  # most active customers fell silent together: an outage
-# A notification channel's deliveries go dead: the people it serves are told nothing. Raised by
-# the notifier itself (never published on the topic) and sent to the other channels.
+# A notification channel's deliveries go dead or wait too long: the people it serves are told
+# nothing. Raised by the notifier itself (never published on the topic) for the other channels.
 DELIVERY_FAILING = "delivery_failing"
 ALERT_KINDS = (
     TACHYCARDIA,
@@ -171,21 +171,22 @@ def delivery_failing_event(
     channel: str,
     status: str,
     started_at: datetime,
-    last_dead_at: datetime,
+    last_failed_at: datetime,
     ended_at: datetime | None,
     dead: int,
     last_error: str | None,
 ) -> dict[str, object]:
-    """The notifier's notice that channel `channel_id` reaches nobody: started_at is its first
-    dead delivery, last_reading_at its latest, readings the dead deliveries while open; plus
-    `channel_id`, `channel` (which channel, without secrets) and `last_error`. Its alert_id is
+    """The notifier's notice that channel `channel_id` reaches nobody (its deliveries go dead,
+    or wait too long): started_at is its first sign of failing, last_reading_at its latest,
+    readings its dead deliveries while open; plus `channel_id`, `channel` (which channel,
+    without secrets) and `last_error` (what the latest sign was). Its alert_id is
     the channel's, not the whole feed's: two channels failing at one moment are two alerts."""
     event = alert_event(
         customer_id=ALL_CUSTOMERS,
         kind=DELIVERY_FAILING,
         status=status,
         started_at=started_at,
-        last_reading_at=last_dead_at,
+        last_reading_at=last_failed_at,
         ended_at=ended_at,
         readings=dead,
     )

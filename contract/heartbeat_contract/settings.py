@@ -190,8 +190,11 @@ class Settings(BaseSettings):
     notify_backoff_max_seconds: float = Field(
         300.0, gt=0, alias="HEARTBEAT_NOTIFY_BACKOFF_MAX_SECONDS"
     )
-    # A failing channel's delivery_failing notice is resolved once it has delivered and none of
-    # its deliveries has gone dead for this long (a channel that flaps stays one open notice).
+    # A channel whose oldest pending delivery has waited this long is failing (too slow for its
+    # traffic), as is one whose delivery went dead: a delivery_failing notice for the others.
+    notify_late_seconds: float = Field(600.0, gt=0, alias="HEARTBEAT_NOTIFY_LATE_SECONDS")
+    # A failing channel's notice is resolved once it has delivered and shown no sign of failing
+    # for this long (a channel that flaps stays one open notice).
     notify_recovered_after_seconds: float = Field(
         300.0, gt=0, alias="HEARTBEAT_NOTIFY_RECOVERED_AFTER_SECONDS"
     )

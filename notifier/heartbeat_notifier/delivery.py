@@ -4,8 +4,8 @@ two per thread of HEARTBEAT_NOTIFY_CONCURRENCY) and hands them to that channel's
 delivery suppresses an acknowledged alert's `open`, else attempts with retries (tenacity:
 exponential back-off with jitter, a 429's Retry-After honoured, no retry on a permanent refusal)
 until delivered or dead. A slow or dead receiver holds up only its own channel: its backlog
-waits in the log, and nothing else waits for it; its dead deliveries open a `delivery_failing`
-notice for the other channels (failing_channels.py)."""
+waits in the log, and nothing else waits for it; its dead deliveries, or a backlog waiting too
+long, open a `delivery_failing` notice for the other channels (failing_channels.py)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ LEASE_SECONDS = 60.0
 # that finishes starts its next delivery without waiting for the feeder's next pass.
 QUEUED_PER_THREAD = 2
 FEEDER_STUCK_SECONDS = 30.0  # no pass for this long: /health is red
-RECOVERY_CHECK_SECONDS = 5.0  # failing channels that recovered are looked for this often
+CHANNELS_CHECK_SECONDS = 5.0  # late and recovered channels are looked for this often
 # A delivery that fails for something other than the database (a message that cannot be built:
 # a defect) is tried again after RETRY_SECONDS, and is dead at the UNEXPECTED_LIMIT-th failure:
 # left pending it would hold its alert's later events, and a worker, for good.
@@ -85,7 +85,7 @@ class Dispatcher:
         self._held: dict[int, set[str]] = {}  # channel -> deliveries under way here
         self._lock = threading.Lock()
         self._renewed_at = time.monotonic()
-        self._recovery_checked_at = time.monotonic()
+        self._checked_at = self._started_at = time.monotonic()
         self.fed_at = time.monotonic()  # the end of the feeder's last pass
         self._feeder = threading.Thread(target=self._feed_loop, name="feeder", daemon=True)
 
@@ -124,8 +124,8 @@ class Dispatcher:
 
     def feed(self) -> None:
         """One pass: renew the leases under way when due, lease each channel's due rows up to
-        its free threads and start them, and every RECOVERY_CHECK_SECONDS resolve the notices
-        of failing channels that recovered."""
+        its free threads and start them, and every CHANNELS_CHECK_SECONDS check the channels
+        (check_channels)."""
         if time.monotonic() - self._renewed_at >= LEASE_SECONDS / 3:
             with self._lock:
                 held = [i for ids in self._held.values() for i in ids]
@@ -145,27 +145,39 @@ class Dispatcher:
             for delivery in due:
                 self._start(channel, delivery)
         # Last, and timed from before it runs: a check that fails never holds up the leasing.
-        if time.monotonic() - self._recovery_checked_at >= RECOVERY_CHECK_SECONDS:
-            self._recovery_checked_at = time.monotonic()
-            self.resolve_recovered()
+        if time.monotonic() - self._checked_at >= CHANNELS_CHECK_SECONDS:
+            self._checked_at = time.monotonic()
+            self.check_channels()
 
-    def resolve_recovered(self) -> None:
-        """Failing channels that delivered again, and stayed quiet since: their notices end,
-        and their resolves are owed to the channels told of them (not before the channels
-        are known: a resolve owed to nobody would never be sent)."""
+    def check_channels(self) -> None:
+        """Channels whose backlog has waited HEARTBEAT_NOTIFY_LATE_SECONDS are failing (once
+        this notifier has run that long itself: a backlog left by its own outage is not the
+        receiver's); failing channels that delivered again and stayed quiet since are not. The
+        notices opened and resolved are owed to the other channels (not before the channels are
+        known: a notice owed to nobody would never be sent)."""
         channels = list(self.channels)
         if not channels:
             return
+        by_id = {channel.id: channel for channel in channels}
+        config = self.config
+        watch_late = time.monotonic() - self._started_at >= config.notify_late_seconds
         with self.db.transaction() as cur:
+            waiting = failing_channels.late(cur, config.notify_late_seconds) if watch_late else {}
+            opened = [
+                failing_channels.failed(cur, by_id[channel_id], what, dead=0)
+                for channel_id, what in waiting.items()
+                if channel_id in by_id
+            ]
             recovered = failing_channels.resolve_recovered(
-                cur, self.config.notify_recovered_after_seconds
+                cur, config.notify_recovered_after_seconds, config.notify_late_seconds
             )
-            for failure in recovered:
+            changed = [failure for failure in opened if failure is not None] + recovered
+            for failure in changed:
                 ledger.record_owed(cur, failing_channels.owed_for(failure, channels))
-        for failure in recovered:
-            log.warning("channel %s delivers again: its %s notice is resolved", failure.channel,
-                        failure.event()["kind"])  # fmt: skip
-        if recovered:
+        for failure in changed:
+            log.warning("channel %s: delivery_failing %s (%s)", failure.channel,
+                        failure.event()["status"], failure.last_error)  # fmt: skip
+        if changed:
             self.wake()
 
     def _start(self, channel: Channel, delivery: ledger.Delivery) -> None:
@@ -335,7 +347,7 @@ class Dispatcher:
         with self.db.transaction() as cur:
             ledger.finish(cur, delivery_id, "dead", status, error)
             ended_here = cur.rowcount == 1  # not ended meanwhile by another hand (notify remove)
-            opened = failing_channels.count_dead(cur, channel, error) if ended_here else None
+            opened = failing_channels.failed(cur, channel, error, dead=1) if ended_here else None
             if opened is not None:
                 ledger.record_owed(cur, failing_channels.owed_for(opened, channels))
         self.metrics.delivery(channel.id, "dead")

@@ -1,10 +1,11 @@
-"""A channel whose deliveries go dead tells nobody by itself, so the notifier says so on the
-others: a critical `delivery_failing` notice (heartbeat_contract.alerts.delivery_failing_event)
-opened by the channel's first dead delivery, counted but never sent again while more go dead
-(a failing channel pages once, not once per delivery), and resolved once the channel has
-delivered and none of its deliveries has gone dead for HEARTBEAT_NOTIFY_RECOVERED_AFTER_SECONDS
-(or once it is removed). Its notifications are rows of the same delivery log, recorded in the
-transaction that changes the notice, so a crash cannot open a notice that nobody is owed."""
+"""A channel that reaches nobody tells nobody by itself, so the notifier says so on the others:
+a critical `delivery_failing` notice (heartbeat_contract.alerts.delivery_failing_event), opened
+by the channel's first dead delivery or by a pending delivery that has waited
+HEARTBEAT_NOTIFY_LATE_SECONDS, counted but never sent again while the channel goes on failing (it
+pages once, not once per delivery), and resolved once the channel has delivered and shown no
+sign of failing for HEARTBEAT_NOTIFY_RECOVERED_AFTER_SECONDS (or once it is removed). Its
+notifications are rows of the same delivery log, recorded in the transaction that changes the
+notice, so a crash cannot open a notice that nobody is owed."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .events import Channel
 from .ledger import Owed
 
 log = logging.getLogger(__name__)
-_COLUMNS = "alert_id, channel_id, channel, started_at, last_dead_at, dead, last_error, ended_at"
+_COLUMNS = "alert_id, channel_id, channel, started_at, last_failed_at, dead, last_error, ended_at"
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Failure:
     channel_id: int
     channel: str
     started_at: datetime
-    last_dead_at: datetime
+    last_failed_at: datetime
     dead: int
     last_error: str | None
     ended_at: datetime | None
@@ -47,7 +48,7 @@ class Failure:
             channel=self.channel,
             status=OPEN if self.ended_at is None else RESOLVED,
             started_at=self.started_at,
-            last_dead_at=self.last_dead_at,
+            last_failed_at=self.last_failed_at,
             ended_at=self.ended_at,
             dead=self.dead,
             last_error=self.last_error,
@@ -82,37 +83,56 @@ def _failure(row: tuple) -> Failure:
     return Failure(*row)
 
 
-def count_dead(cur, channel: Channel, error: str | None) -> Failure | None:
-    """A dead delivery of `channel`: counted in its open notice, or opens one (returned, to be
-    announced). Two notifiers opening one at once: the unique index keeps the first."""
+def failed(cur, channel: Channel, error: str | None, *, dead: int) -> Failure | None:
+    """A sign that `channel` is failing (`dead`: the dead deliveries it adds): recorded in its
+    open notice, or opens one (returned, to be announced). Two notifiers opening one at once:
+    the unique index keeps the first."""
     cur.execute(
-        "UPDATE notify_channel_failures SET dead = dead + 1, last_dead_at = now(),"
+        "UPDATE notify_channel_failures SET dead = dead + %s, last_failed_at = now(),"
         " last_error = coalesce(%s, last_error) WHERE channel_id = %s AND ended_at IS NULL",
-        (error, channel.id),
+        (dead, error, channel.id),
     )
     if cur.rowcount:
         return None
     started = datetime.now(UTC)
     identity = alert_id(f"channel {channel.id}", DELIVERY_FAILING, started)
     cur.execute(
-        f"INSERT INTO notify_channel_failures ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, 1, %s,"
+        f"INSERT INTO notify_channel_failures ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s,"
         f" NULL) ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
-        (identity, channel.id, label(channel), started, started, error),
+        (identity, channel.id, label(channel), started, started, dead, error),
     )
     row = cur.fetchone()
     return None if row is None else _failure(row)
 
 
-def resolve_recovered(cur, quiet_seconds: float) -> list[Failure]:
-    """End the notices of channels that delivered after their last dead delivery, which is at
-    least `quiet_seconds` old."""
+def late(cur, late_seconds: float) -> dict[int, str]:
+    """Channels in use whose oldest pending delivery has waited `late_seconds`: channel ->
+    what is late. The pending rows are few unless a receiver is slow (a partial index)."""
+    cur.execute(
+        "SELECT d.channel_id, count(*), extract(epoch FROM now() - min(d.created_at))"
+        " FROM notify_deliveries d JOIN notify_channels c ON c.id = d.channel_id"
+        " WHERE d.outcome = 'pending' AND c.removed_at IS NULL GROUP BY d.channel_id"
+        " HAVING min(d.created_at) < now() - make_interval(secs => %s)",
+        (late_seconds,),
+    )
+    return {
+        row[0]: f"{row[1]} deliveries waiting, the oldest for {float(row[2]):.0f} s"
+        for row in cur.fetchall()
+    }
+
+
+def resolve_recovered(cur, quiet_seconds: float, late_seconds: float) -> list[Failure]:
+    """End the notices of channels that delivered after their last sign of failing, which is
+    at least `quiet_seconds` old, and have no delivery waiting `late_seconds`."""
     cur.execute(
         "UPDATE notify_channel_failures f SET ended_at = now()"
-        " WHERE f.ended_at IS NULL AND f.last_dead_at < now() - make_interval(secs => %s)"
+        " WHERE f.ended_at IS NULL AND f.last_failed_at < now() - make_interval(secs => %s)"
         " AND EXISTS (SELECT 1 FROM notify_deliveries d WHERE d.channel_id = f.channel_id"
-        "   AND d.outcome = 'delivered' AND d.delivered_at > f.last_dead_at)"
+        "   AND d.outcome = 'delivered' AND d.delivered_at > f.last_failed_at)"
+        " AND NOT EXISTS (SELECT 1 FROM notify_deliveries p WHERE p.channel_id = f.channel_id"
+        "   AND p.outcome = 'pending' AND p.created_at < now() - make_interval(secs => %s))"
         f" RETURNING {_COLUMNS}",
-        (quiet_seconds,),
+        (quiet_seconds, late_seconds),
     )
     return [_failure(row) for row in cur.fetchall()]
 

@@ -5,6 +5,7 @@ events are published here with the contract's own functions, as the job publishe
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import threading
 import urllib.error
@@ -279,6 +280,46 @@ def test_a_failing_channel_is_told_once_on_the_others_and_resolved_when_it_deliv
     assert len(receiver.at("/watcher")) == 2 and finished(admin, tachycardia_only, 4)
 
 
+def test_a_channel_too_slow_for_its_traffic_is_told_on_the_others_and_resolved_once_caught_up(
+    stack, admin, receiver, fresh_topic, tmp_path
+):
+    """A receiver that holds its requests goes dead only once its attempts run out (minutes
+    each); long before that, its backlog is late. Once its oldest pending delivery has waited
+    HEARTBEAT_NOTIFY_LATE_SECONDS the channel is failing: one notice on the others, resolved
+    once it has caught up."""
+    receiver.scripts["/slow"] = [BLOCK]
+    slow, _ = add_webhook(stack, receiver.url("/slow"))
+    watcher, _ = add_webhook(stack, receiver.url("/watcher"), "--severity", "critical")
+    notifier = NotifierProcess(stack, fresh_topic, f"test-notifier-{uuid.uuid4().hex[:8]}",
+                               tmp_path / "notifier.log", HEARTBEAT_NOTIFY_CONCURRENCY="1",
+                               HEARTBEAT_NOTIFY_TIMEOUT_SECONDS="600",
+                               HEARTBEAT_NOTIFY_LATE_SECONDS="3",
+                               HEARTBEAT_NOTIFY_RECOVERED_AFTER_SECONDS="2")  # fmt: skip
+    events = [episode(f"N-SLOW-{n}")[0] for n in range(4)]
+    try:
+        notifier.start()
+        kafka.publish(stack.kafka_bootstrap_servers, fresh_topic,
+                      [encode_event(e) for e in events])  # fmt: skip
+        wait_for(lambda: finished(admin, watcher, 1), 60, "the late channel's notice")
+        assert {row[2] for row in deliveries(admin, slow)} == {"pending"}, "none dead yet"
+        notice = receiver.at("/watcher")[0].json
+        assert (notice["kind"], notice["status"], notice["channel_id"]) == (
+            "delivery_failing", OPEN, slow)  # fmt: skip
+        assert notice["readings"] == 0, "no dead delivery"
+        assert re.fullmatch(r"4 deliveries waiting, the oldest for \d+ s", notice["last_error"])
+
+        receiver.released.set()
+        receiver.scripts["/slow"] = [200]
+        wait_for(lambda: finished(admin, slow, 4), 60, "the backlog delivered")
+        wait_for(lambda: finished(admin, watcher, 2), 60, "the notice resolved once caught up")
+    finally:
+        receiver.released.set()
+        notifier.stop()
+    resolved = receiver.at("/watcher")[1].json
+    assert (resolved["alert_id"], resolved["status"]) == (notice["alert_id"], RESOLVED)
+    assert {row[2] for row in deliveries(admin, slow)} == {"delivered"}
+
+
 def test_a_removed_channels_backlog_ends_dead_and_shows_among_the_dead(stack, admin, receiver):
     """A removed channel is never delivered to again: what it still owed is ended dead by
     `notify remove`, not left pending in the log for good; and if it was failing, its notice is
@@ -289,7 +330,7 @@ def test_a_removed_channels_backlog_ends_dead_and_shows_among_the_dead(stack, ad
     events = [parse_event(encode_event(e)[1]) for e in episode("N-REMOVED")]
     with admin.cursor() as cur:
         ledger.record_owed(cur, [ledger.Owed(channel, event, None) for event in events])
-        failure = failing_channels.count_dead(cur, channel, "HTTP 410")
+        failure = failing_channels.failed(cur, channel, "HTTP 410", dead=1)
     assert failure is not None
     assert "2 pending deliveries ended dead" in ops(stack, "notify", "remove", str(hook))
     assert [(row[2], row[5]) for row in deliveries(admin, hook)] == [
