@@ -29,6 +29,7 @@ EXPECTED_CHARTS = {
 # main dashboard so that the one a person on call opens stays quick on a first visit.
 OPERATIONS_DASHBOARD_SLUG = "pipeline-operations"
 OPERATIONS_CHARTS = {
+    "Failing channels": ("table", "notify_channel_failures_latest"),
     "Dead deliveries": ("table", "notify_dead_deliveries_latest"),
     "Quarantined readings by reason": ("pie", "rejected_readings"),
     "Latest quarantined readings": ("table", "rejected_readings_latest"),
@@ -63,6 +64,7 @@ NOT_TIME_RANGED = {
     "Open episodes (critical first, then oldest)",
     "Silent devices",
     "Open episodes (unacknowledged first)",
+    "Failing channels",
     "Dead deliveries",
     "Alert settings",
     "Daily resting heart rate",
@@ -91,7 +93,12 @@ DATASETS = (
         "heart_rate_alerts",
     }
 )
-NOT_PER_CUSTOMER = {"rejected_readings", "rejected_readings_latest", "pipeline_metrics"}
+NOT_PER_CUSTOMER = {
+    "rejected_readings",
+    "rejected_readings_latest",
+    "pipeline_metrics",
+    "notify_channel_failures_latest",  # channels, not customers
+}
 ALL_CHARTS = [*EXPECTED_CHARTS, *OPERATIONS_CHARTS, *CUSTOMER_CHARTS]
 BUNDLE = ROOT / "superset" / "bundle"
 

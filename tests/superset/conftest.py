@@ -195,6 +195,16 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
                 """,
                 {"channel": channel_id, "tag": tag},
             )
+            # ...so that channel is failing (sql/019): its open delivery_failing notice.
+            cur.execute(
+                """
+                INSERT INTO notify_channel_failures (alert_id, channel_id, channel, started_at,
+                                                     last_failed_at, dead, last_error)
+                VALUES (md5(%(tag)s), %(channel)s, %(channel)s || ' (webhook to http://127.0.0.1)',
+                        now() - interval '2 min', now(), 1, 'HTTP 400')
+                """,
+                {"channel": channel_id, "tag": tag},
+            )
             cur.execute(
                 """
                 INSERT INTO customer_resting_days (customer_id, day, resting_bpm, hours)
@@ -289,6 +299,7 @@ def _delete_sample_data(superuser_dsn: str, tag: str, customers: list[str]) -> N
             cur.execute("DELETE FROM pipeline_metrics WHERE query_id = %s", (tag,))
             cur.execute("DELETE FROM heart_rate_minute WHERE customer_id = ANY(%s)", (customers,))
             cur.execute("DELETE FROM notify_deliveries WHERE customer_id = ANY(%s)", (customers,))
+            cur.execute("DELETE FROM notify_channel_failures WHERE alert_id = md5(%s)", (tag,))
             cur.execute("DELETE FROM notify_channels WHERE target LIKE %s", (f"%/{tag}",))
             cur.execute("DELETE FROM heart_rate_alerts WHERE customer_id = ANY(%s)", (customers,))
             for table in ("customer_activity", "customer_resting_days", "customer_baselines"):

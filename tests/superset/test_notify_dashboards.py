@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 
 ATTENTION_CHART = "Open episodes (unacknowledged first)"
 DEAD_CHART = "Dead deliveries"
+FAILING_CHART = "Failing channels"
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,68 @@ def test_dead_deliveries_equal_sql(superset_client, notify_rows, superuser_dsn):
     ] == expected
     # Another customer's filter: not theirs.
     assert _rows(superset_client, _chart(superset_client, DEAD_CHART), [notify_rows.acked]) == []
+
+
+@pytest.fixture
+def failing_channel(superuser_dsn: str) -> Iterator[tuple[str, str]]:
+    """A channel that failed and recovered an hour ago, and is failing again since 10 minutes
+    (acknowledged): (the failing notice's alert id, the recovered one's)."""
+    tag = f"test-failing-{uuid.uuid4().hex[:8]}"
+    failing, recovered = f"{tag}-now", f"{tag}-before"
+    conn = psycopg2.connect(superuser_dsn)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO notify_channels (transport, target, format, secret)"
+                " VALUES ('webhook', %s, 'json', 's') RETURNING id",
+                (f"http://h/{tag}",),
+            )
+            (channel,) = cur.fetchone()
+            cur.execute(
+                """
+                INSERT INTO notify_channel_failures (alert_id, channel_id, channel, started_at,
+                    last_failed_at, dead, last_error, ended_at)
+                VALUES (%(failing)s, %(channel)s, %(label)s, now() - interval '10 min', now(), 0,
+                        '7 deliveries waiting, the oldest for 640 s', NULL),
+                       (%(recovered)s, %(channel)s, %(label)s, now() - interval '2 hours',
+                        now() - interval '70 min', 3, 'HTTP 410', now() - interval '1 hour')
+                """,
+                {"failing": failing, "recovered": recovered, "channel": channel,
+                 "label": f"{channel} (webhook to http://h)"},
+            )  # fmt: skip
+            cur.execute("INSERT INTO alert_acks (alert_id, acked_by) VALUES (%s, 'on call')",
+                        (failing,))  # fmt: skip
+        yield failing, recovered
+    finally:
+        with conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM alert_acks WHERE alert_id = %s", (failing,))
+            cur.execute("DELETE FROM notify_channel_failures WHERE channel_id = %s", (channel,))
+            cur.execute("DELETE FROM notify_channels WHERE id = %s", (channel,))
+        conn.close()
+
+
+def test_failing_channels_come_first_and_equal_sql(superset_client, failing_channel, superuser_dsn):
+    """What a delivery_failing notice links to: the channels failing now before those that
+    recovered (the older failing one before the newer recovered one), with the latest sign and
+    who acknowledged it; the same rows as SQL over notify_channel_failures."""
+    expected = _query(
+        superuser_dsn,
+        "SELECT CASE WHEN f.ended_at IS NULL THEN 'failing' ELSE 'recovered' END, f.channel,"
+        " f.dead, f.last_error, k.acked_by, f.alert_id FROM notify_channel_failures f"
+        " LEFT JOIN alert_acks k USING (alert_id)"
+        " ORDER BY f.ended_at IS NULL DESC, f.started_at DESC LIMIT 100",
+    )
+    chart = _chart(superset_client, FAILING_CHART)
+    answer = superset_client.chart_data(build_query_context(chart))
+    result = answer["result"][0]
+    assert result.get("error") is None, result.get("error")
+    rows = [(r["state"], r["channel"], r["dead"], r["last_error"], r["acked_by"], r["alert_id"])
+            for r in result["data"]]  # fmt: skip
+    assert rows == expected
+    failing, recovered = failing_channel
+    ours = [row for row in rows if row[5] in failing_channel]
+    assert [(row[0], row[5], row[4]) for row in ours] == [
+        ("failing", failing, "on call"), ("recovered", recovered, None)]  # fmt: skip
 
 
 def test_the_reader_role_reads_both_views(stack, notify_rows):

@@ -59,7 +59,7 @@ def _inventory(client) -> dict[str, int]:
 def test_bundle_holds_every_dataset_once():
     names = sorted(path.stem for path in (BUNDLE / "datasets").rglob("*.yaml"))
     assert names == sorted(DATASETS)
-    assert len(DATASETS) == 21
+    assert len(DATASETS) == 22
     assert "heart_rate_readings" not in CHART_DATASETS
 
 
