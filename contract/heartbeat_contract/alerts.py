@@ -118,13 +118,16 @@ def alert_event(
     revision: int = 0,
     threshold_bpm: float | None = None,
     baseline_bpm: float | None = None,
+    identity: str | None = None,
 ) -> dict[str, object]:
-    """The event as a dict, in the documented key order; `encode_event` makes its bytes."""
+    """The event as a dict, in the documented key order; `encode_event` makes its bytes.
+    `identity`: the alert id of an episode that is not a customer's (delivery_failing), else
+    computed from customer, kind and start."""
     if kind not in SEVERITY:
         raise ValueError(f"unknown alert kind {kind!r}; one of {', '.join(ALERT_KINDS)}")
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
-    identity = alert_id(customer_id, kind, started_at)
+    identity = identity or alert_id(customer_id, kind, started_at)
     return {
         "event_id": event_id(identity, status, revision),
         "alert_id": identity,
@@ -165,8 +168,15 @@ def alert_message(
     return encode_event(event)
 
 
+def delivery_failing_id(channel_id: int, started_at: datetime) -> str:
+    """The alert id of channel `channel_id`'s failure that started at `started_at`: the
+    channel's, not the whole feed's, so two channels failing at one moment are two alerts."""
+    return alert_id(f"channel {channel_id}", DELIVERY_FAILING, started_at)
+
+
 def delivery_failing_event(
     *,
+    identity: str,
     channel_id: int,
     channel: str,
     status: str,
@@ -179,8 +189,8 @@ def delivery_failing_event(
     """The notifier's notice that channel `channel_id` reaches nobody (its deliveries go dead,
     or wait too long): started_at is its first sign of failing, last_reading_at its latest,
     readings its dead deliveries while open; plus `channel_id`, `channel` (which channel,
-    without secrets) and `last_error` (what the latest sign was). Its alert_id is
-    the channel's, not the whole feed's: two channels failing at one moment are two alerts."""
+    without secrets) and `last_error` (what the latest sign was). `identity`: its alert id
+    (delivery_failing_id, kept with the failure)."""
     event = alert_event(
         customer_id=ALL_CUSTOMERS,
         kind=DELIVERY_FAILING,
@@ -189,8 +199,6 @@ def delivery_failing_event(
         last_reading_at=last_failed_at,
         ended_at=ended_at,
         readings=dead,
+        identity=identity,
     )
-    identity = alert_id(f"channel {channel_id}", DELIVERY_FAILING, started_at)
-    event["alert_id"] = identity
-    event["event_id"] = event_id(identity, status, 0)
     return {**event, "channel_id": channel_id, "channel": channel, "last_error": last_error}

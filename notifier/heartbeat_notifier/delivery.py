@@ -172,8 +172,7 @@ class Dispatcher:
                 cur, config.notify_recovered_after_seconds, config.notify_late_seconds
             )
             changed = [failure for failure in opened if failure is not None] + recovered
-            for failure in changed:
-                ledger.record_owed(cur, failing_channels.owed_for(failure, channels))
+            failing_channels.announce(cur, changed, channels)
         for failure in changed:
             log.warning("channel %s: delivery_failing %s (%s)", failure.channel,
                         failure.event()["status"], failure.last_error)  # fmt: skip
@@ -349,7 +348,7 @@ class Dispatcher:
             ended_here = cur.rowcount == 1  # not ended meanwhile by another hand (notify remove)
             opened = failing_channels.failed(cur, channel, error, dead=1) if ended_here else None
             if opened is not None:
-                ledger.record_owed(cur, failing_channels.owed_for(opened, channels))
+                failing_channels.announce(cur, [opened], channels)
         self.metrics.delivery(channel.id, "dead")
         log.warning("delivery %s to channel %s is dead: %s", delivery_id, channel.id, error)
         if opened is not None:

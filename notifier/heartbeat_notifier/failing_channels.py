@@ -18,12 +18,12 @@ from heartbeat_contract.alerts import (
     DELIVERY_FAILING,
     OPEN,
     RESOLVED,
-    alert_id,
     delivery_failing_event,
+    delivery_failing_id,
 )  # fmt: skip
 
+from . import ledger
 from .events import Channel
-from .ledger import Owed
 
 log = logging.getLogger(__name__)
 _COLUMNS = "alert_id, channel_id, channel, started_at, last_failed_at, dead, last_error, ended_at"
@@ -44,6 +44,7 @@ class Failure:
 
     def event(self) -> dict[str, object]:
         return delivery_failing_event(
+            identity=self.alert_id,
             channel_id=self.channel_id,
             channel=self.channel,
             status=OPEN if self.ended_at is None else RESOLVED,
@@ -64,12 +65,12 @@ def label(channel: Channel) -> str:
     return f"{channel.id} ({channel.transport} to {channel.target})"
 
 
-def owed_for(failure: Failure, channels: list[Channel]) -> list[Owed]:
+def owed_for(failure: Failure, channels: list[Channel]) -> list[ledger.Owed]:
     """The notice's deliveries: every other channel that takes it. None at all is logged: the
     failure is then only on /metrics and the dashboards."""
     event = failure.event()
     owed = [
-        Owed(channel, event, None)
+        ledger.Owed(channel, event, None)
         for channel in channels
         if channel.id != failure.channel_id and channel.wants(event)
     ]
@@ -79,8 +80,10 @@ def owed_for(failure: Failure, channels: list[Channel]) -> list[Owed]:
     return owed
 
 
-def _failure(row: tuple) -> Failure:
-    return Failure(*row)
+def announce(cur, failures: list[Failure], channels: list[Channel]) -> None:
+    """Record the deliveries the notices opened or resolved owe (owed_for), in the caller's
+    transaction: the notice's change and what it owes stand or fall together."""
+    ledger.record_owed(cur, [owed for failure in failures for owed in owed_for(failure, channels)])
 
 
 def failed(cur, channel: Channel, error: str | None, *, dead: int) -> Failure | None:
@@ -95,29 +98,23 @@ def failed(cur, channel: Channel, error: str | None, *, dead: int) -> Failure | 
     if cur.rowcount:
         return None
     started = datetime.now(UTC)
-    identity = alert_id(f"channel {channel.id}", DELIVERY_FAILING, started)
+    identity = delivery_failing_id(channel.id, started)
     cur.execute(
         f"INSERT INTO notify_channel_failures ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s,"
         f" NULL) ON CONFLICT DO NOTHING RETURNING {_COLUMNS}",
         (identity, channel.id, label(channel), started, started, dead, error),
     )
     row = cur.fetchone()
-    return None if row is None else _failure(row)
+    return None if row is None else Failure(*row)
 
 
 def late(cur, late_seconds: float) -> dict[int, str]:
-    """Channels in use whose oldest pending delivery has waited `late_seconds`: channel ->
-    what is late. The pending rows are few unless a receiver is slow (a partial index)."""
-    cur.execute(
-        "SELECT d.channel_id, count(*), extract(epoch FROM now() - min(d.created_at))"
-        " FROM notify_deliveries d JOIN notify_channels c ON c.id = d.channel_id"
-        " WHERE d.outcome = 'pending' AND c.removed_at IS NULL GROUP BY d.channel_id"
-        " HAVING min(d.created_at) < now() - make_interval(secs => %s)",
-        (late_seconds,),
-    )
+    """Channels in use whose oldest pending delivery has waited `late_seconds` (from the
+    channels' backlog, ledger.backlog): channel -> what is late."""
     return {
-        row[0]: f"{row[1]} deliveries waiting, the oldest for {float(row[2]):.0f} s"
-        for row in cur.fetchall()
+        channel: f"{pending} deliveries waiting, the oldest for {oldest:.0f} s"
+        for channel, (pending, oldest) in ledger.backlog(cur).items()
+        if oldest > late_seconds
     }
 
 
@@ -134,7 +131,7 @@ def resolve_recovered(cur, quiet_seconds: float, late_seconds: float) -> list[Fa
         f" RETURNING {_COLUMNS}",
         (quiet_seconds, late_seconds),
     )
-    return [_failure(row) for row in cur.fetchall()]
+    return [Failure(*row) for row in cur.fetchall()]
 
 
 def resolve_removed(cur, channel_id: int) -> list[Failure]:
@@ -144,7 +141,7 @@ def resolve_removed(cur, channel_id: int) -> list[Failure]:
         f" WHERE channel_id = %s AND ended_at IS NULL RETURNING {_COLUMNS}",
         (channel_id,),
     )
-    return [_failure(row) for row in cur.fetchall()]
+    return [Failure(*row) for row in cur.fetchall()]
 
 
 def failing(cur) -> set[int]:

@@ -132,9 +132,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
                 cur.execute(_END_OWED, (args.id,))
                 ended = cur.rowcount
                 # Failing no more: the channels told it was failing are told it is resolved.
-                channels = ledger.load_channels(cur)
-                for failure in failing_channels.resolve_removed(cur, args.id):
-                    ledger.record_owed(cur, failing_channels.owed_for(failure, channels))
+                resolved = failing_channels.resolve_removed(cur, args.id)
+                failing_channels.announce(cur, resolved, ledger.load_channels(cur))
     finally:
         conn.close()
     if row is None:

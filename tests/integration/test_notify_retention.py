@@ -12,6 +12,7 @@ import pytest
 
 from heartbeat_notifier.database import Database
 from heartbeat_notifier.retention import RetentionClock, prune
+from tests.support.notifier import insert_webhook_channel
 
 pytestmark = pytest.mark.integration
 
@@ -34,12 +35,7 @@ def deliveries(stack):
     run = uuid.uuid4().hex[:8]
     admin = psycopg2.connect(stack.admin_dsn)
     with admin, admin.cursor() as cur:
-        cur.execute(
-            "INSERT INTO notify_channels (transport, target, format, secret)"
-            " VALUES ('webhook', %s, 'json', 'test-secret') RETURNING id",
-            (f"http://127.0.0.1:9/{run}",),
-        )
-        (channel,) = cur.fetchone()
+        channel = insert_webhook_channel(cur, f"http://127.0.0.1:9/{run}")
         for name, (outcome, age_days, _) in ROWS.items():
             cur.execute(
                 "INSERT INTO notify_deliveries (channel_id, event_id, alert_id, alert_status,"

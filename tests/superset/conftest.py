@@ -23,6 +23,7 @@ from heartbeat_ops.config import StackConfig
 from heartbeat_stream.sinks.rollups import merge_sql
 from tests.superset import people
 from tests.superset.superset_api import BROWSER_DIR, SupersetClient, SupersetError, serving
+from tests.support.notifier import insert_webhook_channel
 from tests.support.sockets import free_port
 from tests.support.world import World
 
@@ -176,14 +177,7 @@ def sample_data(superuser_dsn: str) -> Iterator[SampleData]:
             )
             # The notifier's figures (issue 19): a webhook channel whose open event for the
             # tachycardia reached nobody.
-            cur.execute(
-                """
-                INSERT INTO notify_channels (transport, target, format, secret)
-                VALUES ('webhook', %s, 'json', 'sample-secret') RETURNING id
-                """,
-                (f"http://127.0.0.1:9/{tag}",),
-            )
-            (channel_id,) = cur.fetchone()
+            channel_id = insert_webhook_channel(cur, f"http://127.0.0.1:9/{tag}")
             cur.execute(
                 """
                 INSERT INTO notify_deliveries (channel_id, event_id, alert_id, alert_status, kind,

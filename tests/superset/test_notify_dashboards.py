@@ -17,6 +17,7 @@ import pytest
 from tests.superset.catalogue import OPERATIONS_DASHBOARD_SLUG, linked_customer
 from tests.superset.superset_api import build_query_context
 from tests.support.episodes import Episode, ago, insert_episodes
+from tests.support.notifier import insert_webhook_channel
 
 pytestmark = pytest.mark.integration
 
@@ -65,14 +66,7 @@ def notify_rows(superuser_dsn: str) -> Iterator[NotifyRows]:
                 """,
                 (tag, rows.acked),
             )
-            cur.execute(
-                """
-                INSERT INTO notify_channels (transport, target, format, secret)
-                VALUES ('webhook', %s, 'json', 'test-secret') RETURNING id
-                """,
-                (target,),
-            )
-            (channel_id,) = cur.fetchone()
+            channel_id = insert_webhook_channel(cur, target)
             # The unacknowledged tachycardia's open event: refused (dead); the critical one's
             # open event: delivered (not shown).
             cur.execute(
@@ -196,12 +190,7 @@ def failing_channel(superuser_dsn: str) -> Iterator[tuple[str, str]]:
     conn = psycopg2.connect(superuser_dsn)
     try:
         with conn, conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO notify_channels (transport, target, format, secret)"
-                " VALUES ('webhook', %s, 'json', 's') RETURNING id",
-                (f"http://h/{tag}",),
-            )
-            (channel,) = cur.fetchone()
+            channel = insert_webhook_channel(cur, f"http://h/{tag}")
             cur.execute(
                 """
                 INSERT INTO notify_channel_failures (alert_id, channel_id, channel, started_at,

@@ -95,12 +95,19 @@ class NotifierProcess:
         return self.process.returncode if self.process else None
 
 
+def insert_webhook_channel(cur: cursor, url: str) -> int:
+    """A json webhook channel to `url` with a fresh secret, written as the superuser (rows a
+    test writes directly, with no `heartbeat-ops notify`); its id."""
+    cur.execute(
+        "INSERT INTO notify_channels (transport, target, format, secret)"
+        " VALUES ('webhook', %s, 'json', %s) RETURNING id",
+        (url, new_secret()),
+    )
+    return cur.fetchone()[0]
+
+
 def only_webhook_channel(cur: cursor, url: str) -> None:
     """Make a webhook to `url` the database's only channel (the benchmarks' own databases):
     every other channel is removed, so each event is delivered exactly there."""
     cur.execute("UPDATE notify_channels SET removed_at = now() WHERE removed_at IS NULL")
-    cur.execute(
-        "INSERT INTO notify_channels (transport, target, format, secret)"
-        " VALUES ('webhook', %s, 'json', %s)",
-        (url, new_secret()),
-    )
+    insert_webhook_channel(cur, url)

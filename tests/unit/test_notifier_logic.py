@@ -20,6 +20,7 @@ from heartbeat_contract.alerts import (
     RESOLVED,
     TACHYCARDIA,
     alert_event,
+    delivery_failing_id,
     encode_event,
 )  # fmt: skip
 from heartbeat_notifier import failing_channels
@@ -158,7 +159,8 @@ def test_notifications_carry_the_dashboard_link_and_how_to_acknowledge():
 def _failure(channel_id: int = 7, ended_at: datetime | None = None) -> failing_channels.Failure:
     label = f"{channel_id} (webhook to https://h)"
     last_dead = NOW + timedelta(minutes=3)
-    return failing_channels.Failure("a" * 32, channel_id, label, NOW, last_dead, 4, "HTTP 410",
+    identity = delivery_failing_id(channel_id, NOW)  # as failing_channels.failed keeps it
+    return failing_channels.Failure(identity, channel_id, label, NOW, last_dead, 4, "HTTP 410",
                                     ended_at)  # fmt: skip
 
 
