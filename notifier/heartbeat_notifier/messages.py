@@ -35,8 +35,8 @@ def dashboard_link(dashboard_url: str, customer_id: str) -> str:
 
 
 def operations_link(dashboard_url: str) -> str:
-    """The Pipeline Operations dashboard: its Dead deliveries table is what a failing channel
-    missed."""
+    """The Pipeline Operations dashboard: its Failing channels table, and the Dead deliveries
+    table of what a failing channel missed."""
     return f"{dashboard_url.rstrip('/')}/superset/dashboard/pipeline-operations/"
 
 
@@ -61,7 +61,7 @@ def _figures(event: dict[str, object]) -> list[tuple[str, str]]:
     if event.get("ended_at"):
         rows.append(("ended", str(event["ended_at"])))
     if event["kind"] == DELIVERY_FAILING:
-        rows.append(("last dead delivery", str(event.get("last_reading_at"))))
+        rows.append(("last sign of failing", str(event.get("last_reading_at"))))
         rows.append(("dead deliveries", str(event.get("readings"))))
         rows.append(("last error", str(event.get("last_error"))))
         return rows
