@@ -886,8 +886,9 @@ def test_postgresql_outage_delays_deliveries_and_loses_none(
         for event in events:
             publish(event)
         # Both events may come in one poll: "cannot record 2 deliveries read".
-        wait_for(lambda: re.search(r"cannot record \d deliveries read", notifier.log_path.read_text()),
-                 60, "the notifier waiting for PostgreSQL")  # fmt: skip
+        waiting = re.compile(r"cannot record \d deliveries read")
+        wait_for(lambda: waiting.search(notifier.log_path.read_text()), 60,
+                 "the notifier waiting for PostgreSQL")  # fmt: skip
         assert receiver.at("/outage") == [], "nothing is sent before it is recorded as pending"
         assert notifier.healthy(), "the notifier keeps running through the outage"
     finally:

@@ -225,6 +225,7 @@ def test_the_job_runs_at_a_lower_cpu_priority_than_the_dashboards(job_factory, s
     job.start()
     wait_for(lambda: _jvm_started(job), 60, "spark-submit to start the driver's JVM")
     assert os.getpriority(os.PRIO_PROCESS, job.process.pid) == niceness
+    job.kill()  # no need to let it start Spark: a start is ~8 CPU-s of a suite short of cores
 
 
 def test_a_priority_out_of_range_stops_the_start_with_the_reason(job_factory):
