@@ -114,6 +114,9 @@ timed "threshold check" check threshold
 say "one alert reaches a webhook receiver through the notifier, signed"
 timed "notify check" check notify
 
+say "each container's program holds its own secrets and no other"
+check secrets
+
 say "a device over SASL_SSL on $HEARTBEAT_DEVICE_LISTENER: writes readings, refused the rest"
 timed "devices check" check devices
 

@@ -16,6 +16,7 @@ Standard library only (the host's python3): it talks to the stack through `docke
   compose_check.py accounts     `heartbeat-ops superset add-user` in the superset container; the
                                 viewer over HTTP sees both dashboards and is refused the rest;
                                 after `remove-user` the login is refused
+  compose_check.py secrets      each long-running container's program holds its own secrets only
   compose_check.py rss          resident memory of each container's processes (ps RSS, summed)
   compose_check.py leftovers    no container, network or volume of the project is left
 """
@@ -891,6 +892,42 @@ def cmd_accounts() -> None:
     print(f"    remove-user {name}: its login is refused (API and form)", flush=True)
 
 
+# The secrets each long-running service's program holds (ops/with-secrets.sh keeps the rest out,
+# HEARTBEAT_SECRETS in docker-compose.yml and superset/run.sh); an empty one (SMTP unset) is none.
+HOLDS = {
+    **{node: {"HEARTBEAT_KAFKA_ADMIN_PASSWORD"} for node in KAFKA_NODES},
+    "stream-job": {"HEARTBEAT_APP_PASSWORD", "HEARTBEAT_KAFKA_JOB_PASSWORD"},
+    "producer": {"HEARTBEAT_KAFKA_PRODUCER_PASSWORD"},
+    "notifier": {"HEARTBEAT_NOTIFIER_PASSWORD", "HEARTBEAT_NOTIFIER_TOKEN",
+                 "HEARTBEAT_KAFKA_NOTIFIER_PASSWORD"},
+    "superset": {"SUPERSET_SECRET_KEY", "SUPERSET_ADMIN_PASSWORD", "SUPERSET_DB_PASSWORD",
+                 "HEARTBEAT_READER_PASSWORD"},
+    "spark-master": set(),
+    "spark-worker": set(),
+}  # fmt: skip
+SECRET_NAME = re.compile(r"PASSWORD$|_TOKEN$|SECRET_KEY$")
+
+
+def cmd_secrets() -> None:
+    """Reads the environment of each container's first process (the program, after the
+    entrypoint's exec): the secrets it holds are exactly its own."""
+    checked = set()
+    for c in containers():
+        service = _service(c)
+        if service not in HOLDS or c["State"]["Status"] != "running":
+            continue
+        raw = docker("exec", c["Id"], "cat", "/proc/1/environ")
+        pairs = (entry.split("=", 1) for entry in raw.split("\0") if "=" in entry)
+        held = {name for name, value in pairs if SECRET_NAME.search(name) and value}
+        if held != HOLDS[service]:
+            raise SystemExit(f"{c['Name'].lstrip('/')} holds {sorted(held)}, "
+                             f"not {sorted(HOLDS[service])}")  # fmt: skip
+        print(f"    {service}: {', '.join(sorted(held)) or 'no secret'}")
+        checked.add(service)
+    if checked != set(HOLDS):
+        raise SystemExit(f"not running, not checked: {sorted(set(HOLDS) - checked)}")
+
+
 def cmd_rss() -> None:
     """RSS, not `docker stats`' cgroup usage (which counts the page cache too)."""
     total = 0
@@ -928,6 +965,7 @@ if __name__ == "__main__":
         "devices": cmd_devices,
         "replica": cmd_replica,
         "accounts": cmd_accounts,
+        "secrets": cmd_secrets,
         "rss": cmd_rss,
         "leftovers": cmd_leftovers,
     }

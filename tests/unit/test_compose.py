@@ -197,6 +197,7 @@ PLUMBING = {
     "SPARK_DAEMON_MEMORY",  # read by spark-class for the master and workers
     "SPARK_SUBMIT_OPTS",  # spark-submit's own JVM options: submit.sh only adds its JIT and GC flags
     "HEARTBEAT_SECRETS_LOADED",
+    "HEARTBEAT_SECRETS",  # which secrets the entrypoint (ops/with-secrets.sh) lets the program hold
     "HEARTBEAT_VAR_DIR",
     "TZ",
     "SUPERSET_CONFIG_PATH",
@@ -299,7 +300,9 @@ def test_host_ports_default_clear_of_the_native_stack():
 def test_secrets_are_never_written_into_the_compose_file():
     for service in SERVICES.values():
         for name, value in (service.get("environment") or {}).items():
-            if "PASSWORD" in name or "SECRET" in name:
+            if name == "HEARTBEAT_SECRETS":  # the names of a program's secrets, not their values
+                assert re.fullmatch(r"[A-Z_ ]+", value), value
+            elif "PASSWORD" in name or "SECRET" in name:
                 assert value == f"${{{name}:-}}", f"{name} must come from the environment"
 
 

@@ -1,0 +1,86 @@
+"""ops/with-secrets.sh, the containers' entrypoint (and Superset's start natively), run for real:
+a program holds the secrets HEARTBEAT_SECRETS names for it and no other, from the secrets file
+or from the environment alike."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from heartbeat_ops.config import GENERATED_SECRETS, ROOT
+
+pytestmark = pytest.mark.unit
+
+SCRIPT = ROOT / "ops" / "with-secrets.sh"
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+FILE = {
+    "POSTGRES_PASSWORD": "superuser-pw",
+    "HEARTBEAT_KAFKA_ADMIN_PASSWORD": "admin-pw",
+    "HEARTBEAT_KAFKA_PRODUCER_PASSWORD": "producer-pw",
+    "HEARTBEAT_NOTIFIER_TOKEN": "ack-token",
+    "HEARTBEAT_KAFKA_CLUSTER_ID": "cluster-id",  # generated beside them, not a secret
+}
+SHOWN = "import json, os; print(json.dumps(dict(os.environ)))"
+
+
+def run(tmp_path: Path, file: dict[str, str], **environment: str) -> dict[str, str]:
+    """The environment the wrapped program starts with."""
+    (tmp_path / "secrets.env").write_text("".join(f"{k}={v}\n" for k, v in file.items()))
+    base = {"PATH": os.environ["PATH"], "HEARTBEAT_VAR_DIR": str(tmp_path)}
+    result = subprocess.run(
+        ["sh", str(SCRIPT), sys.executable, "-c", SHOWN],
+        env={**base, **environment},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return yaml.safe_load(result.stdout)  # JSON is YAML
+
+
+def test_a_program_holds_only_the_secrets_named_for_it(tmp_path):
+    seen = run(
+        tmp_path,
+        FILE,
+        HEARTBEAT_SECRETS="HEARTBEAT_KAFKA_PRODUCER_PASSWORD",
+        SUPERSET_SECRET_KEY="from-the-shell",  # a secret set in the environment is withheld too
+        PGPASSWORD="libpq-pw",
+        HEARTBEAT_APP_PASSWORD="",  # compose passes unset secrets as empty values
+    )
+    assert seen["HEARTBEAT_KAFKA_PRODUCER_PASSWORD"] == "producer-pw"
+    assert seen["HEARTBEAT_KAFKA_CLUSTER_ID"] == "cluster-id"
+    withheld = {"POSTGRES_PASSWORD", "HEARTBEAT_KAFKA_ADMIN_PASSWORD", "HEARTBEAT_NOTIFIER_TOKEN",
+                "SUPERSET_SECRET_KEY", "PGPASSWORD", "HEARTBEAT_APP_PASSWORD"}  # fmt: skip
+    assert withheld & set(seen) == set()
+
+
+def test_without_a_list_every_secret_is_exported_and_the_environment_wins(tmp_path):
+    """The root services that generate and provision the secrets (postgres, init) hold them all."""
+    seen = run(tmp_path, FILE, POSTGRES_PASSWORD="set-by-the-operator")
+    assert {k: seen[k] for k in FILE} == {**FILE, "POSTGRES_PASSWORD": "set-by-the-operator"}
+
+
+def test_every_generated_secret_is_known_as_a_secret(tmp_path):
+    """A new generated secret cannot slip past the rule by its name."""
+    every = {name: "value" for name in (*GENERATED_SECRETS, "HEARTBEAT_SMTP_PASSWORD")}
+    seen = run(tmp_path, every, HEARTBEAT_SECRETS="")
+    assert set(every) & set(seen) == set()
+
+
+def test_every_service_that_drops_root_with_the_secrets_names_its_own():
+    """A long-running service that mounts the secrets and runs as `heartbeat` says which of them
+    its program holds (Superset says so in superset/run.sh, both natively and in compose)."""
+    unnamed = [
+        name
+        for name, service in COMPOSE.items()
+        if any(str(v).startswith("state:") for v in service.get("volumes", []))
+        and (service.get("environment") or {}).get("HEARTBEAT_RUN_AS", "heartbeat") == "heartbeat"
+        and name != "superset"
+        and "HEARTBEAT_SECRETS" not in (service.get("environment") or {})
+    ]
+    assert unnamed == []
+    assert 'HEARTBEAT_SECRETS="$SUPERSET_SECRETS"' in (ROOT / "superset/run.sh").read_text()
