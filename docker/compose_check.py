@@ -17,6 +17,7 @@ Standard library only (the host's python3): it talks to the stack through `docke
                                 viewer over HTTP sees both dashboards and is refused the rest;
                                 after `remove-user` the login is refused
   compose_check.py secrets      each long-running container's program holds its own secrets only
+                                (its first process's environment, read from the host's /proc)
   compose_check.py rss          resident memory of each container's processes (ps RSS, summed)
   compose_check.py leftovers    no container, network or volume of the project is left
 """
@@ -910,13 +911,15 @@ SECRET_NAME = re.compile(r"PASSWORD$|_TOKEN$|SECRET_KEY$")
 
 def cmd_secrets() -> None:
     """Reads the environment of each container's first process (the program, after the
-    entrypoint's exec): the secrets it holds are exactly its own."""
+    entrypoint's exec) from the host's /proc: inside the container root may not read a process
+    of another user there (no CAP_SYS_PTRACE). The secrets it holds are exactly its own."""
     checked = set()
     for c in containers():
         service = _service(c)
         if service not in HOLDS or c["State"]["Status"] != "running":
             continue
-        raw = docker("exec", c["Id"], "cat", "/proc/1/environ")
+        with open(f"/proc/{c['State']['Pid']}/environ", encoding="utf-8") as environ:
+            raw = environ.read()
         pairs = (entry.split("=", 1) for entry in raw.split("\0") if "=" in entry)
         held = {name for name, value in pairs if SECRET_NAME.search(name) and value}
         if held != HOLDS[service]:
