@@ -37,10 +37,19 @@ const logInOnce = async (page, url, username, password, timeoutMs) => {
 };
 
 // Logs in, trying again while the session is lost (a wrong password fails every try). Returns
-// how many extra tries it took; throws when none kept a session.
+// how many extra tries it took; throws when none kept a session. A try that throws is a lost
+// try too: after a lost session the page may still be bouncing to /login?next=... when the next
+// try opens /login/, and Playwright fails that goto as "interrupted by another navigation"
+// (seen in CI).
 export const logIn = async (page, { url, username, password, timeoutMs }) => {
+  let lastError = null;
   for (let retries = 0; retries < 3; retries += 1) {
-    if (await logInOnce(page, url, username, password, timeoutMs)) return retries;
+    try {
+      if (await logInOnce(page, url, username, password, timeoutMs)) return retries;
+    } catch (error) {
+      lastError = error;
+    }
   }
-  throw new Error(`no session after 3 logins as ${username}: refused, or lost each time`);
+  const last = lastError ? ` (last try: ${lastError.message.split("\n")[0]})` : "";
+  throw new Error(`no session after 3 logins as ${username}: refused, or lost each time${last}`);
 };
