@@ -23,10 +23,10 @@ file="${HEARTBEAT_VAR_DIR:-/var/lib/heartbeat}/secrets.env"
 if [ -r "$file" ]; then
   while IFS='=' read -r key value; do
     case "$key" in ''|'#'*) continue ;; esac
-    if withheld "$key"; then continue; fi
     if [ -z "$(printenv "$key" || true)" ]; then export "$key=$value"; fi
   done < "$file"
 fi
+# Then every secret this program may not hold goes, exported just now or inherited alike.
 for key in $(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p'); do
   if withheld "$key"; then unset "$key"; fi
 done

@@ -306,6 +306,21 @@ def test_secrets_are_never_written_into_the_compose_file():
                 assert value == f"${{{name}:-}}", f"{name} must come from the environment"
 
 
+def test_every_service_that_drops_root_with_the_secrets_names_its_own():
+    """A long-running service that mounts the secrets and runs as `heartbeat` says which of them
+    its program holds (Superset says so in superset/run.sh, both natively and in compose)."""
+    unnamed = [
+        name
+        for name, service in SERVICES.items()
+        if any(str(v).startswith("state:") for v in service.get("volumes", []))
+        and (service.get("environment") or {}).get("HEARTBEAT_RUN_AS", "heartbeat") == "heartbeat"
+        and name != "superset"
+        and "HEARTBEAT_SECRETS" not in (service.get("environment") or {})
+    ]
+    assert unnamed == []
+    assert 'HEARTBEAT_SECRETS="$SUPERSET_SECRETS"' in (ROOT / "superset/run.sh").read_text()
+
+
 @pytest.mark.parametrize("dockerfile", ["Dockerfile", "superset/Dockerfile"])
 def test_dockerfiles_copy_paths_that_exist(dockerfile):
     for line in (ROOT / dockerfile).read_text().splitlines():
