@@ -88,14 +88,9 @@ def announce(cur, failures: list[Failure], channels: list[Channel]) -> None:
 
 def failed(cur, channel: Channel, error: str | None, *, dead: int) -> Failure | None:
     """A sign that `channel` is failing (`dead`: the dead deliveries it adds): recorded in its
-    open notice, or opens one (returned, to be announced). Two notifiers opening one at once:
-    the unique index keeps the first."""
-    cur.execute(
-        "UPDATE notify_channel_failures SET dead = dead + %s, last_failed_at = now(),"
-        " last_error = coalesce(%s, last_error) WHERE channel_id = %s AND ended_at IS NULL",
-        (dead, error, channel.id),
-    )
-    if cur.rowcount:
+    open notice, or opens one (returned, to be announced). Two workers opening one at once: the
+    unique index keeps the first, and the second's sign is then recorded in it."""
+    if _recorded(cur, channel, error, dead):
         return None
     started = datetime.now(UTC)
     identity = delivery_failing_id(channel.id, started)
@@ -105,7 +100,20 @@ def failed(cur, channel: Channel, error: str | None, *, dead: int) -> Failure | 
         (identity, channel.id, label(channel), started, started, dead, error),
     )
     row = cur.fetchone()
-    return None if row is None else Failure(*row)
+    if row is None:  # opened meanwhile by another worker's transaction, committed since
+        _recorded(cur, channel, error, dead)
+        return None
+    return Failure(*row)
+
+
+def _recorded(cur, channel: Channel, error: str | None, dead: int) -> bool:
+    """Add the sign to the channel's open notice; False when it has none."""
+    cur.execute(
+        "UPDATE notify_channel_failures SET dead = dead + %s, last_failed_at = now(),"
+        " last_error = coalesce(%s, last_error) WHERE channel_id = %s AND ended_at IS NULL",
+        (dead, error, channel.id),
+    )
+    return cur.rowcount > 0
 
 
 def late(cur, late_seconds: float) -> dict[int, str]:
