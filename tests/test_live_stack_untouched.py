@@ -10,6 +10,8 @@ from __future__ import annotations
 import pytest
 
 from heartbeat_ops import supervisor
+from heartbeat_ops.config import GENERATED_SECRETS, ROOT
+from heartbeat_ops.programs import all_programs
 from tests.support import live_stack
 
 pytestmark = pytest.mark.live_untouched
@@ -26,3 +28,30 @@ def test_live_stack_is_untouched_by_the_run(live):
     assert before.pids.get("postgres") and before.pids.get("kafka"), before.pids
     after = live_stack.take(config)
     assert live_stack.differences(config, before, after) == []
+
+
+def _superset_secrets() -> set[str]:
+    """The four superset/run.sh lets Superset hold (it filters its own, natively too)."""
+    for line in (ROOT / "superset" / "run.sh").read_text().splitlines():
+        if line.startswith("SUPERSET_SECRETS="):
+            return set(line.split("=", 1)[1].strip('"').split())
+    raise AssertionError("superset/run.sh names no SUPERSET_SECRETS")
+
+
+def test_each_live_program_holds_only_its_own_secrets(live):
+    """Read from the running processes (/proc/PID/environ: what the program was started with,
+    after ops/with-secrets.sh): supervisord hands every program the whole stack's secrets."""
+    if live is None or isinstance(live.before, Exception):
+        pytest.skip("no live stack of this checkout is running, or it could not be recorded")
+    own = {p.name: set(p.secrets or ()) for p in all_programs(live.config)}
+    own["superset"] = _superset_secrets()
+    running = {name: pid for name, pid in live_stack.take(live.config).pids.items() if pid}
+    checked = {}
+    for name, pid in running.items():
+        if name not in own:
+            continue  # supervisord itself
+        checked[name] = live_stack.secrets_held(pid)
+    assert "postgres" in checked and "kafka" in checked, running
+    for name, held in checked.items():
+        generated = own[name] & set(GENERATED_SECRETS)  # the SMTP password is the operator's
+        assert generated <= held <= own[name], (name, sorted(held))

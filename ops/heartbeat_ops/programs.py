@@ -26,6 +26,21 @@ class Program:
     stop_wait_seconds: int = 30
     start_seconds: int = 5
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The generated secrets the program may hold: supervisord starts it through
+    # ops/with-secrets.sh, as compose's entrypoint does, which removes every other one from the
+    # environment every program inherits. None: the program filters its own (Superset's run.sh).
+    secrets: tuple[str, ...] | None = None
+
+
+# docker-compose.yml names the same per service (test_compose.py holds them equal).
+JOB_SECRETS = ("HEARTBEAT_APP_PASSWORD", "HEARTBEAT_KAFKA_JOB_PASSWORD")
+PRODUCER_SECRETS = ("HEARTBEAT_KAFKA_PRODUCER_PASSWORD",)
+NOTIFIER_SECRETS = (
+    "HEARTBEAT_NOTIFIER_PASSWORD",
+    "HEARTBEAT_NOTIFIER_TOKEN",
+    "HEARTBEAT_KAFKA_NOTIFIER_PASSWORD",
+    "HEARTBEAT_SMTP_PASSWORD",
+)
 
 
 def venv_bin(tool: str) -> str:
@@ -76,6 +91,7 @@ def postgres_program(config: StackConfig, var: Path) -> Program:
         user=postgres_os_user(),
         stop_signal="INT",  # fast shutdown: roll back open transactions, checkpoint, exit
         stop_wait_seconds=60,
+        secrets=(),  # its superuser's password was set at initdb
     )
 
 
@@ -106,6 +122,7 @@ def postgres_replica_program(config: StackConfig, var: Path) -> Program:
         user=postgres_os_user(),
         stop_signal="INT",
         stop_wait_seconds=60,
+        secrets=(),
     )
 
 
@@ -134,6 +151,7 @@ def kafka_program(config: StackConfig, var: Path) -> Program:
         address=config.kafka_bootstrap_servers
         + (f", devices SASL_SSL {config.device_address}" if config.device_listener else ""),
         stop_wait_seconds=60,
+        secrets=(),  # its logins are in its private server.properties (nodes.prepare_kafka)
     )
 
 
@@ -148,12 +166,14 @@ def product_programs(config: StackConfig) -> list[Program]:
             start_seconds=10,
             stop_signal="INT",
             stop_wait_seconds=60,
+            secrets=JOB_SECRETS,
         ),
         Program(
             name="producer",
             command=[venv_bin("heartbeat-producer")],
             address=f"-> {config.kafka_topic}",
             autostart=False,
+            secrets=PRODUCER_SECRETS,
         ),
         Program(
             name="notifier",
@@ -161,6 +181,7 @@ def product_programs(config: StackConfig) -> list[Program]:
             address=f"http://{config.notifier_listen}",
             autostart=False,
             stop_wait_seconds=30,  # lets in-flight requests finish; pending ones resume later
+            secrets=NOTIFIER_SECRETS,
         ),
         Program(
             name="superset",
@@ -182,6 +203,18 @@ def all_programs(config: StackConfig) -> list[Program]:
         kafka_program(config, var),
         *product_programs(config),
     ]
+
+
+def supervised(program: Program) -> tuple[list[str], dict[str, str]]:
+    """The command and the environment (beside supervisord's own) supervisord starts a program
+    with: through ops/with-secrets.sh when the program names its secrets."""
+    if program.secrets is None:
+        return program.command, program.extra_env
+    wrapper = ["sh", str(ROOT / "ops" / "with-secrets.sh")]
+    return [*wrapper, *program.command], {
+        **program.extra_env,
+        "HEARTBEAT_SECRETS": " ".join(program.secrets),
+    }
 
 
 def render_supervisord_conf(config: StackConfig, programs: list[Program]) -> str:
@@ -206,10 +239,11 @@ def render_supervisord_conf(config: StackConfig, programs: list[Program]) -> str
         f"serverurl=unix://{var}/run/supervisor.sock",
     ]
     for program in programs:
+        command, environment = supervised(program)
         lines += [
             "",
             f"[program:{program.name}]",
-            f"command={shlex.join(program.command)}",
+            f"command={shlex.join(command)}",
             f"autostart={'true' if program.autostart else 'false'}",
             "autorestart=true",
             f"startsecs={program.start_seconds}",
@@ -225,7 +259,7 @@ def render_supervisord_conf(config: StackConfig, programs: list[Program]) -> str
         ]
         if program.user:
             lines.append(f"user={program.user}")
-        if program.extra_env:
-            pairs = ",".join(f'{k}="{v}"' for k, v in program.extra_env.items())
+        if environment:
+            pairs = ",".join(f'{k}="{v}"' for k, v in environment.items())
             lines.append(f"environment={pairs}")
     return "\n".join(lines) + "\n"

@@ -348,3 +348,13 @@ def test_image_resolves_the_same_connector_jars_as_make_install():
     )
     image = re.search(r"-DincludeArtifactIds=(\S+)", (ROOT / "Dockerfile").read_text())
     assert native and image and native.group(1) == image.group(1)
+
+
+def test_native_programs_hold_the_secrets_their_compose_services_name():
+    """One list per program: supervisord starts it through ops/with-secrets.sh with the same
+    HEARTBEAT_SECRETS as its compose service (tests/unit/test_with_secrets.py runs them)."""
+    native = {p.name: p.secrets for p in product_programs(load()) if p.secrets is not None}
+    assert set(native) == {"stream-job", "producer", "notifier"}
+    for name, secrets in native.items():
+        named = SERVICES[name]["environment"]["HEARTBEAT_SECRETS"].split()
+        assert sorted(named) == sorted(secrets), name

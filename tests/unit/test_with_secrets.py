@@ -4,15 +4,18 @@ or from the environment alike. (That each compose service names its own: test_co
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from heartbeat_ops.config import GENERATED_SECRETS, ROOT
+from heartbeat_ops.config import GENERATED_SECRETS, ROOT, load
+from heartbeat_ops.programs import all_programs, render_supervisord_conf
 
 pytestmark = pytest.mark.unit
 
@@ -68,3 +71,62 @@ def test_every_generated_secret_is_known_as_a_secret(tmp_path):
     every = {name: "value" for name in (*GENERATED_SECRETS, "HEARTBEAT_SMTP_PASSWORD")}
     seen = run(tmp_path, every, HEARTBEAT_SECRETS="")
     assert set(every) & set(seen) == set()
+
+
+def _supervised_sections(conf: str) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Per program of a rendered supervisord.conf: its command and its own environment."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(conf)
+    sections = {}
+    for section in parser.sections():
+        if section.startswith("program:"):
+            pairs = shlex.split(parser[section].get("environment", "").replace(",", " "))
+            environment = dict(pair.split("=", 1) for pair in pairs)
+            sections[section.removeprefix("program:")] = (
+                shlex.split(parser[section]["command"]),
+                environment,
+            )
+    return sections
+
+
+def test_natively_each_program_holds_only_its_own_secrets(tmp_path):
+    """The supervisord.conf `make up` writes, its command lines run for real with the program
+    itself replaced by one that shows its environment: supervisord hands every program the
+    stack's whole environment (every secret), and each keeps only its own, as in compose."""
+    config = load({name: f"{name.lower()}-value" for name in GENERATED_SECRETS})
+    programs = all_programs(config)
+    sections = _supervised_sections(render_supervisord_conf(config, programs))
+    inherited = {
+        "PATH": os.environ["PATH"],
+        **config.environment(),
+        **{name: "value" for name in (*GENERATED_SECRETS, "HEARTBEAT_SMTP_PASSWORD")},
+        "HEARTBEAT_VAR_DIR": str(tmp_path),  # no secrets file: everything comes inherited
+    }
+    held = {}
+    for program in programs:
+        command, environment = sections[program.name]
+        if program.secrets is None:
+            assert command == program.command, program.name  # its own start filters (Superset)
+            continue
+        assert command == ["sh", str(SCRIPT), *program.command], program.name
+        shown = subprocess.run(
+            [*command[:2], sys.executable, "-c", SHOWN],
+            env={**inherited, **environment},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seen = json.loads(shown.stdout)
+        held[program.name] = {name for name, value in seen.items() if _is_secret(name) and value}
+    assert held == {
+        "postgres": set(),
+        "kafka": set(),
+        "stream-job": {"HEARTBEAT_APP_PASSWORD", "HEARTBEAT_KAFKA_JOB_PASSWORD"},
+        "producer": {"HEARTBEAT_KAFKA_PRODUCER_PASSWORD"},
+        "notifier": {"HEARTBEAT_NOTIFIER_PASSWORD", "HEARTBEAT_NOTIFIER_TOKEN",
+                     "HEARTBEAT_KAFKA_NOTIFIER_PASSWORD", "HEARTBEAT_SMTP_PASSWORD"},
+    }  # fmt: skip
+
+
+def _is_secret(name: str) -> bool:
+    return name.endswith(("PASSWORD", "_TOKEN", "SECRET_KEY"))
