@@ -12,7 +12,7 @@ import pytest
 from heartbeat_ops import supervisor
 from heartbeat_ops.config import GENERATED_SECRETS, ROOT
 from heartbeat_ops.programs import all_programs
-from tests.support import live_stack
+from tests.support import held_secrets, live_stack
 
 pytestmark = pytest.mark.live_untouched
 
@@ -45,13 +45,9 @@ def test_each_live_program_holds_only_its_own_secrets(live):
         pytest.skip("no live stack of this checkout is running, or it could not be recorded")
     own = {p.name: set(p.secrets or ()) for p in all_programs(live.config)}
     own["superset"] = _superset_secrets()
-    running = {name: pid for name, pid in live_stack.take(live.config).pids.items() if pid}
-    checked = {}
-    for name, pid in running.items():
-        if name not in own:
-            continue  # supervisord itself
-        checked[name] = live_stack.secrets_held(pid)
-    assert "postgres" in checked and "kafka" in checked, running
+    running = {name: pid for name, pid in live.before.pids.items() if pid and name in own}
+    checked = {name: held_secrets.of_process(pid) for name, pid in running.items()}
+    assert "postgres" in checked and "kafka" in checked, live.before.pids
     for name, held in checked.items():
         generated = own[name] & set(GENERATED_SECRETS)  # the SMTP password is the operator's
         assert generated <= held <= own[name], (name, sorted(held))

@@ -22,8 +22,6 @@ from heartbeat_ops import supervisor
 from heartbeat_ops.config import StackConfig, load, scrub_ambient_libpq, write_private
 from tests.support.kafka import end_offsets
 
-SECRET_SUFFIXES = ("PASSWORD", "_TOKEN", "SECRET_KEY")  # ops/with-secrets.sh's rule
-
 TABLES = (
     "heart_rate_readings", "rejected_readings", "heart_rate_minute", "heart_rate_alerts",
     "pipeline_metrics", "sink_progress", "stage_messages", "schema_migrations",
@@ -180,10 +178,3 @@ def differences(config: StackConfig, before: LiveSnapshot, after: LiveSnapshot) 
         if topic not in written_topics and after.offsets.get(topic, ends) != ends:
             found.append(f"topic {topic} end offsets {ends} -> {after.offsets[topic]}")
     return found
-
-
-def secrets_held(pid: int) -> set[str]:
-    """The secrets (non-empty *PASSWORD, *_TOKEN, *SECRET_KEY) in a process's environment."""
-    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
-    pairs = (entry.split("=", 1) for entry in raw.split("\0") if "=" in entry)
-    return {name for name, value in pairs if name.endswith(SECRET_SUFFIXES) and value}

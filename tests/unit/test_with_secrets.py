@@ -16,6 +16,7 @@ import pytest
 
 from heartbeat_ops.config import GENERATED_SECRETS, ROOT, load
 from heartbeat_ops.programs import all_programs, render_supervisord_conf
+from tests.support import held_secrets
 
 pytestmark = pytest.mark.unit
 
@@ -116,8 +117,7 @@ def test_natively_each_program_holds_only_its_own_secrets(tmp_path):
             text=True,
             check=True,
         )
-        seen = json.loads(shown.stdout)
-        held[program.name] = {name for name, value in seen.items() if _is_secret(name) and value}
+        held[program.name] = held_secrets.among(json.loads(shown.stdout))
     assert held == {
         "postgres": set(),
         "kafka": set(),
@@ -126,7 +126,3 @@ def test_natively_each_program_holds_only_its_own_secrets(tmp_path):
         "notifier": {"HEARTBEAT_NOTIFIER_PASSWORD", "HEARTBEAT_NOTIFIER_TOKEN",
                      "HEARTBEAT_KAFKA_NOTIFIER_PASSWORD", "HEARTBEAT_SMTP_PASSWORD"},
     }  # fmt: skip
-
-
-def _is_secret(name: str) -> bool:
-    return name.endswith(("PASSWORD", "_TOKEN", "SECRET_KEY"))
