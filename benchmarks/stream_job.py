@@ -11,7 +11,8 @@ Settings (environment):
   whose job drains the same topic rows in the same run, beside this checkout's, with the ratio.
   Its tree is extracted with `git archive` into var/bench/tree-<commit> (benchmarks/_job_tree.py)
   and runs its own spark-submit entry against a database made by its own migrations, with its
-  own checkpoint. Default: unset (off): a baseline doubles the drain phase, and which revision is
+  own checkpoint; the live runs then run each tree's job in turn too, each into a database of its
+  own. Default: unset (off): a baseline doubles the drain and live phases, and which revision is
   the interesting "before" changes with the question asked.
 - BENCH_DRAIN_ROUNDS (1): drains per tree, interleaved (before, after, before, after, ...); the
   ratio is of the medians.
@@ -372,11 +373,18 @@ class AlertProbe(threading.Thread):
         self.consumer.close()
 
 
-def live(stack, topics: Topics, workdir: Path, rate: int) -> dict[str, object]:
+def live(
+    stack, topics: Topics, workdir: Path, rate: int, tree: JobTree | None = None
+) -> dict[str, object]:
     """The job at default settings while the producer sends `rate` readings/s (1,000 customers)
-    for LIVE_SECONDS, plus the alert probe."""
+    for LIVE_SECONDS, plus the alert probe. With a `tree`, that tree's job, into a fresh database
+    made by its own migrations (dropped afterwards), as a drain does."""
+    own_database = tree is not None
+    if tree is not None:
+        stack = tree.database(stack, rate)
+        tree.provision(stack)
     topic, alerts = topics.new(f"live{rate}"), topics.new(f"alerts{rate}", partitions=1)
-    job, probe = _start_job(stack, topic, workdir, KAFKA_ALERTS_TOPIC=alerts)
+    job, probe = _start_job(stack, topic, workdir, tree, KAFKA_ALERTS_TOPIC=alerts)
     visibility = VisibilityProbe(stack, topic)
     alert_probe = AlertProbe(stack, topic, alerts, uuid.uuid4().hex[:6])
     try:
@@ -404,6 +412,9 @@ def live(stack, topics: Topics, workdir: Path, rate: int) -> dict[str, object]:
         visibility.stopped.set()
         alert_probe.stop()
         job.stop()
+        if own_database:
+            visibility.join(timeout=10)  # its connection closed before the drop
+            drop_database(stack)
     return {
         "latency": visibility.latencies, "steady": visibility.steady,
         "alerts": alert_probe.latencies(), "jobs": jobs, "rss": rss, "sent": sent,
@@ -496,10 +507,14 @@ def run() -> None:
                 _print_drain(result, copy, naive)
         if BASELINE_REF:
             _print_ratio(trees[0].label, trees[1].label, warm_rates)
-        for live_rate in LIVE_RATES:
-            figures = live(stack, topics, workdir, live_rate)
+        # With a baseline, each rate runs each tree's job in turn (before, after), each into a
+        # database of its own; else this checkout's job into the stack's database.
+        live_trees: list[JobTree | None] = [*trees] if BASELINE_REF else [None]
+        for live_rate, tree in ((rate, tree) for rate in LIVE_RATES for tree in live_trees):
+            figures = live(stack, topics, workdir, live_rate, tree)
             latency, steady, alerts = figures["latency"], figures["steady"], figures["alerts"]
             _say(
+                f"{tree.label + ': ' if tree else ''}"
                 f"live {live_rate:,} readings/s for {LIVE_SECONDS}s ({figures['sent']:,}"
                 f" sent), event time to committed row, polled every {POLL_SECONDS * 1000:.0f}"
                 f" ms: {_percentiles(latency)}"

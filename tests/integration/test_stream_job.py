@@ -124,6 +124,9 @@ def test_sigkill_mid_write_then_restart_loses_and_duplicates_nothing(
     assert tables.distinct_offsets() == expected
     assert tables.staged(sink_id) == 0
     assert tables.rollup_mismatches() == []
+    # Both starts wrote the local checkpoint through the FileSystem API (checkpoint_files.py).
+    log = job.log_path.read_text(errors="replace")
+    assert log.count("(written by FileSystemBasedCheckpointFileManager)") == 2, job.log_tail()
 
 
 def test_postgres_unreachable_fails_the_job_without_losing_the_batch(

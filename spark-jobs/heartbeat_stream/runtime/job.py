@@ -21,6 +21,7 @@ from ..sinks.alert_outbox import OutboxPublisher
 from ..sinks.readings_sink import ReadingsSink
 from ..transforms.validation import parse_messages, with_processing_time
 from .baseline import BaselineTimer
+from .checkpoint_files import choose_manager
 from .metrics import PipelineMetricsListener
 from .retention import RetentionTimer
 from .silence import SilenceTimer
@@ -88,6 +89,7 @@ def main() -> int:
     # Timestamps without an offset are parsed as wall-clock in the session zone first.
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     spark.streams.addListener(PipelineMetricsListener(config))
+    manager = choose_manager(spark, config.checkpoint_dir)
     # One publisher of the alert outbox for the sink and both timers: one producer, and one
     # publish at a time, so no two threads send the same pending events.
     publisher = OutboxPublisher.for_job(config)
@@ -98,7 +100,7 @@ def main() -> int:
     silence.start()
     BaselineTimer(config, publisher).start()  # a daemon thread: it ends with the job
     log.info(
-        "streaming %s from %s into %s:%s/%s; checkpoint under %s; trigger %s; "
+        "streaming %s from %s into %s:%s/%s; checkpoint under %s (%s); trigger %s; "
         "timestamps without offset: %s",
         config.kafka_topic,
         config.kafka_bootstrap_servers,
@@ -106,6 +108,7 @@ def main() -> int:
         config.pg_port,
         config.pg_database,
         config.checkpoint_dir,
+        f"written by {manager.rsplit('.', 1)[1]}" if manager else "Spark's own file manager",
         config.trigger_interval,
         config.naive_timestamp_zone,
     )
