@@ -379,7 +379,6 @@ def live(
     """The job at default settings while the producer sends `rate` readings/s (1,000 customers)
     for LIVE_SECONDS, plus the alert probe. With a `tree`, that tree's job, into a fresh database
     made by its own migrations (dropped afterwards), as a drain does."""
-    own_database = tree is not None
     if tree is not None:
         stack = tree.database(stack, rate)
         tree.provision(stack)
@@ -412,7 +411,7 @@ def live(
         visibility.stopped.set()
         alert_probe.stop()
         job.stop()
-        if own_database:
+        if tree is not None:
             visibility.join(timeout=10)  # its connection closed before the drop
             drop_database(stack)
     return {

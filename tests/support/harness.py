@@ -20,6 +20,7 @@ import psycopg2
 
 from heartbeat_ops.config import ROOT, StackConfig
 from tests.support import kafka
+from tests.support.db import superuser_query
 from tests.support.stream_job import StreamJob, wait_for
 
 
@@ -140,17 +141,16 @@ def topic_end(stack: StackConfig, topic: str) -> int | None:
 
 def stored(stack: StackConfig, topic: str) -> int | None:
     """Messages of the topic in PostgreSQL (valid + quarantined), or None while it is away."""
-    dsn = stack.admin_dsn
     try:
-        with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT (SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %(t)s)"
-                " + (SELECT count(*) FROM rejected_readings WHERE kafka_topic = %(t)s)",
-                {"t": topic},
-            )
-            return cur.fetchone()[0]
+        rows = superuser_query(
+            stack,
+            "SELECT (SELECT count(*) FROM heart_rate_readings WHERE kafka_topic = %(t)s)"
+            " + (SELECT count(*) FROM rejected_readings WHERE kafka_topic = %(t)s)",
+            {"t": topic},
+        )
     except psycopg2.OperationalError:
         return None
+    return rows[0][0]
 
 
 # Changes exactly when some sink commits a batch (the tests' database has one sink at a time).

@@ -29,6 +29,8 @@ FILE = {
     "HEARTBEAT_KAFKA_CLUSTER_ID": "cluster-id",  # generated beside them, not a secret
 }
 SHOWN = "import json, os; print(json.dumps(dict(os.environ)))"
+# Every secret a program could inherit: the generated ones and the operator's SMTP password.
+EVERY_SECRET = {name: "value" for name in (*GENERATED_SECRETS, "HEARTBEAT_SMTP_PASSWORD")}
 
 
 def run(tmp_path: Path, file: dict[str, str], **environment: str) -> dict[str, str]:
@@ -69,9 +71,20 @@ def test_without_a_list_every_secret_is_exported_and_the_environment_wins(tmp_pa
 
 def test_every_generated_secret_is_known_as_a_secret(tmp_path):
     """A new generated secret cannot slip past the rule by its name."""
-    every = {name: "value" for name in (*GENERATED_SECRETS, "HEARTBEAT_SMTP_PASSWORD")}
-    seen = run(tmp_path, every, HEARTBEAT_SECRETS="")
-    assert set(every) & set(seen) == set()
+    seen = run(tmp_path, EVERY_SECRET, HEARTBEAT_SECRETS="")
+    assert set(EVERY_SECRET) & set(seen) == set()
+
+
+def _environment_pairs(value: str) -> dict[str, str]:
+    """supervisord's `environment=` value: KEY="value" pairs split on the commas between them,
+    not on a comma inside a quoted value."""
+    lexer = shlex.shlex(value, posix=True)
+    lexer.whitespace, lexer.whitespace_split = ",", True
+    return dict(pair.split("=", 1) for pair in lexer)
+
+
+def test_supervisord_environment_values_may_hold_commas():
+    assert _environment_pairs('A="x,y",B="z"') == {"A": "x,y", "B": "z"}
 
 
 def _supervised_sections(conf: str) -> dict[str, tuple[list[str], dict[str, str]]]:
@@ -81,8 +94,7 @@ def _supervised_sections(conf: str) -> dict[str, tuple[list[str], dict[str, str]
     sections = {}
     for section in parser.sections():
         if section.startswith("program:"):
-            pairs = shlex.split(parser[section].get("environment", "").replace(",", " "))
-            environment = dict(pair.split("=", 1) for pair in pairs)
+            environment = _environment_pairs(parser[section].get("environment", ""))
             sections[section.removeprefix("program:")] = (
                 shlex.split(parser[section]["command"]),
                 environment,
@@ -100,7 +112,7 @@ def test_natively_each_program_holds_only_its_own_secrets(tmp_path):
     inherited = {
         "PATH": os.environ["PATH"],
         **config.environment(),
-        **{name: "value" for name in (*GENERATED_SECRETS, "HEARTBEAT_SMTP_PASSWORD")},
+        **EVERY_SECRET,
         "HEARTBEAT_VAR_DIR": str(tmp_path),  # no secrets file: everything comes inherited
     }
     held = {}
