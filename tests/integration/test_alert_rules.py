@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg2
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
@@ -31,6 +30,7 @@ from heartbeat_contract.alerts import (
 from heartbeat_ops.config import StackConfig
 from heartbeat_stream.config import sink_id_for
 from tests.support.alert_events import deduplicated, read_to_end
+from tests.support.db import superuser_query
 from tests.support.kafka import client_args, delete_topics
 from tests.support.sink_activity import kill_inside_the_batch_transaction
 from tests.support.stream_job import StreamJob, wait_for
@@ -82,11 +82,7 @@ class Rig:
         producer.close()
 
     def query(self, sql: str, *params: object) -> list[tuple]:
-        with psycopg2.connect(self.stack.admin_dsn) as conn, conn.cursor() as cur:
-            cur.execute(sql, params)
-            rows = cur.fetchall()
-        conn.close()
-        return rows
+        return superuser_query(self.stack, sql, *params)
 
     def stored(self) -> int:
         """Messages of the topic in PostgreSQL: valid readings plus quarantined ones."""
