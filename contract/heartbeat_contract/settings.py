@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     # Kafka offset ranges a batch is split into (Spark's minPartitions); 0: the topic's partitions.
     kafka_min_partitions: int = Field(0, ge=0, alias="HEARTBEAT_KAFKA_MIN_PARTITIONS")
     sink_retry_seconds: float = Field(60.0, alias="HEARTBEAT_SINK_RETRY_SECONDS")
+    # A batch's transaction runs while Spark stages the next one (README, "Exactly once...").
+    overlap_commit: bool = Field(True, alias="HEARTBEAT_OVERLAP_COMMIT")
     raw_retention_days: int = Field(30, ge=1, alias="HEARTBEAT_RAW_RETENTION_DAYS")
     metrics_retention_days: int = Field(14, ge=1, alias="HEARTBEAT_METRICS_RETENTION_DAYS")
     retention_interval_seconds: float = Field(3600.0, alias="HEARTBEAT_RETENTION_INTERVAL_SECONDS")

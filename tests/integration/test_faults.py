@@ -33,6 +33,7 @@ from tests.support import figures, harness, kafka
 from tests.support.alert_events import deduplicated, read_to_end
 from tests.support.db import superuser_query
 from tests.support.ledger import Expected, wait_until_balanced
+from tests.support.sink_activity import BatchHold
 from tests.support.stream_job import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
@@ -190,6 +191,35 @@ def test_postgres_stopped_for_30_seconds(rig, world):
     assert rig.job.starts == starts_before, (
         f"the job was restarted {rig.job.starts - starts_before} time(s) during a 30 s outage"
     )
+
+
+def test_postgres_crash_while_spark_is_a_batch_ahead(rig, world):
+    """The overlapped commit's crash window: Spark has recorded a batch as done while its
+    transaction is still open (held here by a lock), and PostgreSQL crashes; crash recovery
+    empties the UNLOGGED stage. The commit must not then record the batch empty: it finds the
+    stage's token gone, the job stops, and its next start has Spark run the batch again from
+    Kafka. The ledger proves that every message landed once."""
+    rig.start_producer("pgcrash")
+    baseline = rig.healthy_lag()
+    starts_before = rig.job.starts
+    sink_id = sink_id_for(rig.checkpoint)
+    with BatchHold(rig.stack) as hold:
+        hold.wait_for_held_batch(CATCH_UP)
+        last = "SELECT last_batch_id FROM sink_progress WHERE sink_id = %s"
+        ahead = superuser_query(rig.stack, last, sink_id)[0][0] + 1
+        record = Path(rig.checkpoint) / "readings" / "commits" / str(ahead)
+        wait_for(record.exists, CATCH_UP, f"Spark to record batch {ahead} as done", poll=0.02)
+        end_at_fault = rig.topic_end()
+        world.crash_postgres()
+    world.start_postgres()
+    wait_for(lambda: rig.job.starts > starts_before, CATCH_UP,
+             "the job to stop on the emptied stage and start again")  # fmt: skip
+    recovery = rig.recover(baseline, "catch-up after PostgreSQL crashed", end_at_fault)
+    rig.finish("PostgreSQL crash, Spark a batch ahead", recovery_s=round(recovery, 1),
+               baseline_lag=baseline)  # fmt: skip
+    log = (rig.workdir / "job.log").read_text(errors="replace")
+    assert "the stage was emptied" in log, rig.job.job.log_tail(80)
+    assert f"Spark runs batch {ahead} again" in log, rig.job.job.log_tail(80)
 
 
 def test_job_sigkilled_five_times_at_random_points(rig):

@@ -18,7 +18,7 @@ from tests.support import kafka
 from tests.support.db import superuser_cursor, superuser_query
 from tests.support.known_mix import mixed_messages
 from tests.support.rollups import rollup_mismatches
-from tests.support.sink_activity import kill_inside_the_batch_transaction
+from tests.support.sink_activity import BatchHold, kill_inside_the_batch_transaction
 from tests.support.stream_job import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,28 @@ def job_factory(stack, fresh_topic, tmp_path):
         job.stop()
 
 
-@pytest.mark.parametrize("moment", ["staged", "in the batch transaction"])
+def kill_while_spark_is_a_batch_ahead(stack, job: StreamJob, checkpoint: Path, sink_id: str) -> int:
+    """Hold the next batch transaction (sink_activity.BatchHold), wait until Spark has recorded
+    that batch as done in its commit log (the overlapped commit's window: staged, handed to the
+    commit thread, not committed), SIGKILL the job there; returns the batch."""
+    with BatchHold(stack) as hold:
+        held = hold.wait_for_held_batch(180)
+        (committed,) = superuser_query(
+            stack, "SELECT last_batch_id FROM sink_progress WHERE sink_id = %s", sink_id
+        )[0]
+        ahead = committed + 1
+        record = checkpoint / "readings" / "commits" / str(ahead)
+        wait_for(record.exists, 180, f"Spark to record batch {ahead} as done", poll=0.02)
+        job.kill()
+        assert hold.still_open(held), "the held batch transaction ended before the kill"
+        hold.release()
+        wait_for(lambda: hold.backend_gone(held.pid), 60, "the killed job's backend to end")
+    return ahead
+
+
+@pytest.mark.parametrize(
+    "moment", ["staged", "in the batch transaction", "recorded by Spark, not committed"]
+)
 def test_sigkill_mid_write_then_restart_loses_and_duplicates_nothing(
     stack, fresh_topic, job_factory, tmp_path, moment
 ):
@@ -106,11 +127,14 @@ def test_sigkill_mid_write_then_restart_loses_and_duplicates_nothing(
     if moment == "staged":  # written by JDBC, not yet moved (or being moved)
         wait_for(lambda: tables.staged(sink_id) > 0, 180, "a batch to be staged", poll=0.02)
         job.kill()
-    else:  # valid rows moved and rollups merged, uncommitted: held there by a lock, then killed
+    if moment == "in the batch transaction":  # rows moved, uncommitted: held by a lock, killed
         wait_for(lambda: tables.total() > 0, 180, "the first batch to commit", poll=0.05)
         committed = tables.total()
         kill_inside_the_batch_transaction(stack, job)
         assert tables.total() == committed, "the killed batch transaction committed rows"
+    if moment == "recorded by Spark, not committed":
+        wait_for(lambda: tables.total() > 0, 180, "the first batch to commit", poll=0.05)
+        ahead = kill_while_spark_is_a_batch_ahead(stack, job, tmp_path / "checkpoint", sink_id)
     at_kill = tables.total()
     assert at_kill < len(first), "the job finished before it could be killed mid-write"
 
@@ -127,6 +151,8 @@ def test_sigkill_mid_write_then_restart_loses_and_duplicates_nothing(
     # Both starts wrote the local checkpoint through the FileSystem API (checkpoint_files.py).
     log = job.log_path.read_text(errors="replace")
     assert log.count("(written by FileSystemBasedCheckpointFileManager)") == 2, job.log_tail()
+    if moment == "recorded by Spark, not committed":  # the restart ran that batch again
+        assert f"Spark runs batch {ahead} again" in log, job.log_tail()
 
 
 def test_postgres_unreachable_fails_the_job_without_losing_the_batch(

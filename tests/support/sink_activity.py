@@ -12,6 +12,7 @@ already written.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,7 +90,9 @@ class BatchHold:
     def release(self) -> None:
         """End the hold (idempotent): the blocked statement proceeds or its backend aborts."""
         if not self._holder.closed:
-            self._holder.rollback()
+            # Its server may have gone (a crash test): the lock went with it.
+            with contextlib.suppress(psycopg2.Error):
+                self._holder.rollback()
             self._holder.close()
 
     def close(self) -> None:

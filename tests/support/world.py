@@ -181,6 +181,13 @@ class World:
         self.postgres.send_signal(signal.SIGINT)
         self.postgres.wait(timeout=timeout)
 
+    def crash_postgres(self, timeout: float = 60.0) -> None:
+        """An immediate shutdown (SIGQUIT), as a crash: no shutdown checkpoint, so the next start
+        runs crash recovery, which empties every UNLOGGED table (the stage among them)."""
+        assert self.postgres is not None
+        self.postgres.send_signal(signal.SIGQUIT)
+        self.postgres.wait(timeout=timeout)
+
     def start_kafka(self, wait: bool = True) -> None:
         self.kafka = self._spawn(kafka_program(self.config, self.root))
         if wait:

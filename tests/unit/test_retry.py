@@ -144,11 +144,9 @@ def test_transient_error_gives_up_after_the_deadline():
 
 def test_a_failed_try_of_the_sink_leaves_no_connection_for_the_next(monkeypatch):
     """After a database restart the sink's long-lived connection looks open but is dead: a try
-    that failed (here its stage write) closes it, so the next try connects afresh."""
-    from types import SimpleNamespace
-
+    of the batch transaction that failed closes it, so the next try connects afresh."""
     from heartbeat_stream.config import JobConfig
-    from heartbeat_stream.sinks.readings_sink import ReadingsSink, _Stopwatch
+    from heartbeat_stream.sinks.readings_sink import ReadingsSink
 
     sink = ReadingsSink(JobConfig())
     closed: list[bool] = []
@@ -157,10 +155,7 @@ def test_a_failed_try_of_the_sink_leaves_no_connection_for_the_next(monkeypatch)
     def refused(*_args, **_kwargs):
         raise ConnectionError("the database is restarting")
 
-    staged = SimpleNamespace(
-        write=SimpleNamespace(jdbc=refused),
-        sparkSession=SimpleNamespace(sparkContext=SimpleNamespace(defaultParallelism=2)),
-    )
+    monkeypatch.setattr(sink.database, "run", refused)
     with pytest.raises(ConnectionError):
-        sink._write(staged, 7, _Stopwatch())
+        sink._transaction(7)
     assert closed == [True]

@@ -23,6 +23,7 @@ from ..transforms.validation import parse_messages, with_processing_time
 from .baseline import BaselineTimer
 from .checkpoint_files import choose_manager
 from .metrics import PipelineMetricsListener
+from .replay_ahead import replay_batch_recorded_ahead
 from .retention import RetentionTimer
 from .silence import SilenceTimer
 
@@ -63,7 +64,7 @@ def kafka_source(spark: SparkSession, config: job_config.JobConfig) -> DataFrame
 
 
 def start_readings(
-    spark: SparkSession, config: job_config.JobConfig, publisher: OutboxPublisher
+    spark: SparkSession, config: job_config.JobConfig, sink: ReadingsSink
 ) -> StreamingQuery:
     """Classification is part of the stream's plan, built once here: each micro-batch reaches the
     sink already classified (its processing time is the batch's), so a small batch does not
@@ -73,7 +74,7 @@ def start_readings(
     )
     return (
         messages.writeStream.queryName("readings")
-        .foreachBatch(ReadingsSink(config, publisher=publisher))
+        .foreachBatch(sink)
         .option("checkpointLocation", config.readings_checkpoint)
         .trigger(processingTime=config.trigger_interval)
         .start()
@@ -93,7 +94,9 @@ def main() -> int:
     # One publisher of the alert outbox for the sink and both timers: one producer, and one
     # publish at a time, so no two threads send the same pending events.
     publisher = OutboxPublisher.for_job(config)
-    query = start_readings(spark, config, publisher)
+    replay_batch_recorded_ahead(spark, config)
+    sink = ReadingsSink(config, publisher=publisher)
+    query = start_readings(spark, config, sink)
     retention = RetentionTimer(config)
     retention.start()
     silence = SilenceTimer(config, publisher)
@@ -101,7 +104,7 @@ def main() -> int:
     BaselineTimer(config, publisher).start()  # a daemon thread: it ends with the job
     log.info(
         "streaming %s from %s into %s:%s/%s; checkpoint under %s (%s); trigger %s; "
-        "timestamps without offset: %s",
+        "timestamps without offset: %s; commit %s",
         config.kafka_topic,
         config.kafka_bootstrap_servers,
         config.pg_host,
@@ -111,6 +114,7 @@ def main() -> int:
         f"written by {manager.rsplit('.', 1)[1]}" if manager else "Spark's own file manager",
         config.trigger_interval,
         config.naive_timestamp_zone,
+        "overlapped with the next batch's stage" if config.overlap_commit else "after each stage",
     )
 
     stopping = threading.Event()
@@ -127,9 +131,12 @@ def main() -> int:
     while not stopping.is_set():
         if spark.streams.awaitAnyTermination(timeout=1):
             break
+        if failure := sink.commits.failure():  # no next batch came to raise it
+            raise failure
     retention.stopped.set()
     silence.stopped.set()
     query.stop()
+    sink.close()  # a commit still in flight finishes; if it cannot, the next start runs it again
     publisher.close()
     log.info("stopped cleanly")
     return 0

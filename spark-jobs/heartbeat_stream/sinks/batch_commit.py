@@ -15,7 +15,7 @@ from psycopg2.extensions import connection, cursor
 
 from heartbeat_contract import OUT_OF_RANGE
 
-from . import alert_store
+from . import alert_store, stage_sentinel
 from .activity import record_batch as record_activity
 from .alert_store import AlertRules
 from .partitions import ENSURE_FOR_BATCH
@@ -149,6 +149,7 @@ def commit_batch(
     batch_id: int,
     rules: AlertRules,
     sample_limit: int = 0,
+    stage_token: str | None = None,
 ) -> BatchOutcome:
     """Move the staged batch into readings/rejected, merge its minute rollups, advance the
     alert rules (episodes and their events in the outbox), record the batch as committed and
@@ -156,7 +157,9 @@ def commit_batch(
 
     A batch id already committed is a replay (Spark crashed before its own commit): only the
     stage is cleared. If such a batch holds unseen messages, the checkpoint was reset while
-    sink_progress was not, and we stop rather than drop them.
+    sink_progress was not, and we stop rather than drop them. With `stage_token` (the sink's
+    stage_sentinel token), a stage a crash emptied since the token was written raises
+    StageLostError instead of committing the batch as empty.
     """
     params = {
         "sink_id": sink_id,
@@ -169,6 +172,8 @@ def commit_batch(
         "plausible_max": rules.critical.plausible_max_bpm,
     }
     with conn, conn.cursor() as cur:  # commit on success, roll back on any error
+        if stage_token is not None:
+            stage_sentinel.check(cur, sink_id, stage_token)
         cur.execute(_LAST_COMMITTED, params)
         row = cur.fetchone()
         if row is not None and batch_id <= row[0]:

@@ -3,10 +3,11 @@ minute rollups and alert state advance from the same classified batch.
 
 Per batch: one Spark job (read, parse and classify the batch as the stream's plan says, and
 append it over JDBC into the UNLOGGED stage, its connections naming the batch's key), then one
-transaction on the driver's connection (batch_commit.commit_batch), then the alert outbox. Why a
-stage: Spark's JDBC writer appends from many tasks without one transaction, and can append twice
-on a task retry; the transaction moves the batch, merges rollups, advances alert state and
-records the batch id atomically, so a replay changes nothing.
+transaction on the driver's connection (batch_commit.commit_batch), then the alert outbox; the
+transaction and the outbox run on the commit thread while Spark stages the next batch
+(commit_pipeline). Why a stage: Spark's JDBC writer appends from many tasks without one
+transaction, and can append twice on a task retry; the transaction moves the batch, merges
+rollups, advances alert state and records the batch id atomically, so a replay changes nothing.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from kafka.errors import KafkaError
 from pyspark.sql import DataFrame
 
 from ..config import JobConfig
+from . import stage_sentinel
 from .alert_outbox import OutboxPublisher
 from .batch_commit import BatchOutcome, commit_batch
+from .commit_pipeline import CommitPipeline
 from .database import Database
 from .quarantine_log import QuarantineLog
 from .retry import with_retry
@@ -86,7 +89,7 @@ def _note(outcome: BatchOutcome) -> str:
 
 
 class ReadingsSink:
-    """Callable for `foreachBatch`."""
+    """Callable for `foreachBatch`: stages the batch, then hands its commit to the pipeline."""
 
     def __init__(
         self,
@@ -99,16 +102,41 @@ class ReadingsSink:
         self.database = Database(config.libpq_params)
         # The job's main passes the publisher it shares with the silence and baseline threads.
         self.publisher = publisher or OutboxPublisher.for_job(config)
+        self.commits = CommitPipeline(overlap=config.overlap_commit)
+        self._stage_token: str | None = None
         self._jdbc_writers: int | None = None
         self._publish_failed_at: float | None = None  # monotonic; None while publishing works
 
     def __call__(self, messages: DataFrame, batch_id: int) -> None:
         clock = _Stopwatch()
-        outcome = with_retry(
-            lambda: self._write(messages, batch_id, clock),
+        if self._stage_token is None:  # before this job stages anything (stage_sentinel)
+            sink_id = self.config.sink_id
+            self._stage_token = with_retry(
+                lambda: self.database.run(lambda conn: stage_sentinel.mark(conn, sink_id)),
+                give_up_after=self.config.sink_retry_seconds,
+                what="marking the stage",
+            )
+        with_retry(
+            lambda: append_to_stage(messages, self.config, batch_id, self._writers(messages)),
             give_up_after=self.config.sink_retry_seconds,
-            what=f"writing batch {batch_id}",
+            what=f"staging batch {batch_id}",
         )
+        clock.lap("stage")
+        self.commits.submit(lambda: self._commit(batch_id, clock))
+
+    def close(self) -> None:
+        """Wait for the commit in flight (the job is stopping)."""
+        self.commits.close()
+
+    def _commit(self, batch_id: int, clock: _Stopwatch) -> None:
+        """On the commit thread: the batch's transaction, its quarantine log and alerts."""
+        clock.lap("wait")  # for the previous batch's commit
+        outcome = with_retry(
+            lambda: self._transaction(batch_id),
+            give_up_after=self.config.sink_retry_seconds,
+            what=f"committing batch {batch_id}",
+        )
+        clock.lap("commit")
         self.quarantine_log.record(batch_id, outcome)
         published = self._publish()
         clock.lap("publish")
@@ -158,29 +186,24 @@ class ReadingsSink:
         self._publish_failed_at = None
         return published
 
-    def _write(self, messages: DataFrame, batch_id: int, clock: _Stopwatch) -> BatchOutcome:
-        """`messages`: the classified batch; every column (kafka_timestamp too) lands in the
-        stage's column of the same name, the batch's key in sink_id and batch_id. A try that
-        fails drops the commit's connection: after a database restart it looks open but is
-        dead, and the next try would spend itself finding that out (seen: the last try of a
-        60 s budget, the stage written, lost so)."""
+    def _transaction(self, batch_id: int) -> BatchOutcome:
+        """The staged batch's one transaction. A try that fails drops the connection: after a
+        database restart it looks open but is dead, and the next try would spend itself finding
+        that out (seen: the last try of a 60 s budget lost so)."""
         try:
-            append_to_stage(messages, self.config, batch_id, self._writers(messages))
-            clock.lap("stage")
-            outcome = self.database.run(
+            return self.database.run(
                 lambda conn: commit_batch(
                     conn,
                     self.config.sink_id,
                     batch_id,
                     self.config.alert_rules,
                     self.quarantine_log.wants_samples(),
+                    stage_token=self._stage_token,
                 )
             )
         except Exception:
             self.database.close()
             raise
-        clock.lap("commit")
-        return outcome
 
     def _writers(self, messages: DataFrame) -> int:
         """How many tasks append to the stage at most: as many as Spark has cores, so that three
