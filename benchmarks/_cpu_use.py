@@ -1,11 +1,13 @@
-"""The cores a benchmarked job's batches keep busy while they stage and while they commit: what
-bounds the drain, and how far overlapping the two halves of a batch could take it.
+"""The cores a benchmarked job's batches keep busy while they stage and while they commit, and
+over the whole drain: what bounds it, and how fast the same work could go at most.
 
-The sink runs each batch's halves in turn: Spark stages it (the job's JVM, PostgreSQL taking
-the rows), then one transaction commits it (PostgreSQL). Overlapping them (staging batch N+1
-while N commits) can only use cores that sit idle today: with the machine's cores, the batch's
-busy core-seconds are the least time it can take. A sampler reads /proc every quarter second;
-each batch's windows come from its log line (its end and its laps, _batch_times).
+Each batch has two halves: Spark stages it (the job's JVM, PostgreSQL taking the rows), then
+one transaction commits it (PostgreSQL). Run in turn, each half leaves cores idle; overlapped
+(the job's default, sinks/commit_pipeline.py: batch N+1 stages while N commits) they share them.
+Either way, the machine's busy core-seconds over the batches, spread over every core, are the
+least time the same work can take. A sampler reads /proc every quarter second; each batch's
+windows come from its log line (its end and its laps, _batch_times): its stage, then its commit
+after any wait for the previous batch's.
 """
 
 from __future__ import annotations
@@ -97,12 +99,12 @@ class PhaseUse:
     messages: int
     stage: tuple[float, float]  # (machine, job) cores, weighted by each stage's seconds
     commit: tuple[float, float]
-    wall_s: float  # the batches' stage + commit + publish seconds
-    core_s: float  # busy core-seconds of their stages and commits
+    wall_s: float  # from the first batch's stage to the last one's end (overlaps counted once)
+    core_s: float  # the machine's busy core-seconds over that span
 
     def least_seconds(self, cores: int) -> float:
-        """The least time the batches could take on `cores` with the same work, both halves
-        overlapped: their busy core-seconds spread over every core."""
+        """The least time the batches could take on `cores` with the same work: their busy
+        core-seconds spread over every core."""
         return self.core_s / cores
 
 
@@ -112,20 +114,21 @@ def phase_use(log_path: Path, samples: list[Sample], skip_first: bool = True) ->
     batches = _batch_times.sink_batches(log_path.read_text(errors="replace"))
     if skip_first:
         batches = batches[1:] or batches
-    used, messages, wall = 0, 0, 0.0
+    used, messages, began, ended = 0, 0, float("inf"), float("-inf")
     stage_cores, commit_cores = [0.0, 0.0], [0.0, 0.0]
     stage_s = commit_s = 0.0
     for batch in batches:
         begin = batch.ended_at - batch.laps["total"]
         staged = begin + batch.laps["stage"]
-        committed = staged + batch.laps["commit"]
+        commit_begins = staged + batch.laps.get("wait", 0.0)  # after the previous batch's commit
+        committed = commit_begins + batch.laps["commit"]
         during_stage = cores_between(samples, begin, staged)
-        during_commit = cores_between(samples, staged, committed)
+        during_commit = cores_between(samples, commit_begins, committed)
         if during_stage is None or during_commit is None:
             continue
         used += 1
         messages += batch.messages
-        wall += batch.laps["total"]
+        began, ended = min(began, begin), max(ended, batch.ended_at)
         for totals, cores, seconds in (
             (stage_cores, during_stage, batch.laps["stage"]),
             (commit_cores, during_commit, batch.laps["commit"]),
@@ -134,20 +137,21 @@ def phase_use(log_path: Path, samples: list[Sample], skip_first: bool = True) ->
             totals[1] += cores[1] * seconds
         stage_s += batch.laps["stage"]
         commit_s += batch.laps["commit"]
-    if not used:
+    throughout = cores_between(samples, began, ended) if used else None
+    if throughout is None:
         return None
     return PhaseUse(
         batches=used,
         messages=messages,
         stage=(stage_cores[0] / stage_s, stage_cores[1] / stage_s),
         commit=(commit_cores[0] / commit_s, commit_cores[1] / commit_s),
-        wall_s=wall,
-        core_s=stage_cores[0] + commit_cores[0],
+        wall_s=ended - began,
+        core_s=throughout[0] * (ended - began),
     )
 
 
 def summary(use: PhaseUse | None, copy_rate: float, cores: int) -> list[str]:
-    """Printable lines: the cores each half keeps busy, and the overlap's ceiling."""
+    """Printable lines: the cores each half keeps busy, and the ceiling of the same work."""
     if use is None:
         return ["cores in use: batches too short to sample"]
     ceiling = use.messages / use.least_seconds(cores)
@@ -158,8 +162,8 @@ def summary(use: PhaseUse | None, copy_rate: float, cores: int) -> list[str]:
         f"cores in use (of {cores}) over {use.batches} batches: staging {use.stage[0]:.2f}"
         f" (the job {use.stage[1]:.2f}), committing {use.commit[0]:.2f} (the job"
         f" {use.commit[1]:.2f})",
-        f"stage and commit overlapped, the same work could go at most {ceiling:,.0f}"
-        f" messages/s = {ceiling / copy_rate:.0%} of COPY ({ceiling / now:.2f}x these batches'"
-        f" {now:,.0f}); {per_message_us:.1f} core-us per message, 35 % of COPY needs"
-        f" {wanted_us:.1f}",
+        f"the machine {use.core_s / use.wall_s:.2f} cores busy over these batches; with every"
+        f" core busy the same work could go at most {ceiling:,.0f} messages/s ="
+        f" {ceiling / copy_rate:.0%} of COPY ({ceiling / now:.2f}x these batches' {now:,.0f});"
+        f" {per_message_us:.1f} core-us per message, 35 % of COPY needs {wanted_us:.1f}",
     ]

@@ -21,8 +21,9 @@ Settings (environment):
 
 Per batch, Spark's own phases (the query progress' durationMs, logged by the job at INFO for the
 benchmark only: benchmarks/_batch_times.py) are printed beside the sink's stage and commit laps,
-and the cores busy while the batches stage and while they commit (benchmarks/_cpu_use.py): the
-least time the same work could take with both halves overlapped, as a drain rate.
+and the cores busy while the batches stage, while they commit and throughout
+(benchmarks/_cpu_use.py): the least time the same work could take with every core busy, as a
+drain rate.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import pkgutil
+import re
 from datetime import datetime, timedelta
 
 import pytest
@@ -37,11 +38,12 @@ def _progress(batch: int, rows: int, add_batch: int, name: str = "readings") -> 
     return f"26/12/01 12:02:40 INFO MicroBatchExecution: Streaming query made progress: {pretty}"
 
 
-def _sink(batch: int, valid: int, stage: float, commit: float) -> str:
+def _sink(batch: int, valid: int, stage: float, commit: float, wait: float = 0.0) -> str:
     return (
         f"2026-12-01 10:56:40,974 INFO heartbeat.sink batch {batch}: {valid} valid, 0 quarantined,"
-        f" 3 minutes merged, 0 episode changes, 0 alerts published (stage {stage:.2f}s, commit"
-        f" {commit:.2f}s, publish 0.01s, total {stage + commit + 0.01:.2f}s)"
+        f" 3 minutes merged, 0 episode changes, 0 alerts published (stage {stage:.2f}s, wait"
+        f" {wait:.2f}s, commit {commit:.2f}s, publish 0.01s, total"
+        f" {stage + wait + commit + 0.01:.2f}s)"
     )
 
 
@@ -115,7 +117,34 @@ def test_cpu_use_weighs_each_half_of_a_batch_by_the_cores_busy_during_it(tmp_pat
     assert use.least_seconds(2) == pytest.approx(6.0, abs=0.2)
     first, second = _cpu_use.summary(use, copy_rate=1000.0, cores=2)
     assert "staging 2.00 (the job 1.50)" in first and "committing 1.00" in first
-    assert "at most 333 messages/s" in second and "(1.34x these batches' 249)" in second
+    assert re.search(r"at most 33[23] messages/s .*\(1\.3[34]x these batches' 249\)", second)
+    assert "the machine 1.50 cores busy" in second
+
+
+def test_cpu_use_counts_overlapped_batches_once(tmp_path) -> None:
+    """The overlapped commit: batch k stages from 2k s to 2k+2 s while batch k-1 commits, and
+    commits from 2k+2 s to 2k+4 s, both cores busy throughout. Past the first, two batches over
+    6 s: 333 messages/s, already all the two cores can give."""
+    began = datetime(2026, 12, 1, 10, 0, 0)
+    lines = []
+    for batch in range(3):
+        ended = began + timedelta(seconds=2 * batch + 4.01)
+        stamp = f"{ended:%Y-%m-%d %H:%M:%S},{ended.microsecond // 1000:03d}"
+        lines.append(stamp + _sink(batch, 1000, 2.0, 2.0)[len(stamp) :])
+    log = tmp_path / "job.log"
+    log.write_text("\n".join(lines))
+    samples = [
+        _cpu_use.Sample(began.timestamp() + tick * 0.05, tick * 0.1, tick * 0.05)
+        for tick in range(0, 170)  # every 0.05 s over 8.5 s: two cores busy, the job one
+    ]
+
+    use = _cpu_use.phase_use(log, samples)
+    assert use is not None and (use.batches, use.messages) == (2, 2000)
+    assert use.wall_s == pytest.approx(6.01, abs=0.01)
+    assert use.stage == pytest.approx((2.0, 1.0), abs=0.01)
+    assert use.commit == pytest.approx((2.0, 1.0), abs=0.01)
+    _, second = _cpu_use.summary(use, copy_rate=1000.0, cores=2)
+    assert "the machine 2.00 cores busy" in second and "(1.00x these batches' 333)" in second
 
 
 def test_cpu_use_says_when_batches_are_too_short_to_sample(tmp_path) -> None:

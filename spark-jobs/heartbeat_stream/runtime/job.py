@@ -136,7 +136,11 @@ def main() -> int:
     retention.stopped.set()
     silence.stopped.set()
     query.stop()
-    sink.close()  # a commit still in flight finishes; if it cannot, the next start runs it again
+    try:
+        sink.close()  # a commit still in flight finishes
+    except Exception as error:  # stopping anyway; nothing is lost (replay_ahead)
+        log.error("the last batch's commit failed while stopping; the next start runs the batch"
+                  " again: %s: %s", type(error).__name__, str(error)[:300])  # fmt: skip
     publisher.close()
     log.info("stopped cleanly")
     return 0
