@@ -99,7 +99,7 @@ class PhaseUse:
     messages: int
     stage: tuple[float, float]  # (machine, job) cores, weighted by each stage's seconds
     commit: tuple[float, float]
-    wall_s: float  # from the first batch's stage to the last one's end (overlaps counted once)
+    wall_s: float  # from the end of the batch before them to the end of the last
     core_s: float  # the machine's busy core-seconds over that span
 
     def least_seconds(self, cores: int) -> float:
@@ -110,11 +110,18 @@ class PhaseUse:
 
 def phase_use(log_path: Path, samples: list[Sample], skip_first: bool = True) -> PhaseUse | None:
     """Over the batches with input (the first, whose JVM is compiling, left out when there are
-    others) whose stage and commit each span two samples: None when none does."""
+    others): the cores busy during each stage and commit that spans two samples, and the
+    machine's busy core-seconds from the end of the batch before them to the end of the last.
+    Measured between batch ends, a span holds these batches' work whether they ran in turn or
+    overlapped: each end is one more batch staged and committed. None when nothing was sampled."""
     batches = _batch_times.sink_batches(log_path.read_text(errors="replace"))
-    if skip_first:
-        batches = batches[1:] or batches
-    used, messages, began, ended = 0, 0, float("inf"), float("-inf")
+    if not batches:
+        return None
+    if skip_first and len(batches) > 1:
+        began, batches = batches[0].ended_at, batches[1:]
+    else:
+        began = batches[0].ended_at - batches[0].laps["total"]
+    ended = batches[-1].ended_at
     stage_cores, commit_cores = [0.0, 0.0], [0.0, 0.0]
     stage_s = commit_s = 0.0
     for batch in batches:
@@ -126,9 +133,6 @@ def phase_use(log_path: Path, samples: list[Sample], skip_first: bool = True) ->
         during_commit = cores_between(samples, commit_begins, committed)
         if during_stage is None or during_commit is None:
             continue
-        used += 1
-        messages += batch.messages
-        began, ended = min(began, begin), max(ended, batch.ended_at)
         for totals, cores, seconds in (
             (stage_cores, during_stage, batch.laps["stage"]),
             (commit_cores, during_commit, batch.laps["commit"]),
@@ -137,12 +141,12 @@ def phase_use(log_path: Path, samples: list[Sample], skip_first: bool = True) ->
             totals[1] += cores[1] * seconds
         stage_s += batch.laps["stage"]
         commit_s += batch.laps["commit"]
-    throughout = cores_between(samples, began, ended) if used else None
-    if throughout is None:
+    throughout = cores_between(samples, began, ended)
+    if throughout is None or not stage_s or not commit_s:
         return None
     return PhaseUse(
-        batches=used,
-        messages=messages,
+        batches=len(batches),
+        messages=sum(batch.messages for batch in batches),
         stage=(stage_cores[0] / stage_s, stage_cores[1] / stage_s),
         commit=(commit_cores[0] / commit_s, commit_cores[1] / commit_s),
         wall_s=ended - began,

@@ -123,8 +123,9 @@ def test_cpu_use_weighs_each_half_of_a_batch_by_the_cores_busy_during_it(tmp_pat
 
 def test_cpu_use_counts_overlapped_batches_once(tmp_path) -> None:
     """The overlapped commit: batch k stages from 2k s to 2k+2 s while batch k-1 commits, and
-    commits from 2k+2 s to 2k+4 s, both cores busy throughout. Past the first, two batches over
-    6 s: 333 messages/s, already all the two cores can give."""
+    commits from 2k+2 s to 2k+4 s, both cores busy throughout. A batch ends every 2 s: past the
+    first, two batches in the 4 s between its end and the last one's, 500 messages/s, already
+    all the two cores can give (their windows overlap, and are counted once)."""
     began = datetime(2026, 12, 1, 10, 0, 0)
     lines = []
     for batch in range(3):
@@ -140,11 +141,11 @@ def test_cpu_use_counts_overlapped_batches_once(tmp_path) -> None:
 
     use = _cpu_use.phase_use(log, samples)
     assert use is not None and (use.batches, use.messages) == (2, 2000)
-    assert use.wall_s == pytest.approx(6.01, abs=0.01)
+    assert use.wall_s == pytest.approx(4.0, abs=0.01)
     assert use.stage == pytest.approx((2.0, 1.0), abs=0.01)
     assert use.commit == pytest.approx((2.0, 1.0), abs=0.01)
     _, second = _cpu_use.summary(use, copy_rate=1000.0, cores=2)
-    assert "the machine 2.00 cores busy" in second and "(1.00x these batches' 333)" in second
+    assert "the machine 2.00 cores busy" in second and "(1.00x these batches' 500)" in second
 
 
 def test_cpu_use_says_when_batches_are_too_short_to_sample(tmp_path) -> None:
