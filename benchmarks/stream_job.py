@@ -28,6 +28,7 @@ drain rate.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -243,6 +244,12 @@ def drain(stack, topics: Topics, topic: str, workdir: Path, tree: JobTree, run: 
             warm_rows, warm_seconds, *_ = _metrics_window(conn, _query_id(workdir, topic), skip=1)
         jobs = probe.jobs_per_batch()
         rss = probe.peak_rss_mib()
+        # The last batch's laps are logged after its commit and publish, so after its metrics row:
+        # stopped at once, the job often had not written them, and the CPU figures lost a batch.
+        # (A baseline tree older than those lines never writes them: its CPU figures are None.)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: _logged_batches(job.log_path) >= batches, 60,
+                     "the sink's log line of every batch")  # fmt: skip
     finally:
         samples = timeline.stop()
         job.stop()
@@ -254,6 +261,10 @@ def drain(stack, topics: Topics, topic: str, workdir: Path, tree: JobTree, run: 
         "load": (load_before, os.getloadavg()[0]), "log": job.log_path,
         "cpu": _cpu_use.phase_use(job.log_path, samples),
     }  # fmt: skip
+
+
+def _logged_batches(log_path: Path) -> int:
+    return len(_batch_times.sink_batches(log_path.read_text(errors="replace")))
 
 
 def _query_id(workdir: Path, topic: str) -> str:

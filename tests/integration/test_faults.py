@@ -204,11 +204,7 @@ def test_postgres_crash_while_spark_is_a_batch_ahead(rig, world):
     starts_before = rig.job.starts
     sink_id = sink_id_for(rig.checkpoint)
     with BatchHold(rig.stack) as hold:
-        hold.wait_for_held_batch(CATCH_UP)
-        last = "SELECT last_batch_id FROM sink_progress WHERE sink_id = %s"
-        ahead = superuser_query(rig.stack, last, sink_id)[0][0] + 1
-        record = Path(rig.checkpoint) / "readings" / "commits" / str(ahead)
-        wait_for(record.exists, CATCH_UP, f"Spark to record batch {ahead} as done", poll=0.02)
+        _, ahead = hold.wait_until_spark_is_ahead(rig.checkpoint, sink_id, CATCH_UP)
         end_at_fault = rig.topic_end()
         world.crash_postgres()
     world.start_postgres()

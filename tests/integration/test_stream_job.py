@@ -93,17 +93,10 @@ def job_factory(stack, fresh_topic, tmp_path):
 
 
 def kill_while_spark_is_a_batch_ahead(stack, job: StreamJob, checkpoint: Path, sink_id: str) -> int:
-    """Hold the next batch transaction (sink_activity.BatchHold), wait until Spark has recorded
-    that batch as done in its commit log (the overlapped commit's window: staged, handed to the
-    commit thread, not committed), SIGKILL the job there; returns the batch."""
+    """SIGKILL the job while Spark is a batch ahead of PostgreSQL (BatchHold.
+    wait_until_spark_is_ahead), the held transaction still open; returns the batch."""
     with BatchHold(stack) as hold:
-        held = hold.wait_for_held_batch(180)
-        (committed,) = superuser_query(
-            stack, "SELECT last_batch_id FROM sink_progress WHERE sink_id = %s", sink_id
-        )[0]
-        ahead = committed + 1
-        record = checkpoint / "readings" / "commits" / str(ahead)
-        wait_for(record.exists, 180, f"Spark to record batch {ahead} as done", poll=0.02)
+        held, ahead = hold.wait_until_spark_is_ahead(checkpoint, sink_id, 180)
         job.kill()
         assert hold.still_open(held), "the held batch transaction ended before the kill"
         hold.release()

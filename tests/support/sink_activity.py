@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import psycopg2
 
@@ -74,6 +75,21 @@ class BatchHold:
         held = self.held_batch()
         assert held is not None
         return held
+
+    def wait_until_spark_is_ahead(
+        self, checkpoint: str | Path, sink_id: str, timeout: float
+    ) -> tuple[HeldBatch, int]:
+        """Wait for the next batch transaction to be held, then until Spark has recorded that
+        batch as done in its commit log: the overlapped commit's window (staged, handed to the
+        commit thread, not committed). Returns the held backend and the batch."""
+        held = self.wait_for_held_batch(timeout)
+        with self._observer.cursor() as cur:
+            cur.execute("SELECT last_batch_id FROM sink_progress WHERE sink_id = %s", (sink_id,))
+            (committed,) = cur.fetchone()
+        ahead = committed + 1
+        record = Path(checkpoint) / "readings" / "commits" / str(ahead)
+        wait_for(record.exists, timeout, f"Spark to record batch {ahead} as done", poll=0.02)
+        return held, ahead
 
     def still_open(self, held: HeldBatch) -> bool:
         """The held backend is still in the same transaction, still waiting on the lock."""
