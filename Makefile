@@ -32,7 +32,7 @@ status:  ## each component up or down, with its address
 logs:  ## where each component writes its log
 	@$(OPS) logs
 
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 test: install  ## the whole suite in TEST_WORKERS processes, each on a PostgreSQL and Kafka of its own (tests/support/world.py); then the live-stack check
 	@$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 	@$(VENV)/bin/pytest -p no:xdist --live-snapshot tests/test_live_stack_untouched.py
