@@ -18,7 +18,10 @@ from tests.support import kafka
 from tests.support.db import superuser_cursor, superuser_query
 from tests.support.known_mix import mixed_messages
 from tests.support.rollups import rollup_mismatches
-from tests.support.sink_activity import BatchHold, kill_inside_the_batch_transaction
+from tests.support.sink_activity import (
+    kill_inside_the_batch_transaction,
+    kill_while_spark_is_a_batch_ahead,
+)
 from tests.support.stream_job import StreamJob, wait_for
 
 pytestmark = pytest.mark.integration
@@ -90,18 +93,6 @@ def job_factory(stack, fresh_topic, tmp_path):
     yield make
     for job in jobs:
         job.stop()
-
-
-def kill_while_spark_is_a_batch_ahead(stack, job: StreamJob, checkpoint: Path, sink_id: str) -> int:
-    """SIGKILL the job while Spark is a batch ahead of PostgreSQL (BatchHold.
-    wait_until_spark_is_ahead), the held transaction still open; returns the batch."""
-    with BatchHold(stack) as hold:
-        held, ahead = hold.wait_until_spark_is_ahead(checkpoint, sink_id, 180)
-        job.kill()
-        assert hold.still_open(held), "the held batch transaction ended before the kill"
-        hold.release()
-        wait_for(lambda: hold.backend_gone(held.pid), 60, "the killed job's backend to end")
-    return ahead
 
 
 @pytest.mark.parametrize(

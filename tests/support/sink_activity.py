@@ -123,18 +123,34 @@ class BatchHold:
         self.close()
 
 
+def _kill_while_held(hold: BatchHold, held: HeldBatch, job) -> None:
+    """SIGKILL the job, assert its held transaction was still open at the kill, release; the
+    transaction never commits."""
+    job.kill()
+    # After the kill the backend cannot commit (its client is gone); it is still where the kill
+    # found it, in the same open transaction, until the lock is released.
+    assert hold.still_open(held), "the batch transaction ended before the kill"
+    hold.release()
+    wait_for(lambda: hold.backend_gone(held.pid), 60, "the killed job's backend to end")
+
+
 def kill_inside_the_batch_transaction(stack, job, timeout: float = 180.0) -> HeldBatch:
-    """Hold the next batch inside its transaction, assert it is there, SIGKILL the job, assert
-    the transaction was still open at the kill, release; the transaction never commits."""
+    """Hold the next batch inside its transaction, assert it is there, SIGKILL the job there."""
     with BatchHold(stack) as hold:
         held = hold.wait_for_held_batch(timeout)
         assert held.wrote, f"the held batch transaction has not written yet: {held}"
         assert any(t.startswith("heart_rate_readings") for t in held.writing), held
         assert hold.still_open(held)
-        job.kill()
-        # After the kill the backend cannot commit (its client is gone); it is still where the
-        # kill found it, in the same open transaction, until the lock is released.
-        assert hold.still_open(held), "the batch transaction ended before the kill"
-        hold.release()
-        wait_for(lambda: hold.backend_gone(held.pid), 60, "the killed job's backend to end")
+        _kill_while_held(hold, held, job)
     return held
+
+
+def kill_while_spark_is_a_batch_ahead(
+    stack, job, checkpoint: str | Path, sink_id: str, timeout: float = 180.0
+) -> int:
+    """SIGKILL the job while Spark is a batch ahead of PostgreSQL (wait_until_spark_is_ahead),
+    the held transaction still open; returns the batch."""
+    with BatchHold(stack) as hold:
+        held, ahead = hold.wait_until_spark_is_ahead(checkpoint, sink_id, timeout)
+        _kill_while_held(hold, held, job)
+    return ahead
