@@ -20,6 +20,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,70 @@ def run_import(
     )
 
 
+@dataclass(frozen=True)
+class DashboardVisit:
+    """One dashboard for browser/dashboard.mjs to open; `follow_customer_link` > 0 also clicks
+    the first link to the customer dashboard (the alerts table's) and expects that many charts
+    there, its screenshot `<screenshot>-linked.png`."""
+
+    screenshot: Path
+    slug: str = DASHBOARD_SLUG
+    expected_charts: int = 0
+    customer: str = ""
+    time_range: str = ""
+    revisit: bool = False
+    follow_customer_link: int = 0
+
+    def settings(self) -> dict[str, Any]:
+        """Its settings for dashboard.mjs; the screenshot's folder made, an old one removed."""
+        self.screenshot.parent.mkdir(parents=True, exist_ok=True)
+        self.screenshot.unlink(missing_ok=True)
+        return {
+            "slug": self.slug,
+            "expected_charts": self.expected_charts,
+            "screenshot": str(self.screenshot),
+            "customer": self.customer,
+            "time_range": self.time_range,
+            "revisit": self.revisit,
+            "follow_customer_link": self.follow_customer_link,
+            "follow_screenshot": str(
+                self.screenshot.with_name(self.screenshot.stem + "-linked.png")
+            ),
+        }
+
+
+def _run_dashboard_script(
+    base_url: str,
+    username: str,
+    password: str,
+    settings: dict[str, str],
+    *,
+    home: Path,
+    wait_seconds: float,
+    timeout: float,
+) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    """browser/dashboard.mjs with `settings` in its environment: its JSON report, the process."""
+    result = subprocess.run(
+        ["node", str(BROWSER_DIR / "dashboard.mjs")],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=BROWSER_DIR,
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "SUPERSET_URL": base_url,
+            "SUPERSET_ADMIN_USERNAME": username,
+            "SUPERSET_ADMIN_PASSWORD": password,
+            "TIMEOUT_MS": str(int(wait_seconds * 1000)),
+            **settings,
+        },
+    )
+    if not result.stdout.strip():
+        raise SupersetError(f"dashboard.mjs printed no report: {result.stderr[-2000:]}")
+    return json.loads(result.stdout), result
+
+
 def open_in_browser(
     base_url: str,
     username: str,
@@ -199,42 +264,48 @@ def open_in_browser(
     home: Path | None = None,
     timeout: float = 240,
 ) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
-    """Open a dashboard in headless Chromium (browser/dashboard.mjs): its JSON report and the
-    finished process. The browser tooling must be installed (browser/install.sh).
+    """Open one dashboard in headless Chromium (browser/dashboard.mjs), logged in as `username`:
+    its JSON report and the finished process. The browser tooling must be installed
+    (browser/install.sh). The options are DashboardVisit's."""
+    visit = DashboardVisit(
+        screenshot, slug, expected_charts, customer, time_range, revisit, follow_customer_link
+    ).settings()
+    settings = {
+        "DASHBOARD_SLUG": visit["slug"],
+        "EXPECTED_CHARTS": str(visit["expected_charts"]),
+        "SCREENSHOT": visit["screenshot"],
+        "CUSTOMER": visit["customer"],
+        "TIME_RANGE": visit["time_range"],
+        "REVISIT": "1" if revisit else "",
+        "FOLLOW_CUSTOMER_LINK": "1" if follow_customer_link else "",
+        "FOLLOW_EXPECTED_CHARTS": str(follow_customer_link),
+        "FOLLOW_SCREENSHOT": visit["follow_screenshot"],
+    }
+    return _run_dashboard_script(
+        base_url, username, password, settings,
+        home=home or screenshot.parent, wait_seconds=timeout - 60, timeout=timeout,
+    )  # fmt: skip
 
-    `follow_customer_link` > 0 also clicks the first link to the customer dashboard (the alerts
-    table's) and expects that many charts there; its screenshot is `<screenshot>-linked.png`.
-    """
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    screenshot.unlink(missing_ok=True)
-    result = subprocess.run(
-        ["node", str(BROWSER_DIR / "dashboard.mjs")],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=BROWSER_DIR,
-        env={
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(home or screenshot.parent),
-            "SUPERSET_URL": base_url,
-            "SUPERSET_ADMIN_USERNAME": username,
-            "SUPERSET_ADMIN_PASSWORD": password,
-            "DASHBOARD_SLUG": slug,
-            "EXPECTED_CHARTS": str(expected_charts),
-            "SCREENSHOT": str(screenshot),
-            "TIMEOUT_MS": str(int((timeout - 60) * 1000)),
-            "CUSTOMER": customer,
-            "TIME_RANGE": time_range,
-            "REVISIT": "1" if revisit else "",
-            # >0: click the first customer link, expect that many charts on the linked dashboard
-            "FOLLOW_CUSTOMER_LINK": "1" if follow_customer_link else "",
-            "FOLLOW_EXPECTED_CHARTS": str(follow_customer_link),
-            "FOLLOW_SCREENSHOT": str(screenshot.with_name(screenshot.stem + "-linked.png")),
-        },
-    )
-    if not result.stdout.strip():
-        raise SupersetError(f"dashboard.mjs printed no report: {result.stderr[-2000:]}")
-    return json.loads(result.stdout), result
+
+def open_dashboards(
+    base_url: str,
+    username: str,
+    password: str,
+    visits: list[DashboardVisit],
+    *,
+    home: Path,
+    timeout: float = 240,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Open `visits` one after another in one headless Chromium after one login (a Chromium
+    start and a login cost about as much CPU as a dashboard): each visit's report, as
+    open_in_browser gives it, and the session's (`ok`, `login_retried`, `problems`). A visit
+    that fails is reported and the next one still runs; `timeout` is per visit."""
+    settings = {"VISITS": json.dumps([visit.settings() for visit in visits])}
+    session, _ = _run_dashboard_script(
+        base_url, username, password, settings,
+        home=home, wait_seconds=timeout - 60, timeout=60 + timeout * len(visits),
+    )  # fmt: skip
+    return session["visits"], session
 
 
 # --- chart queries -------------------------------------------------------------------------

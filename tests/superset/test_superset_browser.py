@@ -1,7 +1,8 @@
 """A person's view: log in as a viewer (the least privileged account that must see every
 dashboard), open each dashboard in headless Chromium, every chart renders and gets its data,
 none shows an error; the alerts table's customer link opens that customer's dashboard.
-Screenshots are kept in var/screenshots/."""
+All the visits share one Chromium and one login (the `visits` fixture). Screenshots are kept in
+var/screenshots/."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.superset.catalogue import (
     OPERATIONS_CHARTS,
     OPERATIONS_DASHBOARD_SLUG,
 )
-from tests.superset.superset_api import DASHBOARD_SLUG, open_in_browser
+from tests.superset.superset_api import DashboardVisit, open_dashboards
 
 pytestmark = [
     pytest.mark.integration,
@@ -28,23 +29,56 @@ pytestmark = [
 ]
 
 
-def _open_dashboard(
-    superset, viewer, screenshot: Path, charts: dict, *, slug: str = DASHBOARD_SLUG, **options
-) -> dict:
+@pytest.fixture(scope="module")
+def visits(superset, viewer, sample_data) -> dict[str, dict]:
+    """Every dashboard visit of this file in one Chromium after one login as the viewer (a
+    Chromium start and a login each cost about what a dashboard does): name -> its report."""
+    shots = var_dir() / "screenshots"
+    planned = {
+        "dashboard": DashboardVisit(shots / "dashboard.png", expected_charts=len(EXPECTED_CHARTS)),
+        "operations": DashboardVisit(
+            shots / "operations.png", OPERATIONS_DASHBOARD_SLUG, len(OPERATIONS_CHARTS)
+        ),
+        # the dashboard opened with the Customer filter set, then the alerts table's link to
+        # that customer followed
+        "for a customer": DashboardVisit(
+            shots / "dashboard-customer.png",
+            expected_charts=len(EXPECTED_CHARTS),
+            customer=sample_data.customers[0],
+            follow_customer_link=len(CUSTOMER_CHARTS),
+        ),
+        # opened with a customer (as the alerts table's link does), over the default range and
+        # one long enough for hours
+        "customer": DashboardVisit(
+            shots / "customer-dashboard.png",
+            CUSTOMER_DASHBOARD_SLUG,
+            len(CUSTOMER_CHARTS),
+            customer=sample_data.customers[1],
+        ),
+        "customer, last week": DashboardVisit(
+            shots / "customer-week.png",
+            CUSTOMER_DASHBOARD_SLUG,
+            len(CUSTOMER_CHARTS),
+            customer=sample_data.customers[1],
+            time_range="Last week",
+        ),
+        # opened without a customer: the required filter picks one by itself
+        "customer picked": DashboardVisit(
+            shots / "customer-default.png", CUSTOMER_DASHBOARD_SLUG, len(CUSTOMER_CHARTS)
+        ),
+    }
     name, password = viewer
-    report, result = open_in_browser(
-        superset.url,
-        name,
-        password,
-        screenshot,
-        slug=slug,
-        expected_charts=len(charts),
-        home=var_dir(),
-        **options,
+    reports, session = open_dashboards(
+        superset.url, name, password, list(planned.values()), home=var_dir()
     )
+    assert not session["problems"], json.dumps(session["problems"], indent=2)
+    return dict(zip(planned, reports, strict=True))
+
+
+def _rendered(report: dict, charts: dict) -> dict:
+    """The visit's report, checked: every chart of `charts` drawn with its data, no error."""
     print(json.dumps({"timings_ms": report["timings_ms"], "page_errors": report["page_errors"]}))
     assert report["ok"], json.dumps(report["problems"], indent=2)
-    assert result.returncode == 0
 
     assert {chart["name"] for chart in report["charts"]} == set(charts)
     assert all(chart["rendered"] and not chart["error"] for chart in report["charts"])
@@ -55,7 +89,7 @@ def _open_dashboard(
     assert {chart["id"] for chart in report["charts"]} <= asked
     assert len(report["chart_data_responses"]) >= len(charts)
     assert all(r["status"] == 200 and not r.get("errors") for r in report["chart_data_responses"])
-    assert screenshot.stat().st_size > 10_000
+    assert Path(report["screenshot"]).stat().st_size > 10_000
     return report
 
 
@@ -70,39 +104,20 @@ def _customers_asked(report: dict, requests: list[dict]) -> dict[str, set[str]]:
     return asked
 
 
-def test_dashboard_renders_without_errors(superset, viewer):
-    _open_dashboard(superset, viewer, var_dir() / "screenshots" / "dashboard.png", EXPECTED_CHARTS)
+def test_dashboard_renders_without_errors(visits):
+    _rendered(visits["dashboard"], EXPECTED_CHARTS)
 
 
-def test_operations_dashboard_renders_without_errors(superset, viewer):
+def test_operations_dashboard_renders_without_errors(visits):
     """Alert delivery, quarantine and pipeline health, on their own dashboard."""
-    _open_dashboard(
-        superset,
-        viewer,
-        var_dir() / "screenshots" / "operations.png",
-        OPERATIONS_CHARTS,
-        slug=OPERATIONS_DASHBOARD_SLUG,
-    )
+    _rendered(visits["operations"], OPERATIONS_CHARTS)
 
 
-@pytest.fixture(scope="module")
-def visit_for_a_customer(superset, viewer, sample_data) -> dict:
-    """One visit serves two tests: the dashboard opened with the Customer filter set, then the
-    alerts table's link to that customer followed (a Chromium start and a login each saved)."""
-    return _open_dashboard(
-        superset,
-        viewer,
-        var_dir() / "screenshots" / "dashboard-customer.png",
-        EXPECTED_CHARTS,
-        customer=sample_data.customers[0],
-        follow_customer_link=len(CUSTOMER_CHARTS),
-    )
-
-
-def test_customer_filter_reaches_only_per_customer_charts(sample_data, visit_for_a_customer):
+def test_customer_filter_reaches_only_per_customer_charts(sample_data, visits):
     """With the Customer filter set, every chart of the main dashboard (all per customer) queries
     that one customer."""
-    report, customer = visit_for_a_customer, sample_data.customers[0]
+    customer = sample_data.customers[0]
+    report = _rendered(visits["for a customer"], EXPECTED_CHARTS)
     requests = report["chart_data_requests"]
     on_the_dashboard = requests[: len(requests) - len(report["followed"]["requests"])]
     asked = _customers_asked(report, on_the_dashboard)
@@ -110,25 +125,17 @@ def test_customer_filter_reaches_only_per_customer_charts(sample_data, visit_for
     assert asked == {name: {customer} for name in EXPECTED_CHARTS}
 
 
-def test_customer_dashboard_renders_for_one_customer(superset, viewer, sample_data):
+@pytest.mark.parametrize("visit", ["customer", "customer, last week"])
+def test_customer_dashboard_renders_for_one_customer(sample_data, visits, visit):
     """Opened with a customer (as the alerts table's link does), every chart of the customer
     dashboard renders and asks for that customer only, over a range long enough for hours."""
     customer = sample_data.customers[1]
-    for time_range, name in (("", "customer-dashboard.png"), ("Last week", "customer-week.png")):
-        report = _open_dashboard(
-            superset,
-            viewer,
-            var_dir() / "screenshots" / name,
-            CUSTOMER_CHARTS,
-            slug=CUSTOMER_DASHBOARD_SLUG,
-            customer=customer,
-            time_range=time_range,
-        )
-        asked = _customers_asked(report, report["chart_data_requests"])
-        assert asked == {name: {customer} for name in CUSTOMER_CHARTS}
+    report = _rendered(visits[visit], CUSTOMER_CHARTS)
+    asked = _customers_asked(report, report["chart_data_requests"])
+    assert asked == {name: {customer} for name in CUSTOMER_CHARTS}
 
 
-def test_customer_dashboard_picks_a_customer_by_itself(superset, viewer, superuser_dsn):
+def test_customer_dashboard_picks_a_customer_by_itself(visits, superuser_dsn):
     """Opened without one, the required Customer filter picks the customer worth looking at (the
     sample's open critical episode is the newest): every chart still renders, all for it."""
     with psycopg2.connect(superuser_dsn) as conn, conn.cursor() as cur:
@@ -137,13 +144,7 @@ def test_customer_dashboard_picks_a_customer_by_itself(superset, viewer, superus
         )
         ((worth_looking_at, reason),) = cur.fetchall()
     assert reason == "open critical episode"
-    report = _open_dashboard(
-        superset,
-        viewer,
-        var_dir() / "screenshots" / "customer-default.png",
-        CUSTOMER_CHARTS,
-        slug=CUSTOMER_DASHBOARD_SLUG,
-    )
+    report = _rendered(visits["customer picked"], CUSTOMER_CHARTS)
     asked = _customers_asked(report, report["chart_data_requests"])
     assert set(asked) == set(CUSTOMER_CHARTS)
     picked = set().union(*asked.values())
@@ -151,10 +152,9 @@ def test_customer_dashboard_picks_a_customer_by_itself(superset, viewer, superus
     assert all(customers == picked for customers in asked.values())
 
 
-def test_alerts_table_links_to_the_customer_dashboard(sample_data, visit_for_a_customer):
+def test_alerts_table_links_to_the_customer_dashboard(sample_data, visits):
     """Clicking a customer in the alerts table opens the customer dashboard for that customer."""
-    report = visit_for_a_customer
-    followed = report["followed"]
+    followed = _rendered(visits["for a customer"], EXPECTED_CHARTS)["followed"]
     assert followed["customer"] == sample_data.customers[0]
     assert f"/superset/dashboard/{CUSTOMER_DASHBOARD_SLUG}/" in followed["url"]
     assert {chart["name"] for chart in followed["charts"]} == set(CUSTOMER_CHARTS)

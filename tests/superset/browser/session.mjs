@@ -20,8 +20,13 @@ export const launchChromium = () =>
     ],
   });
 
+// The form sends the browser on to `next`: Superset's own answer to "who am I" rather than its
+// welcome page, whose lists and charts no check looks at and which cost each login about 1.7
+// CPU-s of Chromium's and 0.4 of Superset's (measured against the live stack's Superset).
+const AFTER_LOGIN = "/api/v1/me/";
+
 const logInOnce = async (page, url, username, password, timeoutMs) => {
-  await page.goto(`${url}/login/`, { waitUntil: "domcontentloaded" });
+  await page.goto(`${url}/login/?next=${encodeURIComponent(AFTER_LOGIN)}`, { waitUntil: "domcontentloaded" });
   await page.locator('input[name="username"], #username').first().fill(username);
   await page.locator('input[type="password"]').first().fill(password);
   await Promise.all([
@@ -30,7 +35,7 @@ const logInOnce = async (page, url, username, password, timeoutMs) => {
   ]);
   // The login page's event-log beacon, sent as the form leaves with the anonymous cookie, can
   // be answered after the login with an anonymous session cookie that replaces the new one:
-  // then the welcome page, or every API call after it, bounces back to /login (seen in CI and
+  // then the page after it, or every API call after it, bounces back to /login (seen in CI and
   // in compose-test). Let the page settle, then ask Superset who we are.
   await page.waitForLoadState("networkidle", { timeout: 15000 }).catch(() => {});
   return (await page.request.get(`${url}/api/v1/me/`)).status() === 200;
