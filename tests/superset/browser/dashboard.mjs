@@ -16,8 +16,10 @@
 // Several dashboards: VISITS, a JSON list of {slug, expected_charts, screenshot, customer,
 // time_range, revisit, follow_customer_link (charts expected there; 0: no link followed),
 // follow_screenshot}, opened one after another in one browser after one login (a Chromium start
-// and a login are half a visit's CPU). Prints {ok, login_retried, visits: [one report each]};
-// a visit that fails is reported and the next one still runs.
+// and a login are half a visit's CPU), each in a tab of its own: Superset keeps a dashboard's
+// last filters per browser tab, so a dashboard opened again in the same tab first asks for the
+// customer it showed before. Prints {ok, login_retried, visits: [one report each]}; a visit that
+// fails is reported and the next one still runs.
 import { descendantsCpuSeconds } from "./cpu.mjs";
 import { env, launchChromium, logIn } from "./session.mjs";
 
@@ -67,7 +69,7 @@ const newReport = () => ({
 });
 
 const t0 = Date.now();
-// The report the page's events are recorded into: the visit under way.
+// The visit under way: its marks, CPU figures and verdict go into its report.
 let current = newReport();
 const bodyReads = [];
 const mark = (name) => (current.timings_ms[name] = Date.now() - t0);
@@ -117,22 +119,23 @@ const waitForCharts = async (page, count, screenshot) => {
   return charts;
 };
 
-const watch = (page) => {
+// The page's events, recorded into its visit's report (each visit has a page of its own).
+const watch = (page, report) => {
   // Uncaught exceptions of the page are reported, not failed on: the verdict is the charts'.
-  page.on("pageerror", (error) => current.page_errors.push(error.message));
+  page.on("pageerror", (error) => report.page_errors.push(error.message));
   page.on("request", (request) => {
     if (!request.url().includes("/api/v1/chart/data") || request.method() !== "POST") return;
     try {
       const body = JSON.parse(request.postData() || "{}");
       const filters = (body.queries || []).flatMap((q) => q.filters || []);
       const customers = filters.filter((f) => f.col === "customer_id").flatMap((f) => f.val);
-      current.chart_data_requests.push({
+      report.chart_data_requests.push({
         slice_id: body.form_data?.slice_id ?? null,
         customer_filter: customers.length > 0,
         customers,
       });
     } catch {
-      current.chart_data_requests.push({ slice_id: null, customer_filter: null });
+      report.chart_data_requests.push({ slice_id: null, customer_filter: null });
     }
   });
   // A response's body is read after it arrives: keep each read, and wait for all of them before
@@ -140,7 +143,7 @@ const watch = (page) => {
   page.on("response", (response) => {
     if (!response.url().includes("/api/v1/chart/data")) return;
     const entry = { status: response.status() };
-    current.chart_data_responses.push(entry);
+    report.chart_data_responses.push(entry);
     bodyReads.push(
       response.json().then(
         (body) => {
@@ -155,7 +158,15 @@ const watch = (page) => {
   });
 };
 
-// One dashboard, on the logged-in page: its charts, the revisit and the followed link if asked.
+const newPage = async (context, report) => {
+  const page = await context.newPage();
+  page.setDefaultTimeout(timeoutMs);
+  watch(page, report);
+  return page;
+};
+
+// One dashboard, in a new tab of the logged-in browser: its charts, the revisit and the followed
+// link if asked.
 const openDashboard = async (page, visit) => {
   const address = dashboardUrl(visit);
   cpuStart();
@@ -235,9 +246,8 @@ const session = { ok: false, login_retried: null, problems: [], visits: [] };
 const browser = await launchChromium();
 mark("browser_started");
 try {
-  const page = await browser.newPage({ viewport: { width: 1600, height: 1700 } });
-  page.setDefaultTimeout(timeoutMs);
-  watch(page);
+  const context = await browser.newContext({ viewport: { width: 1600, height: 1700 } });
+  let page = await newPage(context, current);
   // Log in through the form, as a person would.
   session.login_retried = await logIn(page, {
     url,
@@ -247,7 +257,11 @@ try {
   });
   mark("logged_in");
   for (const [index, visit] of visits.entries()) {
-    if (index > 0) current = newReport();
+    if (index > 0) {
+      await page.close(); // its requests and events end with it
+      current = newReport();
+      page = await newPage(context, current);
+    }
     try {
       await openDashboard(page, visit);
     } catch (error) {
