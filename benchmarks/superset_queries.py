@@ -280,7 +280,7 @@ def _renders(
             for label, customer in variants:
                 seconds, revisits, cpu = [], [], []
                 for _ in range(RENDERS):
-                    report, _ = open_in_browser(
+                    report = open_in_browser(
                         url,
                         username,
                         password,
@@ -444,7 +444,7 @@ def _cold_start(url: str, username: str, password: str) -> None:
     supervisor.ctl("start", "superset")
     wait_healthy(url, timeout=300)
     healthy = time.monotonic() - started
-    report, _ = open_in_browser(
+    report = open_in_browser(
         url, username, password, var_dir() / "screenshots" / "dashboard-bench.png", home=var_dir()
     )
     _say(

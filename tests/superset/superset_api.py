@@ -217,76 +217,6 @@ class DashboardVisit:
         }
 
 
-def _run_dashboard_script(
-    base_url: str,
-    username: str,
-    password: str,
-    settings: dict[str, str],
-    *,
-    home: Path,
-    wait_seconds: float,
-    timeout: float,
-) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
-    """browser/dashboard.mjs with `settings` in its environment: its JSON report, the process."""
-    result = subprocess.run(
-        ["node", str(BROWSER_DIR / "dashboard.mjs")],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=BROWSER_DIR,
-        env={
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(home),
-            "SUPERSET_URL": base_url,
-            "SUPERSET_ADMIN_USERNAME": username,
-            "SUPERSET_ADMIN_PASSWORD": password,
-            "TIMEOUT_MS": str(int(wait_seconds * 1000)),
-            **settings,
-        },
-    )
-    if not result.stdout.strip():
-        raise SupersetError(f"dashboard.mjs printed no report: {result.stderr[-2000:]}")
-    return json.loads(result.stdout), result
-
-
-def open_in_browser(
-    base_url: str,
-    username: str,
-    password: str,
-    screenshot: Path,
-    *,
-    slug: str = DASHBOARD_SLUG,
-    expected_charts: int = 0,
-    customer: str = "",
-    time_range: str = "",
-    revisit: bool = False,
-    follow_customer_link: int = 0,
-    home: Path | None = None,
-    timeout: float = 240,
-) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
-    """Open one dashboard in headless Chromium (browser/dashboard.mjs), logged in as `username`:
-    its JSON report and the finished process. The browser tooling must be installed
-    (browser/install.sh). The options are DashboardVisit's."""
-    visit = DashboardVisit(
-        screenshot, slug, expected_charts, customer, time_range, revisit, follow_customer_link
-    ).settings()
-    settings = {
-        "DASHBOARD_SLUG": visit["slug"],
-        "EXPECTED_CHARTS": str(visit["expected_charts"]),
-        "SCREENSHOT": visit["screenshot"],
-        "CUSTOMER": visit["customer"],
-        "TIME_RANGE": visit["time_range"],
-        "REVISIT": "1" if revisit else "",
-        "FOLLOW_CUSTOMER_LINK": "1" if follow_customer_link else "",
-        "FOLLOW_EXPECTED_CHARTS": str(follow_customer_link),
-        "FOLLOW_SCREENSHOT": visit["follow_screenshot"],
-    }
-    return _run_dashboard_script(
-        base_url, username, password, settings,
-        home=home or screenshot.parent, wait_seconds=timeout - 60, timeout=timeout,
-    )  # fmt: skip
-
-
 def open_dashboards(
     base_url: str,
     username: str,
@@ -296,16 +226,50 @@ def open_dashboards(
     home: Path,
     timeout: float = 240,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Open `visits` one after another in one headless Chromium after one login (a Chromium
-    start and a login cost about as much CPU as a dashboard): each visit's report, as
-    open_in_browser gives it, and the session's (`ok`, `login_retried`, `problems`). A visit
-    that fails is reported and the next one still runs; `timeout` is per visit."""
-    settings = {"VISITS": json.dumps([visit.settings() for visit in visits])}
-    session, _ = _run_dashboard_script(
-        base_url, username, password, settings,
-        home=home, wait_seconds=timeout - 60, timeout=60 + timeout * len(visits),
-    )  # fmt: skip
+    """Open `visits` one after another in one headless Chromium after one login
+    (browser/dashboard.mjs; a Chromium start and a login cost about as much CPU as a dashboard):
+    each visit's report, and the session's (`ok`, `login_retried`, `problems`). A visit that
+    fails is reported and the next one still runs; `timeout` is per visit, a chart wait at most
+    a minute less. The browser tooling must be installed (browser/install.sh)."""
+    result = subprocess.run(
+        ["node", str(BROWSER_DIR / "dashboard.mjs")],
+        capture_output=True,
+        text=True,
+        timeout=timeout * len(visits),
+        cwd=BROWSER_DIR,
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "SUPERSET_URL": base_url,
+            "SUPERSET_ADMIN_USERNAME": username,
+            "SUPERSET_ADMIN_PASSWORD": password,
+            "TIMEOUT_MS": str(int((timeout - 60) * 1000)),
+            "VISITS": json.dumps([visit.settings() for visit in visits]),
+        },
+    )
+    if not result.stdout.strip():
+        raise SupersetError(f"dashboard.mjs printed no report: {result.stderr[-2000:]}")
+    session = json.loads(result.stdout)
     return session["visits"], session
+
+
+def open_in_browser(
+    base_url: str,
+    username: str,
+    password: str,
+    screenshot: Path,
+    *,
+    home: Path | None = None,
+    timeout: float = 240,
+    **options: Any,
+) -> dict[str, Any]:
+    """Open one dashboard, logged in as `username` (`options` are DashboardVisit's): its report,
+    with the session's `login_retried`."""
+    (report,), session = open_dashboards(
+        base_url, username, password, [DashboardVisit(screenshot, **options)],
+        home=home or screenshot.parent, timeout=timeout,
+    )  # fmt: skip
+    return {**report, "login_retried": session["login_retried"]}
 
 
 # --- chart queries -------------------------------------------------------------------------

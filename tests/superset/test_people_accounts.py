@@ -162,7 +162,7 @@ def test_a_person_who_used_their_account_can_be_removed(superset, superset_env):
         stdin="used-by-a-person-1\n",
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
-    report, _ = open_in_browser(
+    report = open_in_browser(
         superset.url, name, "used-by-a-person-1", var_dir() / "screenshots" / "used.png",
         home=var_dir(),
     )  # fmt: skip

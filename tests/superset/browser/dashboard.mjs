@@ -69,17 +69,17 @@ const newReport = () => ({
 });
 
 const t0 = Date.now();
-// The visit under way: its marks, CPU figures and verdict go into its report.
-let current = newReport();
+// The chart-data bodies still being read (judge waits for them): one visit runs at a time.
 const bodyReads = [];
-const mark = (name) => (current.timings_ms[name] = Date.now() - t0);
+const mark = (report, name) => (report.timings_ms[name] = Date.now() - t0);
 // Chromium's CPU seconds (all its processes) between two marks: what a visit costs the cores.
 let cpuFrom = null;
 const cpuStart = () => (cpuFrom = descendantsCpuSeconds());
-const cpuEnd = (name) => {
+const cpuEnd = (report, name) => {
   const now = descendantsCpuSeconds();
-  current.browser_cpu_s[name] = cpuFrom === null || now === null ? null : +(now - cpuFrom).toFixed(2);
+  report.browser_cpu_s[name] = cpuFrom === null || now === null ? null : +(now - cpuFrom).toFixed(2);
 };
+const describe = (error) => String(error && error.stack ? error.stack : error);
 
 // Poll the DOM: every chart holder is present, no spinner is left, and each holder either
 // rendered something (canvas, svg, table, big number) or shows an error.
@@ -101,12 +101,12 @@ const inspect = () => {
 };
 const settled = (charts, count) =>
   charts.length > 0 && charts.length >= count && charts.every((c) => c.error || (!c.loading && c.rendered));
-const waitForCharts = async (page, count, screenshot) => {
+const waitForCharts = async (page, report, count, screenshot) => {
   const deadline = Date.now() + timeoutMs;
   let charts = await page.evaluate(inspect);
   while (!settled(charts, count)) {
     if (Date.now() > deadline) {
-      current.charts = charts;
+      report.charts = charts;
       await page.screenshot({ path: screenshot, fullPage: true }).catch(() => {});
       const pending = charts.filter((c) => !(c.error || (!c.loading && c.rendered)));
       throw new Error(
@@ -167,31 +167,31 @@ const newPage = async (context, report) => {
 
 // One dashboard, in a new tab of the logged-in browser: its charts, the revisit and the followed
 // link if asked.
-const openDashboard = async (page, visit) => {
+const openDashboard = async (page, visit, report) => {
   const address = dashboardUrl(visit);
   cpuStart();
   await page.goto(address, { waitUntil: "domcontentloaded" });
-  mark("dashboard_requested");
-  current.charts = await waitForCharts(page, visit.expected_charts, visit.screenshot);
-  mark("charts_rendered");
-  cpuEnd("first_visit");
+  mark(report, "dashboard_requested");
+  report.charts = await waitForCharts(page, report, visit.expected_charts, visit.screenshot);
+  mark(report, "charts_rendered");
+  cpuEnd(report, "first_visit");
 
   // ECharts draws lines and bars with a ~1 s entry animation after the canvas exists: let it
   // finish, or the screenshot shows half-drawn series.
   await page.waitForTimeout(settleMs);
   await page.screenshot({ path: visit.screenshot, fullPage: true });
-  mark("screenshot_saved");
-  current.screenshot = visit.screenshot;
+  mark(report, "screenshot_saved");
+  report.screenshot = visit.screenshot;
 
   // Open the dashboard again in the same browser, its static files now cached, as an analyst's
   // second visit (or a reload) is.
   if (visit.revisit) {
-    mark("revisit_requested");
+    mark(report, "revisit_requested");
     cpuStart();
     await page.goto(address, { waitUntil: "domcontentloaded" });
-    await waitForCharts(page, visit.expected_charts, visit.screenshot);
-    mark("revisit_rendered");
-    cpuEnd("revisit");
+    await waitForCharts(page, report, visit.expected_charts, visit.screenshot);
+    mark(report, "revisit_rendered");
+    cpuEnd(report, "revisit");
   }
 
   // Click the first link to the customer dashboard (the alerts table's customer column) and
@@ -199,55 +199,57 @@ const openDashboard = async (page, visit) => {
   if (visit.follow_customer_link) {
     const link = page.locator('a[href*="/superset/dashboard/customer-detail/"]').first();
     const customerText = ((await link.textContent()) || "").trim();
-    const before = current.chart_data_requests.length;
+    const before = report.chart_data_requests.length;
     await Promise.all([
       page.waitForURL((u) => u.pathname.includes("/superset/dashboard/customer-detail/")),
       link.click(),
     ]);
-    mark("link_followed");
-    const followed = await waitForCharts(page, visit.follow_customer_link, visit.screenshot);
-    mark("linked_dashboard_rendered");
+    mark(report, "link_followed");
+    const followed = await waitForCharts(page, report, visit.follow_customer_link, visit.screenshot);
+    mark(report, "linked_dashboard_rendered");
     await page.waitForTimeout(settleMs);
     if (visit.follow_screenshot) await page.screenshot({ path: visit.follow_screenshot, fullPage: true });
-    current.followed = {
+    report.followed = {
       customer: customerText,
       url: page.url(),
       charts: followed,
-      requests: current.chart_data_requests.slice(before),
+      requests: report.chart_data_requests.slice(before),
     };
     for (const chart of followed) {
-      if (chart.error) current.problems.push(`linked chart ${chart.name} shows an error: ${chart.error}`);
+      if (chart.error) report.problems.push(`linked chart ${chart.name} shows an error: ${chart.error}`);
     }
   }
 };
 
 // Every body read, then the verdict on what the visit recorded.
-const judge = async (visit) => {
+const judge = async (visit, report) => {
   await Promise.allSettled(bodyReads.splice(0));
-  mark("responses_read");
-  for (const chart of current.charts) {
-    if (chart.error) current.problems.push(`chart ${chart.name} shows an error: ${chart.error}`);
+  mark(report, "responses_read");
+  for (const chart of report.charts) {
+    if (chart.error) report.problems.push(`chart ${chart.name} shows an error: ${chart.error}`);
   }
-  for (const response of current.chart_data_responses) {
+  for (const response of report.chart_data_responses) {
     if (response.status !== 200 || (response.errors || []).length) {
-      current.problems.push(`chart data answered ${response.status}: ${JSON.stringify(response.errors)}`);
+      report.problems.push(`chart data answered ${response.status}: ${JSON.stringify(response.errors)}`);
     }
   }
-  if (visit.expected_charts && current.charts.length !== visit.expected_charts) {
-    current.problems.push(`expected ${visit.expected_charts} charts, found ${current.charts.length}`);
+  if (visit.expected_charts && report.charts.length !== visit.expected_charts) {
+    report.problems.push(`expected ${visit.expected_charts} charts, found ${report.charts.length}`);
   }
-  current.ok = current.problems.length === 0;
+  report.ok = report.problems.length === 0;
 };
 
 const many = process.env.VISITS !== undefined;
 const visits = many ? JSON.parse(process.env.VISITS) : [visitFromEnvironment()];
 const session = { ok: false, login_retried: null, problems: [], visits: [] };
 
+// The first visit's report also times the browser's start and the login; the last, the close.
+let report = newReport();
 const browser = await launchChromium();
-mark("browser_started");
+mark(report, "browser_started");
 try {
   const context = await browser.newContext({ viewport: { width: 1600, height: 1700 } });
-  let page = await newPage(context, current);
+  let page = await newPage(context, report);
   // Log in through the form, as a person would.
   session.login_retried = await logIn(page, {
     url,
@@ -255,32 +257,31 @@ try {
     password: env("SUPERSET_ADMIN_PASSWORD", ""),
     timeoutMs,
   });
-  mark("logged_in");
+  mark(report, "logged_in");
   for (const [index, visit] of visits.entries()) {
     if (index > 0) {
       await page.close(); // its requests and events end with it
-      current = newReport();
-      page = await newPage(context, current);
+      report = newReport();
+      page = await newPage(context, report);
     }
     try {
-      await openDashboard(page, visit);
+      await openDashboard(page, visit, report);
     } catch (error) {
-      current.problems.push(String(error && error.stack ? error.stack : error));
+      report.problems.push(describe(error));
     }
-    await judge(visit);
-    session.visits.push(current);
+    await judge(visit, report);
+    session.visits.push(report);
   }
 } catch (error) {
   // The browser or the login failed: no visit ran (or the one under way is reported as failed).
-  const problem = String(error && error.stack ? error.stack : error);
-  session.problems.push(problem);
-  current.problems.push(problem);
-  if (!session.visits.includes(current)) session.visits.push(current);
+  session.problems.push(describe(error));
+  report.problems.push(describe(error));
+  if (!session.visits.includes(report)) session.visits.push(report);
 } finally {
   await browser.close();
-  mark("done");
+  mark(report, "done");
 }
 session.ok = session.problems.length === 0 && session.visits.every((visit) => visit.ok);
-const report = many ? session : { ...session.visits[0], login_retried: session.login_retried };
-console.log(JSON.stringify(report, null, 2));
+const output = many ? session : { ...session.visits[0], login_retried: session.login_retried };
+console.log(JSON.stringify(output, null, 2));
 process.exit(session.ok ? 0 : 1);
