@@ -36,8 +36,10 @@ os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:TieredStopAtLevel=1")
 # product's.
 os.environ.setdefault("SPARK_DRIVER_HEAP_OPTS", "-XX:-AlwaysPreTouch -XX:+UseSerialGC")
 # The tests' jobs run at a CPU priority between the rest of the tests (0: their Superset, browser
-# and databases go first) and a live stack's job (SPARK_NICE's default, 10): `make test` right
-# after `make up` does not share the cores evenly with the demo's job, which catches up after.
+# and databases) and a live stack's job (SPARK_NICE's default, 10). Only where the kernel does not
+# group scheduling by session: with kernel.sched_autogroup_enabled=1 (as on this machine) each
+# job, in a session of its own, shares the cores evenly with the tests' session and the live stack's
+# whatever their nice (README, Tests).
 os.environ.setdefault("SPARK_NICE", "5")
 
 LIVE = pytest.StashKey[live_stack.Recorded | None]()
